@@ -1,0 +1,173 @@
+package config
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// normalize fills in every default and resolves what can be resolved, so the
+// canonical form depends only on meaning, not on how the file said it.
+// Loaders call it after building the model and before validation.
+func normalize(p *Pipeline) {
+	if p.Executor == "" {
+		p.Executor = DefaultExecutor
+	}
+	if p.ComponentRegistry == "" {
+		p.ComponentRegistry = DefaultComponentRegistry
+	}
+	for _, c := range p.Components {
+		normalizeComponent(p, c)
+	}
+	p.SortComponents()
+}
+
+func normalizeComponent(p *Pipeline, c *Component) {
+	if c.Executor == "" {
+		c.Executor = p.Executor
+	}
+	if c.Image == "" && len(c.Command) == 0 {
+		if name, version, ok := strings.Cut(c.Type, "@"); ok && name != "" && version != "" {
+			c.Image = p.ComponentRegistry + "/" + name + ":" + version
+		}
+	}
+	c.Inputs = sortedUnique(c.Inputs)
+	c.DependsOn = sortedUnique(c.DependsOn)
+	for i := range c.Ports {
+		if c.Ports[i].Protocol == "" {
+			c.Ports[i].Protocol = DefaultPortProtocol
+		}
+		c.Ports[i].Protocol = strings.ToLower(c.Ports[i].Protocol)
+		if c.Ports[i].HostPort != 0 && c.Ports[i].HostIP == "" {
+			c.Ports[i].HostIP = DefaultHostIP
+		}
+	}
+	if h := c.Health; h != nil {
+		if h.Interval == 0 {
+			h.Interval = DefaultHealthInterval
+		}
+		if h.Timeout == 0 {
+			h.Timeout = DefaultHealthTimeout
+		}
+		if h.FailureThreshold == 0 {
+			h.FailureThreshold = DefaultFailureThreshold
+		}
+		if h.SuccessThreshold == 0 {
+			h.SuccessThreshold = DefaultSuccessThreshold
+		}
+		if h.Type == HealthHTTP && h.Path == "" && h.URL == "" {
+			h.Path = "/health"
+		}
+	}
+	r := &c.Restart
+	if r.Policy == "" {
+		r.Policy = DefaultRestartPolicy
+	}
+	r.Policy = strings.ToLower(r.Policy)
+	switch r.Policy {
+	case "unless-stopped":
+		r.Policy = RestartAlways
+	case "no":
+		r.Policy = RestartNever
+	}
+	if !c.maxRetriesSet {
+		switch r.Policy {
+		case RestartOnFailure:
+			r.MaxRetries = DefaultOnFailureRetries
+		case RestartAlways:
+			r.MaxRetries = UnlimitedRetries
+		default:
+			r.MaxRetries = 0
+		}
+	}
+	if r.Policy == RestartNever {
+		r.MaxRetries = 0
+	}
+	if !c.backoffInitialSet && r.Backoff.Initial == 0 {
+		r.Backoff.Initial = DefaultBackoffInitial
+	}
+	if r.Backoff.Max == 0 {
+		r.Backoff.Max = DefaultBackoffMax
+	}
+	if r.Backoff.Multiplier == 0 {
+		r.Backoff.Multiplier = DefaultBackoffMultiplier
+	}
+	if c.StopTimeout == 0 {
+		c.StopTimeout = DefaultStopTimeout
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	for k, v := range c.Env {
+		v.Deferred = HasRefs(v.Value)
+		c.Env[k] = v
+	}
+	if len(c.Env) == 0 {
+		c.Env = nil
+	}
+	sort.Strings(c.Secrets)
+}
+
+func sortedUnique(in []string) []string {
+	if len(in) == 0 {
+		return nil
+	}
+	set := map[string]bool{}
+	for _, s := range in {
+		set[s] = true
+	}
+	return sortedKeys(set)
+}
+
+// ConfigEnvName is the environment variable a registry-style config key
+// becomes: start_ledger -> START_LEDGER.
+func ConfigEnvName(key string) string {
+	return strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(key))
+}
+
+// ConfigValueString renders a config value as an environment value: strings
+// as they are, numbers and booleans as written, lists and maps as JSON.
+func ConfigValueString(v any) (string, error) {
+	switch x := v.(type) {
+	case nil:
+		return "", nil
+	case string:
+		return x, nil
+	case bool:
+		return strconv.FormatBool(x), nil
+	case int:
+		return strconv.Itoa(x), nil
+	case int64:
+		return strconv.FormatInt(x, 10), nil
+	case uint64:
+		return strconv.FormatUint(x, 10), nil
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64), nil
+	default:
+		b, err := json.Marshal(x)
+		if err != nil {
+			return "", fmt.Errorf("config value: %w", err)
+		}
+		return string(b), nil
+	}
+}
+
+// MergeConfig adds registry-style config to the component's env: each key
+// upper-cased. An explicit env entry of the same name wins.
+func (c *Component) MergeConfig(cfg map[string]string) {
+	if len(cfg) == 0 {
+		return
+	}
+	if c.Env == nil {
+		c.Env = map[string]EnvValue{}
+	}
+	for k, v := range cfg {
+		name := ConfigEnvName(k)
+		if _, ok := c.Env[name]; ok {
+			continue
+		}
+		c.Env[name] = EnvValue{Value: v}
+	}
+}

@@ -1,0 +1,290 @@
+package config
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/flowctl/flowctl/internal/graph"
+)
+
+// Validate checks a normalised pipeline and reports every problem at once,
+// each at the position of the offending attribute and naming the component.
+func Validate(p *Pipeline) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	if p.Name == "" {
+		diags = append(diags, errorf(p.Ranges["name"], "Missing pipeline name", "a pipeline needs a name"))
+	} else if !validName(p.Name) {
+		diags = append(diags, errorf(p.Ranges["name"], "Invalid pipeline name", "%q: use letters, digits, '-' and '_', starting with a letter or digit", p.Name))
+	}
+	if !slices.Contains(Executors, p.Executor) {
+		diags = append(diags, errorf(p.Ranges["executor"], "Unknown executor", "pipeline %s: executor %q is not one of %s", p.Name, p.Executor, strings.Join(Executors, ", ")))
+	}
+
+	byID := map[string]*Component{}
+	byAddr := map[string]*Component{}
+	for _, c := range p.Components {
+		if prev, dup := byID[c.ID]; dup {
+			diags = append(diags, errorf(c.Range("id"), "Duplicate component id",
+				"%s: id %q is already used by %s at %s; ids must be unique across sources, processors and sinks",
+				c.Address(), c.ID, prev.Address(), shortRange(prev.Range("id"))))
+			continue
+		}
+		byID[c.ID] = c
+		byAddr[c.Address()] = c
+	}
+	for _, c := range p.Components {
+		diags = append(diags, validateComponent(p, c, byAddr)...)
+	}
+	diags = append(diags, validateHostPorts(p)...)
+
+	// Cycles only among edges that resolve; unknown targets were reported above.
+	var addrs []string
+	for a := range byAddr {
+		addrs = append(addrs, a)
+	}
+	g := graph.New(addrs, func(a string) []string { return byAddr[a].Upstreams() })
+	if cyc := g.Cycle(); cyc != nil {
+		c := byAddr[cyc[0]]
+		diags = append(diags, compErr(c, cycleAttr(c, cyc[len(cyc)-2]), "Dependency cycle",
+			"the pipeline's components form a cycle: %s", strings.Join(cyc, " -> ")))
+	}
+	return diags
+}
+
+// cycleAttr names the attribute of c through which it depends on up.
+func cycleAttr(c *Component, up string) string {
+	if slices.Contains(c.Inputs, up) {
+		return "inputs"
+	}
+	if slices.Contains(c.DependsOn, up) {
+		return "depends_on"
+	}
+	return "env"
+}
+
+func validateComponent(p *Pipeline, c *Component, byAddr map[string]*Component) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	add := func(attr, summary, format string, args ...any) {
+		diags = append(diags, compErr(c, attr, summary, format, args...))
+	}
+	if !validName(c.ID) {
+		add("id", "Invalid component id", "id %q: use letters, digits, '-' and '_', starting with a letter or digit", c.ID)
+	}
+	if !slices.Contains(Executors, c.Executor) {
+		add("executor", "Unknown executor", "executor %q is not one of %s", c.Executor, strings.Join(Executors, ", "))
+	}
+	switch {
+	case c.Image == "" && len(c.Command) == 0:
+		add("id", "Nothing to run", "set image (a container image) or command (a program to run)")
+	case c.Image != "" && len(c.Command) > 0 && !strings.Contains(c.Type, "@"):
+		// A registry type resolves to an image; an explicit command then wins.
+		add("command", "Both image and command", "set image or command, not both; use args to pass arguments to an image's entrypoint")
+	case c.Executor == "process" && len(c.Command) == 0:
+		add("image", "Image on the process executor", "the process executor runs a command, and this component names only an image; set executor = \"docker\" (or \"nomad\") or give a command")
+	}
+	switch c.Kind {
+	case KindSource:
+		if len(c.Inputs) > 0 {
+			add("inputs", "Source with inputs", "a source produces events and takes no inputs; make it a processor, or use depends_on for ordering")
+		}
+	default:
+		if len(c.Inputs) == 0 {
+			add("inputs", "Missing inputs", "a %s needs at least one input", c.Kind)
+		}
+	}
+	for _, in := range c.Inputs {
+		diags = append(diags, checkTarget(c, byAddr, in, attrIndex("inputs", in, c), "input")...)
+	}
+	for _, d := range c.DependsOn {
+		diags = append(diags, checkTarget(c, byAddr, d, attrIndex("depends_on", d, c), "depends_on target")...)
+	}
+	for _, name := range sortedKeys(c.Env) {
+		v := c.Env[name]
+		if name == "" || strings.ContainsAny(name, "=\x00") {
+			add("env."+name, "Invalid environment variable name", "%q cannot be an environment variable name", name)
+		}
+		for _, r := range FindRefs(v.Value) {
+			t, ok := byAddr[r.Addr]
+			switch {
+			case !ok:
+				add("env."+name, "Reference to unknown component", "env %s references %s, which is not a component of this pipeline", name, r)
+			case t == c:
+				add("env."+name, "Self-reference", "env %s references the component's own %s", name, r.Attr)
+			}
+		}
+	}
+	r := c.Restart
+	switch r.Policy {
+	case RestartNever, RestartOnFailure, RestartAlways:
+	default:
+		add("restart.policy", "Invalid restart policy", "restart policy %q is not one of never, on-failure, always (unless-stopped means always)", r.Policy)
+	}
+	if r.MaxRetries < UnlimitedRetries {
+		add("restart.max_retries", "Invalid max_retries", "max_retries %d: use a count, or -1 for no limit", r.MaxRetries)
+	}
+	if r.Backoff.Initial < 0 {
+		add("restart.backoff.initial", "Invalid duration", "backoff initial %s is negative", r.Backoff.Initial)
+	}
+	if r.Backoff.Max < r.Backoff.Initial {
+		add("restart.backoff.max", "Invalid duration", "backoff max %s is shorter than initial %s", r.Backoff.Max, r.Backoff.Initial)
+	}
+	if r.Backoff.Multiplier < 1 {
+		add("restart.backoff.multiplier", "Invalid backoff multiplier", "multiplier %g: must be at least 1", r.Backoff.Multiplier)
+	}
+	if c.StopTimeout < 0 {
+		add("stop_timeout", "Invalid duration", "stop_timeout %s is negative", c.StopTimeout)
+	}
+	if c.Replicas < 1 {
+		add("replicas", "Invalid replicas", "replicas %d: must be at least 1", c.Replicas)
+	}
+	if h := c.Health; h != nil {
+		switch h.Type {
+		case HealthHTTP, HealthTCP:
+		case HealthExec:
+			if len(h.Command) == 0 {
+				add("health.exec", "Empty exec probe", "an exec health probe needs a command")
+			}
+		default:
+			add("health", "Invalid health probe", "health needs one of http, tcp or exec")
+		}
+		if h.Port < 0 || h.Port > 65535 {
+			add("health.port", "Invalid port", "health port %d is outside 1-65535", h.Port)
+		}
+		for _, d := range []struct {
+			name string
+			v    Duration
+		}{{"interval", h.Interval}, {"timeout", h.Timeout}, {"start_period", h.StartPeriod}} {
+			if d.v < 0 {
+				add("health."+d.name, "Invalid duration", "health %s %s is negative", d.name, d.v)
+			}
+		}
+		if h.FailureThreshold < 1 {
+			add("health.failure_threshold", "Invalid threshold", "failure_threshold %d: must be at least 1", h.FailureThreshold)
+		}
+		if h.SuccessThreshold < 1 {
+			add("health.success_threshold", "Invalid threshold", "success_threshold %d: must be at least 1", h.SuccessThreshold)
+		}
+	}
+	for i, pt := range c.Ports {
+		attr := fmt.Sprintf("ports.%d", i)
+		if pt.ContainerPort < 1 || pt.ContainerPort > 65535 {
+			add(attr+".container_port", "Invalid port", "container port %d is outside 1-65535", pt.ContainerPort)
+		}
+		if pt.HostPort < 0 || pt.HostPort > 65535 {
+			add(attr+".host_port", "Invalid port", "host port %d is outside 1-65535", pt.HostPort)
+		}
+		if pt.Protocol != "tcp" && pt.Protocol != "udp" {
+			add(attr+".protocol", "Invalid protocol", "protocol %q: use tcp or udp", pt.Protocol)
+		}
+	}
+	for i, v := range c.Volumes {
+		attr := fmt.Sprintf("volumes.%d", i)
+		if v.HostPath == "" {
+			add(attr+".host_path", "Invalid volume", "volume %d needs host_path", i)
+		}
+		if !strings.HasPrefix(v.ContainerPath, "/") {
+			add(attr+".container_path", "Invalid volume", "volume %d: container_path %q must be absolute", i, v.ContainerPath)
+		}
+	}
+	res := c.Resources
+	if res.CPURequest > 0 && res.CPULimit > 0 && res.CPURequest > res.CPULimit {
+		add("resources.cpu_request", "Invalid resources", "cpu request %s exceeds the limit %s", FormatCPU(res.CPURequest), FormatCPU(res.CPULimit))
+	}
+	if res.MemoryRequest > 0 && res.MemoryLimit > 0 && res.MemoryRequest > res.MemoryLimit {
+		add("resources.memory_request", "Invalid resources", "memory request %s exceeds the limit %s", FormatMemory(res.MemoryRequest), FormatMemory(res.MemoryLimit))
+	}
+	return diags
+}
+
+// attrIndex returns the range key of target within the list attribute attr.
+func attrIndex(attr, target string, c *Component) string {
+	if i := slices.Index(c.rawList(attr), target); i >= 0 {
+		key := fmt.Sprintf("%s.%d", attr, i)
+		if _, ok := c.Ranges[key]; ok {
+			return key
+		}
+	}
+	if _, ok := c.Ranges[attr+"."+target]; ok {
+		return attr + "." + target
+	}
+	return attr
+}
+
+func (c *Component) rawList(attr string) []string {
+	if attr == "inputs" {
+		return c.Inputs
+	}
+	return c.DependsOn
+}
+
+func checkTarget(c *Component, byAddr map[string]*Component, target, attr, what string) hcl.Diagnostics {
+	if target == c.Address() {
+		return hcl.Diagnostics{compErr(c, attr, "Self-reference", "%s lists itself as a %s", c.Address(), what)}
+	}
+	if _, ok := byAddr[target]; ok {
+		return nil
+	}
+	shown := target
+	if _, _, ok := ParseAddress(target); !ok {
+		shown = fmt.Sprintf("%q", target)
+	}
+	return hcl.Diagnostics{compErr(c, attr, "Unknown "+what, "%s %s is not a component of this pipeline", what, shown)}
+}
+
+func validateHostPorts(p *Pipeline) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	type key struct {
+		ip    string
+		port  int
+		proto string
+	}
+	used := map[key]string{}
+	for _, c := range p.Components {
+		for i, pt := range c.Ports {
+			if pt.HostPort == 0 {
+				continue
+			}
+			k := key{pt.HostIP, pt.HostPort, pt.Protocol}
+			if owner, ok := used[k]; ok {
+				diags = append(diags, compErr(c, fmt.Sprintf("ports.%d.host_port", i), "Host port used twice",
+					"host port %s:%d/%s is already published by %s", pt.HostIP, pt.HostPort, pt.Protocol, owner))
+				continue
+			}
+			used[k] = c.Address()
+		}
+		if h := c.Health; h != nil && h.Port != 0 && c.Executor == "process" {
+			// Processes share the host's ports: two probes on one port would
+			// probe the same server.
+			k := key{"health", h.Port, "tcp"}
+			if owner, ok := used[k]; ok {
+				diags = append(diags, compErr(c, "health.port", "Health port used twice",
+					"health port %d is already the health port of %s", h.Port, owner))
+				continue
+			}
+			used[k] = c.Address()
+		}
+	}
+	return diags
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		case (r == '-' || r == '_') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func shortRange(r hcl.Range) string {
+	return fmt.Sprintf("%s:%d:%d", r.Filename, r.Start.Line, r.Start.Column)
+}
