@@ -1,0 +1,131 @@
+// Package providers defines the seam between the engine and the systems
+// that run components: the Provider interface every executor implements,
+// the values that cross it, and a registry of providers by name.
+package providers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+
+	"github.com/flowctl/flowctl/internal/config"
+)
+
+// Handle is a provider's serialised reference to an object it created (pid
+// and start time, container ID, Nomad job ID and modify index). State stores
+// it as is; only the provider that made it reads it.
+type Handle = json.RawMessage
+
+// ComponentSpec is everything a provider needs to start one instance.
+type ComponentSpec struct {
+	Pipeline   string
+	Lineage    string
+	InstanceID string
+	SpecHash   string
+	// Component is the normalised desired spec.
+	Component *config.Component
+	// Env is the final environment: the user's env with references resolved,
+	// plus what flowctl injects (COMPAT.md). Providers pass it unchanged.
+	Env map[string]string
+	// Ports flowctl allocated (PORT, HEALTH_PORT).
+	Ports map[string]int
+	// WorkDir is the pipeline file's folder: relative paths resolve here.
+	WorkDir string
+}
+
+// Address is the component's address.
+func (s *ComponentSpec) Address() string { return s.Component.Address() }
+
+// Observed is what a provider sees of an object in reality.
+type Observed struct {
+	Address string `json:"address"`
+	// Exists is false when the object is gone; the other fields are then empty.
+	Exists   bool `json:"exists"`
+	Running  bool `json:"running"`
+	ExitCode *int `json:"exit_code,omitempty"`
+	// SpecHash, Pipeline, Lineage and InstanceID are read back from the
+	// object's own labels or metadata.
+	SpecHash   string    `json:"spec_hash,omitempty"`
+	Pipeline   string    `json:"pipeline,omitempty"`
+	Lineage    string    `json:"lineage,omitempty"`
+	InstanceID string    `json:"instance_id,omitempty"`
+	StartedAt  time.Time `json:"started_at,omitzero"`
+	// Handle refers to the object (List fills it for objects state may not know).
+	Handle Handle `json:"handle,omitempty"`
+	// Fingerprint changes whenever the object is replaced, restarted or
+	// modified: pid+start time, container ID+hash, job modify index.
+	Fingerprint string `json:"fingerprint,omitempty"`
+	// Detail is a short human description ("exited with code 2").
+	Detail string `json:"detail,omitempty"`
+}
+
+// LogOptions selects log lines.
+type LogOptions struct {
+	Follow     bool
+	Since      time.Time
+	Tail       int // last N lines; 0 = all
+	Timestamps bool
+}
+
+// Provider runs components on one kind of executor.
+type Provider interface {
+	Name() string
+	// Start creates and starts one instance and returns its handle as soon
+	// as the object exists; readiness is the caller's business.
+	Start(ctx context.Context, spec ComponentSpec) (Handle, error)
+	// Stop stops the object gracefully, kills it after grace, and removes it.
+	// Stopping an object that is already gone is not an error.
+	Stop(ctx context.Context, h Handle, grace time.Duration) error
+	// Observe reports the object's current state.
+	Observe(ctx context.Context, h Handle) (Observed, error)
+	// List returns every object this provider holds that is labelled with
+	// the pipeline, whatever state file made it.
+	List(ctx context.Context, pipeline string) ([]Observed, error)
+	// Logs streams the object's log lines.
+	Logs(ctx context.Context, h Handle, opts LogOptions) (io.ReadCloser, error)
+}
+
+// Registry holds the providers available to a command, by name.
+type Registry struct {
+	byName map[string]Provider
+}
+
+// NewRegistry builds a registry of the given providers.
+func NewRegistry(ps ...Provider) *Registry {
+	r := &Registry{byName: map[string]Provider{}}
+	for _, p := range ps {
+		r.byName[p.Name()] = p
+	}
+	return r
+}
+
+// Get returns the provider called name.
+func (r *Registry) Get(name string) (Provider, error) {
+	p, ok := r.byName[name]
+	if !ok {
+		return nil, fmt.Errorf("no executor %q is available (have %v)", name, r.Names())
+	}
+	return p, nil
+}
+
+// Names lists the registered providers, sorted.
+func (r *Registry) Names() []string {
+	var out []string
+	for n := range r.byName {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// All returns every provider, sorted by name.
+func (r *Registry) All() []Provider {
+	var out []Provider
+	for _, n := range r.Names() {
+		out = append(out, r.byName[n])
+	}
+	return out
+}

@@ -1,0 +1,177 @@
+package state
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/google/uuid"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/flowctl/flowctl/internal/procinfo"
+)
+
+// LockInfo describes the holder of the operation lock.
+type LockInfo struct {
+	ID         string    `json:"id"`
+	Operation  string    `json:"operation"`
+	Who        string    `json:"who,omitempty"`
+	PID        int       `json:"pid"`
+	StartTicks uint64    `json:"start_ticks"`
+	Host       string    `json:"host"`
+	Created    time.Time `json:"created"`
+}
+
+func (l *LockInfo) String() string {
+	return fmt.Sprintf("ID %s, operation %s, pid %d on %s, since %s", l.ID, l.Operation, l.PID, l.Host, l.Created.Format(time.RFC3339))
+}
+
+// LockedError is returned when another operation holds the lock.
+type LockedError struct{ Holder LockInfo }
+
+func (e *LockedError) Error() string {
+	return "the state is locked by another operation: " + e.Holder.String() +
+		"\nIf that operation is gone, run: flowctl force-unlock " + e.Holder.ID
+}
+
+// Lock is a held operation lock.
+type Lock struct {
+	store *Store
+	Info  LockInfo
+}
+
+// LockOptions configures Acquire.
+type LockOptions struct {
+	Operation string
+	// Timeout is how long to keep retrying while another holder has the lock;
+	// zero fails at once.
+	Timeout time.Duration
+	// OnBreak is told about a stale lock that was broken (its holder on this
+	// host no longer exists).
+	OnBreak func(stale LockInfo)
+}
+
+// Acquire takes the operation lock. A lock whose holder ran on this host and
+// no longer exists (its pid and start time are gone) is broken, and OnBreak
+// is told. A live holder makes it retry until the timeout, then fail with a
+// *LockedError that names the holder.
+func (s *Store) Acquire(ctx context.Context, opts LockOptions) (*Lock, error) {
+	self, err := procinfo.Self()
+	if err != nil {
+		return nil, fmt.Errorf("acquire lock: %w", err)
+	}
+	host, _ := os.Hostname()
+	info := LockInfo{
+		ID: uuid.NewString(), Operation: opts.Operation, PID: self.PID, StartTicks: self.StartTicks,
+		Host: host, Created: s.now().UTC(),
+	}
+	if u := os.Getenv("USER"); u != "" {
+		info.Who = u + "@" + host
+	}
+	deadline := time.Now().Add(opts.Timeout)
+	for {
+		var holder *LockInfo
+		var broken *LockInfo
+		err := s.update(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketLock)
+			if v := b.Get(keyLock); v != nil {
+				var cur LockInfo
+				if err := json.Unmarshal(v, &cur); err != nil {
+					return fmt.Errorf("decode lock: %w", err)
+				}
+				if cur.Host != host || procinfo.Alive(procinfo.Identity{PID: cur.PID, StartTicks: cur.StartTicks}) {
+					holder = &cur
+					return nil
+				}
+				broken = &cur
+			}
+			v, err := json.Marshal(info)
+			if err != nil {
+				return err
+			}
+			return b.Put(keyLock, v)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("acquire lock: %w", err)
+		}
+		if holder == nil {
+			if broken != nil && opts.OnBreak != nil {
+				opts.OnBreak(*broken)
+			}
+			return &Lock{store: s, Info: info}, nil
+		}
+		if !time.Now().Before(deadline) {
+			return nil, &LockedError{Holder: *holder}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("acquire lock: %w", ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// Release gives the lock back. Releasing a lock that was force-unlocked and
+// taken by someone else leaves theirs alone.
+func (l *Lock) Release() error {
+	return l.store.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketLock)
+		v := b.Get(keyLock)
+		if v == nil {
+			return nil
+		}
+		var cur LockInfo
+		if err := json.Unmarshal(v, &cur); err != nil {
+			return fmt.Errorf("decode lock: %w", err)
+		}
+		if cur.ID != l.Info.ID {
+			return nil
+		}
+		return b.Delete(keyLock)
+	})
+}
+
+// LockHolder returns the current holder, or nil when the state is unlocked.
+func (s *Store) LockHolder() (*LockInfo, error) {
+	var out *LockInfo
+	err := s.view(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketLock).Get(keyLock)
+		if v == nil {
+			return nil
+		}
+		out = &LockInfo{}
+		return json.Unmarshal(v, out)
+	})
+	return out, err
+}
+
+// ErrLockMismatch is returned by ForceUnlock when id is not the holder's.
+var ErrLockMismatch = errors.New("lock ID does not match the holder")
+
+// ForceUnlock removes the lock if its ID is id, and records it in history.
+func (s *Store) ForceUnlock(id string) (*LockInfo, error) {
+	var removed *LockInfo
+	err := s.Update(func(tx *Tx) error {
+		b := tx.btx.Bucket(bucketLock)
+		v := b.Get(keyLock)
+		if v == nil {
+			return errors.New("the state is not locked")
+		}
+		var cur LockInfo
+		if err := json.Unmarshal(v, &cur); err != nil {
+			return fmt.Errorf("decode lock: %w", err)
+		}
+		if cur.ID != id {
+			return fmt.Errorf("%w: the lock is held by %s", ErrLockMismatch, cur.String())
+		}
+		removed = &cur
+		if err := b.Delete(keyLock); err != nil {
+			return err
+		}
+		return tx.AppendHistory(&Event{Operation: "force-unlock", Detail: "removed lock of " + cur.String()})
+	})
+	return removed, err
+}

@@ -1,0 +1,72 @@
+package state
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Component statuses recorded in state.
+const (
+	StatusCreating  = "creating"  // the provider call is under way or its handle is recorded, readiness not yet seen
+	StatusRunning   = "running"   // started and ready
+	StatusFailed    = "failed"    // did not become ready, or exited
+	StatusStopped   = "stopped"   // stopped on purpose; the watcher leaves it alone
+	StatusCrashloop = "crashloop" // the watcher spent its retries
+)
+
+// Record is what state knows of one component instance.
+type Record struct {
+	Address  string `json:"address"`
+	Kind     string `json:"kind"`
+	ID       string `json:"id"`
+	Provider string `json:"provider"`
+	// SpecHash is the hash of the desired spec the instance was created from.
+	SpecHash string `json:"spec_hash"`
+	// Spec is the component's canonical spec with sensitive values redacted,
+	// kept so a plan can show per-attribute old and new values.
+	Spec json.RawMessage `json:"spec,omitempty"`
+	// Handle is the provider's serialised handle (pid and start time,
+	// container ID, job ID and modify index).
+	Handle json.RawMessage `json:"handle,omitempty"`
+	// InstanceID changes with every start of the component; tokens are bound
+	// to it.
+	InstanceID string `json:"instance_id,omitempty"`
+	// Ports allocated by flowctl (PORT, HEALTH_PORT), kept across
+	// replacements.
+	Ports map[string]int `json:"ports,omitempty"`
+
+	Status       string    `json:"status"`
+	StatusReason string    `json:"status_reason,omitempty"`
+	RestartCount int       `json:"restart_count,omitempty"`
+	LastExitCode *int      `json:"last_exit_code,omitempty"`
+	StartedAt    time.Time `json:"started_at,omitzero"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+// desiredKey is the part of a record whose change moves the serial: what was
+// asked for and which object answers it. Status and counters are not in it.
+func (r *Record) desiredKey() []byte {
+	b, _ := json.Marshal(struct {
+		A, K, I, P, H string
+		S, Hd         json.RawMessage
+		In            string
+		Ports         map[string]int
+	}{r.Address, r.Kind, r.ID, r.Provider, r.SpecHash, r.Spec, r.Handle, r.InstanceID, r.Ports})
+	return b
+}
+
+// Event is one entry of the append-only history.
+type Event struct {
+	Seq       uint64    `json:"seq"`
+	Time      time.Time `json:"time"`
+	Operation string    `json:"operation"` // apply, destroy, restart, state-rm, force-unlock, ...
+	OpID      string    `json:"op_id,omitempty"`
+	Address   string    `json:"address,omitempty"`
+	Action    string    `json:"action,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	Result    string    `json:"result,omitempty"` // ok, failed, interrupted
+	Detail    string    `json:"detail,omitempty"`
+	Attempt   int       `json:"attempt,omitempty"`
+	Delay     string    `json:"delay,omitempty"`
+}

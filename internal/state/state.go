@@ -1,0 +1,378 @@
+// Package state keeps what flowctl knows of a pipeline in a bbolt file: the
+// lineage fixed at creation, a serial that changes with every change of the
+// recorded world, one record per component, an append-only history, and the
+// operation lock.
+//
+// The file is opened for each transaction and closed after it, so that
+// several flowctl processes (apply, serve, status) share it; bbolt's own
+// file lock serialises them. Every mutation happens inside Update.
+package state
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/google/uuid"
+	bolt "go.etcd.io/bbolt"
+)
+
+// FormatVersion is the layout version of the state file.
+const FormatVersion = 1
+
+var (
+	bucketMeta       = []byte("meta")
+	bucketComponents = []byte("components")
+	bucketHistory    = []byte("history")
+	bucketLock       = []byte("lock")
+	bucketData       = []byte("data")
+
+	keyLineage  = []byte("lineage")
+	keySerial   = []byte("serial")
+	keyPipeline = []byte("pipeline")
+	keyVersion  = []byte("format_version")
+	keyCreated  = []byte("created_at")
+	keyLock     = []byte("lock")
+)
+
+// FileMode is the mode of every state file: it names running objects and,
+// for the control plane, registrations.
+const FileMode = 0o600
+
+// Store is a state file. It holds no open handle between calls.
+type Store struct {
+	path        string
+	openTimeout time.Duration
+	now         func() time.Time
+}
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithClock replaces time.Now, for tests.
+func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
+
+// WithOpenTimeout bounds the wait for the file lock another flowctl process
+// holds during its (short) transaction. Default 10s.
+func WithOpenTimeout(d time.Duration) Option { return func(s *Store) { s.openTimeout = d } }
+
+// DefaultPath is the state file of pipeline name beside pipelineFile:
+// .flowctl/<name>.state.db.
+func DefaultPath(pipelineFile, name string) string {
+	return filepath.Join(filepath.Dir(pipelineFile), ".flowctl", name+".state.db")
+}
+
+// Open returns the store at path, creating the file (mode 0600, folder
+// 0700) with a fresh lineage when it does not exist. pipeline names the
+// pipeline the file belongs to; opening another pipeline's file fails.
+// An empty pipeline accepts any file that exists (for commands that work from
+// the state file alone).
+func Open(path, pipeline string, opts ...Option) (*Store, error) {
+	s := &Store{path: path, openTimeout: 10 * time.Second, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	if pipeline == "" {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("state file %s: %w", path, err)
+		}
+	} else if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create state folder: %w", err)
+	}
+	err := s.update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
+		}
+		for _, b := range [][]byte{bucketComponents, bucketHistory, bucketLock, bucketData} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		if v := meta.Get(keyVersion); v != nil && btoi(v) > FormatVersion {
+			return fmt.Errorf("state format version %d is newer than this flowctl understands (%d)", btoi(v), FormatVersion)
+		}
+		if meta.Get(keyLineage) == nil {
+			if pipeline == "" {
+				return errors.New("not a flowctl state file")
+			}
+			for k, v := range map[string][]byte{
+				string(keyLineage):  []byte(uuid.NewString()),
+				string(keySerial):   itob(0),
+				string(keyPipeline): []byte(pipeline),
+				string(keyVersion):  itob(FormatVersion),
+				string(keyCreated):  []byte(s.now().UTC().Format(time.RFC3339Nano)),
+			} {
+				if err := meta.Put([]byte(k), v); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		if got := string(meta.Get(keyPipeline)); pipeline != "" && got != pipeline {
+			return fmt.Errorf("the file belongs to pipeline %q, not %q", got, pipeline)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open state %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Path is the file's path.
+func (s *Store) Path() string { return s.path }
+
+func (s *Store) open(readOnly bool) (*bolt.DB, error) {
+	db, err := bolt.Open(s.path, FileMode, &bolt.Options{Timeout: s.openTimeout, ReadOnly: readOnly})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("state file %s is held by another flowctl process (waited %s): %w", s.path, s.openTimeout, err)
+		}
+		return nil, err
+	}
+	return db, nil
+}
+
+func (s *Store) update(fn func(*bolt.Tx) error) error {
+	db, err := s.open(false)
+	if err != nil {
+		return err
+	}
+	err = db.Update(fn)
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (s *Store) view(fn func(*bolt.Tx) error) error {
+	db, err := s.open(true)
+	if err != nil {
+		return err
+	}
+	err = db.View(fn)
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Update runs fn in one read-write transaction. Everything fn does is
+// committed together when it returns nil, and nothing when it returns an
+// error. The serial is incremented once if fn changed the recorded world
+// (component records' desired parts, or the set of records).
+func (s *Store) Update(fn func(tx *Tx) error) error {
+	return s.update(func(btx *bolt.Tx) error {
+		tx := &Tx{btx: btx, now: s.now}
+		if err := fn(tx); err != nil {
+			return err
+		}
+		if tx.changed {
+			meta := btx.Bucket(bucketMeta)
+			return meta.Put(keySerial, itob(btoi(meta.Get(keySerial))+1))
+		}
+		return nil
+	})
+}
+
+// View runs fn in a read-only transaction.
+func (s *Store) View(fn func(tx *Tx) error) error {
+	return s.view(func(btx *bolt.Tx) error {
+		return fn(&Tx{btx: btx, now: s.now})
+	})
+}
+
+// Tx is a transaction on the state. It is valid only inside the function
+// passed to Update or View.
+type Tx struct {
+	btx     *bolt.Tx
+	now     func() time.Time
+	changed bool
+}
+
+// Meta is the identity of a state file.
+type Meta struct {
+	Lineage       string    `json:"lineage"`
+	Serial        uint64    `json:"serial"`
+	Pipeline      string    `json:"pipeline"`
+	FormatVersion uint64    `json:"format_version"`
+	CreatedAt     time.Time `json:"created_at"`
+}
+
+// Meta returns the file's lineage, serial and pipeline.
+func (tx *Tx) Meta() Meta {
+	m := tx.btx.Bucket(bucketMeta)
+	created, _ := time.Parse(time.RFC3339Nano, string(m.Get(keyCreated)))
+	return Meta{
+		Lineage:       string(m.Get(keyLineage)),
+		Serial:        btoi(m.Get(keySerial)),
+		Pipeline:      string(m.Get(keyPipeline)),
+		FormatVersion: btoi(m.Get(keyVersion)),
+		CreatedAt:     created,
+	}
+}
+
+// Component returns the record at addr, or nil.
+func (tx *Tx) Component(addr string) (*Record, error) {
+	v := tx.btx.Bucket(bucketComponents).Get([]byte(addr))
+	if v == nil {
+		return nil, nil
+	}
+	var r Record
+	if err := json.Unmarshal(v, &r); err != nil {
+		return nil, fmt.Errorf("decode record %s: %w", addr, err)
+	}
+	return &r, nil
+}
+
+// Components returns every record, sorted by address.
+func (tx *Tx) Components() ([]*Record, error) {
+	var out []*Record
+	err := tx.btx.Bucket(bucketComponents).ForEach(func(k, v []byte) error {
+		var r Record
+		if err := json.Unmarshal(v, &r); err != nil {
+			return fmt.Errorf("decode record %s: %w", k, err)
+		}
+		out = append(out, &r)
+		return nil
+	})
+	return out, err
+}
+
+// PutComponent writes r, stamping UpdatedAt (and CreatedAt for a new
+// record). The serial moves only when r's desired part differs from what
+// was recorded.
+func (tx *Tx) PutComponent(r *Record) error {
+	if r.Address == "" {
+		return errors.New("put component: empty address")
+	}
+	b := tx.btx.Bucket(bucketComponents)
+	now := tx.now().UTC()
+	var old Record
+	if v := b.Get([]byte(r.Address)); v != nil {
+		if err := json.Unmarshal(v, &old); err != nil {
+			return fmt.Errorf("decode record %s: %w", r.Address, err)
+		}
+		if !bytes.Equal(old.desiredKey(), r.desiredKey()) {
+			tx.changed = true
+		}
+		if r.CreatedAt.IsZero() {
+			r.CreatedAt = old.CreatedAt
+		}
+	} else {
+		tx.changed = true
+		if r.CreatedAt.IsZero() {
+			r.CreatedAt = now
+		}
+	}
+	r.UpdatedAt = now
+	v, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encode record %s: %w", r.Address, err)
+	}
+	return b.Put([]byte(r.Address), v)
+}
+
+// DeleteComponent forgets the record at addr; it is not an error when there
+// is none.
+func (tx *Tx) DeleteComponent(addr string) error {
+	b := tx.btx.Bucket(bucketComponents)
+	if b.Get([]byte(addr)) == nil {
+		return nil
+	}
+	tx.changed = true
+	return b.Delete([]byte(addr))
+}
+
+// AppendHistory adds an event at the end of the history, stamping its time
+// and sequence number.
+func (tx *Tx) AppendHistory(e *Event) error {
+	b := tx.btx.Bucket(bucketHistory)
+	seq, err := b.NextSequence()
+	if err != nil {
+		return err
+	}
+	e.Seq = seq
+	if e.Time.IsZero() {
+		e.Time = tx.now().UTC()
+	}
+	v, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("encode history event: %w", err)
+	}
+	return b.Put(itob(seq), v)
+}
+
+// History returns the last n events, oldest first (all of them when n <= 0).
+func (tx *Tx) History(n int) ([]*Event, error) {
+	c := tx.btx.Bucket(bucketHistory).Cursor()
+	var out []*Event
+	for k, v := c.Last(); k != nil && (n <= 0 || len(out) < n); k, v = c.Prev() {
+		var e Event
+		if err := json.Unmarshal(v, &e); err != nil {
+			return nil, fmt.Errorf("decode history event %d: %w", btoi(k), err)
+		}
+		out = append(out, &e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
+	return out, nil
+}
+
+// GetData reads a value other packages keep in the state (the control
+// plane's registry, the watcher's backoff), under namespace and key. It
+// returns nil when there is none.
+func (tx *Tx) GetData(namespace, key string) []byte {
+	b := tx.btx.Bucket(bucketData).Bucket([]byte(namespace))
+	if b == nil {
+		return nil
+	}
+	return append([]byte(nil), b.Get([]byte(key))...)
+}
+
+// PutData writes a value under namespace and key. It never moves the serial:
+// such data describe the running world, not the desired one.
+func (tx *Tx) PutData(namespace, key string, value []byte) error {
+	b, err := tx.btx.Bucket(bucketData).CreateBucketIfNotExists([]byte(namespace))
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(key), value)
+}
+
+// DeleteData removes namespace/key.
+func (tx *Tx) DeleteData(namespace, key string) error {
+	b := tx.btx.Bucket(bucketData).Bucket([]byte(namespace))
+	if b == nil {
+		return nil
+	}
+	return b.Delete([]byte(key))
+}
+
+// ForEachData calls fn for every key of namespace, in key order.
+func (tx *Tx) ForEachData(namespace string, fn func(key string, value []byte) error) error {
+	b := tx.btx.Bucket(bucketData).Bucket([]byte(namespace))
+	if b == nil {
+		return nil
+	}
+	return b.ForEach(func(k, v []byte) error { return fn(string(k), v) })
+}
+
+func itob(v uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, v)
+	return b
+}
+
+func btoi(b []byte) uint64 {
+	if len(b) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b)
+}
