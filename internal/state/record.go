@@ -20,8 +20,11 @@ type Record struct {
 	Kind     string `json:"kind"`
 	ID       string `json:"id"`
 	Provider string `json:"provider"`
-	// SpecHash is the hash of the desired spec the instance was created from.
+	// SpecHash is the hash of the desired spec last applied.
 	SpecHash string `json:"spec_hash"`
+	// ObjectSpecHash is the hash written on the object when it was started;
+	// it differs from SpecHash after an in-place update.
+	ObjectSpecHash string `json:"object_spec_hash,omitempty"`
 	// Spec is the component's canonical spec with sensitive values redacted,
 	// kept so a plan can show per-attribute old and new values.
 	Spec json.RawMessage `json:"spec,omitempty"`
@@ -48,11 +51,11 @@ type Record struct {
 // asked for and which object answers it. Status and counters are not in it.
 func (r *Record) desiredKey() []byte {
 	b, _ := json.Marshal(struct {
-		A, K, I, P, H string
+		A, K, I, P, H, OH string
 		S, Hd         json.RawMessage
 		In            string
 		Ports         map[string]int
-	}{r.Address, r.Kind, r.ID, r.Provider, r.SpecHash, r.Spec, r.Handle, r.InstanceID, r.Ports})
+	}{r.Address, r.Kind, r.ID, r.Provider, r.SpecHash, r.ObjectSpecHash, r.Spec, r.Handle, r.InstanceID, r.Ports})
 	return b
 }
 
