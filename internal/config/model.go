@@ -55,26 +55,26 @@ const (
 // Defaults filled in by normalisation, so that a file that states a default
 // and a file that leaves it out produce the same hash.
 const (
-	DefaultRestartPolicy      = RestartOnFailure
-	DefaultOnFailureRetries   = 5
-	UnlimitedRetries          = -1
-	DefaultBackoffInitial     = Duration(time.Second)
-	DefaultBackoffMax         = Duration(5 * time.Minute)
-	DefaultBackoffMultiplier  = 2.0
-	DefaultStopTimeout        = Duration(10 * time.Second)
-	DefaultHealthInterval     = Duration(10 * time.Second)
-	DefaultHealthTimeout      = Duration(2 * time.Second)
-	DefaultFailureThreshold   = 3
-	DefaultSuccessThreshold   = 1
-	DefaultComponentRegistry  = "withobsrvr"
-	DefaultPortProtocol       = "tcp"
-	DefaultHostIP             = "127.0.0.1"
-	HealthHTTP                = "http"
-	HealthTCP                 = "tcp"
-	HealthExec                = "exec"
-	AddressAttr               = "address"
-	PortAttr                  = "port"
-	HealthPortAttr            = "health_port"
+	DefaultRestartPolicy     = RestartOnFailure
+	DefaultOnFailureRetries  = 5
+	UnlimitedRetries         = -1
+	DefaultBackoffInitial    = Duration(time.Second)
+	DefaultBackoffMax        = Duration(5 * time.Minute)
+	DefaultBackoffMultiplier = 2.0
+	DefaultStopTimeout       = Duration(10 * time.Second)
+	DefaultHealthInterval    = Duration(10 * time.Second)
+	DefaultHealthTimeout     = Duration(2 * time.Second)
+	DefaultFailureThreshold  = 3
+	DefaultSuccessThreshold  = 1
+	DefaultComponentRegistry = "withobsrvr"
+	DefaultPortProtocol      = "tcp"
+	DefaultHostIP            = "127.0.0.1"
+	HealthHTTP               = "http"
+	HealthTCP                = "tcp"
+	HealthExec               = "exec"
+	AddressAttr              = "address"
+	PortAttr                 = "port"
+	HealthPortAttr           = "health_port"
 )
 
 // DeferredAttrs are the attributes of a component that are known only after
@@ -114,7 +114,7 @@ type Variable struct {
 	Description string
 	Sensitive   bool
 	// Value rendered as HCL, for convert and for display (never printed when Sensitive).
-	Value    string
+	Value     string
 	DeclRange hcl.Range
 }
 
@@ -131,19 +131,19 @@ type Component struct {
 	Args    []string `json:"args,omitempty"`
 	// Env holds the user's environment, with registry-style config merged in
 	// as upper-cased keys. Injected variables (COMPAT.md) are not part of it.
-	Env       map[string]EnvValue `json:"env,omitempty"`
-	Inputs    []string            `json:"inputs,omitempty"`     // addresses, sorted
-	DependsOn []string            `json:"depends_on,omitempty"` // addresses, sorted
-	Ports     []Port              `json:"ports,omitempty"`
-	Volumes   []Volume            `json:"volumes,omitempty"`
-	Resources Resources           `json:"resources"`
-	Health    *Health             `json:"health,omitempty"`
-	Restart   Restart             `json:"restart"`
-	StopTimeout Duration          `json:"stop_timeout"`
-	Replicas    int               `json:"replicas"`
-	Secrets     []string          `json:"secrets,omitempty"`
-	InputEventTypes  []string     `json:"input_event_types,omitempty"`
-	OutputEventTypes []string     `json:"output_event_types,omitempty"`
+	Env              map[string]EnvValue `json:"env,omitempty"`
+	Inputs           []string            `json:"inputs,omitempty"`     // addresses, sorted
+	DependsOn        []string            `json:"depends_on,omitempty"` // addresses, sorted
+	Ports            []Port              `json:"ports,omitempty"`
+	Volumes          []Volume            `json:"volumes,omitempty"`
+	Resources        Resources           `json:"resources"`
+	Health           *Health             `json:"health,omitempty"`
+	Restart          Restart             `json:"restart"`
+	StopTimeout      Duration            `json:"stop_timeout"`
+	Replicas         int                 `json:"replicas"`
+	Secrets          []string            `json:"secrets,omitempty"`
+	InputEventTypes  []string            `json:"input_event_types,omitempty"`
+	OutputEventTypes []string            `json:"output_event_types,omitempty"`
 
 	// DeclRange is the component's block or list item; Ranges holds the
 	// ranges of its attributes by name ("image", "inputs", "env.FOO",

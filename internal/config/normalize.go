@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -56,6 +57,19 @@ func normalizeComponent(p *Pipeline, c *Component) {
 		}
 		if h.SuccessThreshold == 0 {
 			h.SuccessThreshold = DefaultSuccessThreshold
+		}
+		if h.Type == HealthHTTP && h.URL != "" {
+			// A full URL names the port too: it is the component's
+			// HEALTH_PORT, and what a registration's health_endpoint is
+			// matched against.
+			if u, err := url.Parse(h.URL); err == nil {
+				if h.Path == "" {
+					h.Path = u.Path
+				}
+				if p, err := strconv.Atoi(u.Port()); err == nil && h.Port == 0 {
+					h.Port = p
+				}
+			}
 		}
 		if h.Type == HealthHTTP && h.Path == "" && h.URL == "" {
 			h.Path = "/health"

@@ -45,7 +45,10 @@ func Validate(p *Pipeline) hcl.Diagnostics {
 	for a := range byAddr {
 		addrs = append(addrs, a)
 	}
-	g := graph.New(addrs, func(a string) []string { return byAddr[a].Upstreams() })
+	// Self-references are reported by validateComponent; leave them out here.
+	g := graph.New(addrs, func(a string) []string {
+		return slices.DeleteFunc(byAddr[a].Upstreams(), func(u string) bool { return u == a })
+	})
 	if cyc := g.Cycle(); cyc != nil {
 		c := byAddr[cyc[0]]
 		diags = append(diags, compErr(c, cycleAttr(c, cyc[len(cyc)-2]), "Dependency cycle",
@@ -73,15 +76,20 @@ func validateComponent(p *Pipeline, c *Component, byAddr map[string]*Component) 
 	if !validName(c.ID) {
 		add("id", "Invalid component id", "id %q: use letters, digits, '-' and '_', starting with a letter or digit", c.ID)
 	}
-	if !slices.Contains(Executors, c.Executor) {
+	_, explicitExecutor := c.Ranges["executor"]
+	if !slices.Contains(Executors, c.Executor) && (explicitExecutor || c.Executor != p.Executor) {
+		// A component that inherits a bad pipeline executor is reported once,
+		// at the pipeline.
 		add("executor", "Unknown executor", "executor %q is not one of %s", c.Executor, strings.Join(Executors, ", "))
 	}
 	switch {
 	case c.Image == "" && len(c.Command) == 0:
 		add("id", "Nothing to run", "set image (a container image) or command (a program to run)")
-	case c.Image != "" && len(c.Command) > 0 && !strings.Contains(c.Type, "@"):
-		// A registry type resolves to an image; an explicit command then wins.
-		add("command", "Both image and command", "set image or command, not both; use args to pass arguments to an image's entrypoint")
+	case c.Image != "" && len(c.Command) > 0 && c.Executor == "process" && !strings.Contains(c.Type, "@"):
+		// On Docker and Nomad a command with an image overrides the image's
+		// entrypoint, as real flowctl/v1 files do; a local process has no
+		// image, so there both is a mistake.
+		add("command", "Both image and command", "the process executor runs command on this machine and cannot use image; remove one (or set executor = \"docker\" to run command inside the image)")
 	case c.Executor == "process" && len(c.Command) == 0:
 		add("image", "Image on the process executor", "the process executor runs a command, and this component names only an image; set executor = \"docker\" (or \"nomad\") or give a command")
 	}

@@ -87,7 +87,7 @@ func flattenSpec(spec json.RawMessage) map[string]leaf {
 			s, _ := e["value"].(string)
 			sens, _ := e["sensitive"].(bool)
 			def, _ := e["deferred"].(bool)
-			out["env."+k] = leaf{text: s, sensitive: sens, deferred: def}
+			out["env."+k] = leaf{text: strconv.Quote(s), sensitive: sens, deferred: def}
 		}
 		delete(m, "env")
 	}
@@ -128,4 +128,3 @@ func flatten(prefix string, v any, out map[string]leaf) {
 		out[prefix] = leaf{text: string(b)}
 	}
 }
-

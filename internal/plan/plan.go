@@ -20,10 +20,10 @@ const ReasonTainted Reason = "tainted"
 
 // Plan is an ordered change set, and what it was made against.
 type Plan struct {
-	Pipeline string `json:"pipeline"`
-	Lineage  string `json:"lineage"`
-	Serial   uint64 `json:"serial"`
-	Destroy  bool   `json:"destroy,omitempty"`
+	Pipeline string   `json:"pipeline"`
+	Lineage  string   `json:"lineage"`
+	Serial   uint64   `json:"serial"`
+	Destroy  bool     `json:"destroy,omitempty"`
 	Targets  []string `json:"targets,omitempty"`
 	// Changes in execution order: deletes in reverse topological order first,
 	// then everything else in topological order. No-ops are included.

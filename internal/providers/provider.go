@@ -129,3 +129,15 @@ func (r *Registry) All() []Provider {
 	}
 	return out
 }
+
+// AddressResolver is implemented by providers whose components reach each
+// other by something other than 127.0.0.1:PORT.
+type AddressResolver interface {
+	ComponentAddress(pipeline string, c *config.Component, port int) string
+}
+
+// HealthHostResolver is implemented by providers whose health probes must
+// target an address other than 127.0.0.1 (a container's bridge address).
+type HealthHostResolver interface {
+	HealthHost(ctx context.Context, h Handle) (string, error)
+}

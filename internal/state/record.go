@@ -52,9 +52,9 @@ type Record struct {
 func (r *Record) desiredKey() []byte {
 	b, _ := json.Marshal(struct {
 		A, K, I, P, H, OH string
-		S, Hd         json.RawMessage
-		In            string
-		Ports         map[string]int
+		S, Hd             json.RawMessage
+		In                string
+		Ports             map[string]int
 	}{r.Address, r.Kind, r.ID, r.Provider, r.SpecHash, r.ObjectSpecHash, r.Spec, r.Handle, r.InstanceID, r.Ports})
 	return b
 }

@@ -1,0 +1,665 @@
+// Package apply executes a change set through the providers: deletes in
+// reverse dependency order, then creates, replaces, restarts, updates and
+// adoptions in dependency order, in parallel where the DAG allows, each
+// component starting only once its inputs are ready. State is written right
+// after every provider call, so at every instant it names everything that
+// exists.
+package apply
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/flowctl/flowctl/internal/config"
+	"github.com/flowctl/flowctl/internal/health"
+	"github.com/flowctl/flowctl/internal/plan"
+	"github.com/flowctl/flowctl/internal/providers"
+	"github.com/flowctl/flowctl/internal/state"
+)
+
+// PortAllocator hands out free TCP ports for PORT and HEALTH_PORT.
+type PortAllocator func() (int, error)
+
+// Engine applies plans to one pipeline's state.
+type Engine struct {
+	Store     *state.Store
+	Providers *providers.Registry
+	// WorkDir is the pipeline file's folder.
+	WorkDir string
+	// Parallelism bounds concurrent provider calls (default 10).
+	Parallelism int
+	// Out receives progress lines; nil discards them.
+	Out io.Writer
+	Log *slog.Logger
+	// AllocPort finds free ports (required for process components).
+	AllocPort PortAllocator
+	// ControlPlane is the endpoint injected as FLOWCTL_ENDPOINT; empty
+	// leaves control-plane integration off.
+	ControlPlane string
+	// Token issues a component token for an instance; nil issues none.
+	Token func(c *config.Component, instanceID string) (string, error)
+	// ReadyTimeout bounds the wait for readiness (default 2m).
+	ReadyTimeout time.Duration
+	// ProgressEvery is how often "Still creating..." is printed (default 10s).
+	ProgressEvery time.Duration
+	// OpID tags history events of this operation.
+	OpID string
+	// Operation names the operation in history ("apply", "destroy").
+	Operation string
+
+	now func() time.Time
+	mu  sync.Mutex // serialises writes to Out
+}
+
+// Outcome of one change.
+type Outcome struct {
+	Address  string
+	Action   plan.Action
+	Err      error
+	Skipped  string // why it was not started
+	Elapsed  time.Duration
+	Detail   string
+	Canceled bool
+}
+
+// Result summarises an apply.
+type Result struct {
+	Outcomes                                                []Outcome
+	Added, Changed, Destroyed, Replaced, Restarted, Adopted int
+}
+
+// Failed lists the outcomes that failed or were skipped.
+func (r *Result) Failed() []Outcome {
+	var out []Outcome
+	for _, o := range r.Outcomes {
+		if o.Err != nil || o.Skipped != "" {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// Summary is the closing line.
+func (r *Result) Summary(destroy bool) string {
+	if destroy {
+		return fmt.Sprintf("Destroy complete! Components: %d destroyed.", r.Destroyed)
+	}
+	s := fmt.Sprintf("Apply complete! Components: %d added, %d changed, %d destroyed.", r.Added+r.Replaced, r.Changed+r.Restarted+r.Adopted, r.Destroyed+r.Replaced)
+	return s
+}
+
+// ErrFailed is wrapped by Apply's error when a component failed.
+var ErrFailed = errors.New("apply failed")
+
+// node is one change in flight.
+type node struct {
+	ch      *plan.Change
+	comp    *config.Component // desired (nil for deletes)
+	done    chan struct{}
+	ok      bool // ready (or deleted)
+	outcome Outcome
+}
+
+// Apply executes p. desired holds the full desired components (with
+// sensitive values); it may be nil for a plan that only deletes. stop ends
+// the walk gently: in-flight steps finish, nothing new starts; cancelling ctx
+// aborts in-flight steps too.
+func (e *Engine) Apply(ctx context.Context, stop <-chan struct{}, p *plan.Plan, desired *config.Pipeline) (*Result, error) {
+	if e.now == nil {
+		e.now = time.Now
+	}
+	if e.Parallelism <= 0 {
+		e.Parallelism = 10
+	}
+	if e.ReadyTimeout <= 0 {
+		e.ReadyTimeout = 2 * time.Minute
+	}
+	if e.ProgressEvery <= 0 {
+		e.ProgressEvery = 10 * time.Second
+	}
+	if e.Log == nil {
+		e.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if e.OpID == "" {
+		e.OpID = uuid.NewString()
+	}
+	if e.Operation == "" {
+		e.Operation = "apply"
+		if p.Destroy {
+			e.Operation = "destroy"
+		}
+	}
+	var meta state.Meta
+	if err := e.Store.View(func(tx *state.Tx) error { meta = tx.Meta(); return nil }); err != nil {
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+
+	nodes := map[string]*node{}
+	var deletes, rest []*node
+	for _, ch := range p.Changes {
+		n := &node{ch: ch, done: make(chan struct{}), outcome: Outcome{Address: ch.Address, Action: ch.Action}}
+		if !ch.Action.IsDelete() {
+			if desired == nil || desired.Component(ch.Address) == nil {
+				return nil, fmt.Errorf("plan changes %s, which the pipeline does not declare", ch.Address)
+			}
+			n.comp = desired.Component(ch.Address)
+			nodes[ch.Address] = n
+			rest = append(rest, n)
+		} else {
+			deletes = append(deletes, n)
+		}
+	}
+	w := &walker{e: e, meta: meta, pipeline: p.Pipeline, sem: make(chan struct{}, e.Parallelism), stop: stop, desired: desired}
+
+	// Deletes: a component goes once every recorded dependent has gone.
+	var wg sync.WaitGroup
+	for _, n := range deletes {
+		var waitFor []*node
+		for _, m := range deletes {
+			if m != n && m.ch.Action == plan.Delete && n.ch.Action == plan.Delete && slices.Contains(m.ch.Upstreams, n.ch.Address) {
+				waitFor = append(waitFor, m)
+			}
+		}
+		wg.Add(1)
+		go func(n *node, waitFor []*node) {
+			defer wg.Done()
+			defer close(n.done)
+			for _, m := range waitFor {
+				<-m.done
+			}
+			w.run(ctx, n)
+		}(n, waitFor)
+	}
+	wg.Wait()
+
+	// Everything else: a component starts once all its upstreams are ready.
+	for _, n := range rest {
+		var waitFor []*node
+		for _, u := range n.ch.Upstreams {
+			if m, ok := nodes[u]; ok {
+				waitFor = append(waitFor, m)
+			}
+		}
+		wg.Add(1)
+		go func(n *node, waitFor []*node) {
+			defer wg.Done()
+			defer close(n.done)
+			for _, m := range waitFor {
+				<-m.done
+				if !m.ok {
+					n.outcome.Skipped = fmt.Sprintf("not started: its upstream %s %s", m.ch.Address, failureWord(m))
+					return
+				}
+			}
+			w.run(ctx, n)
+		}(n, waitFor)
+	}
+	wg.Wait()
+
+	res := &Result{}
+	for _, n := range append(deletes, rest...) {
+		res.Outcomes = append(res.Outcomes, n.outcome)
+		if !n.ok {
+			continue
+		}
+		switch n.ch.Action {
+		case plan.Create:
+			res.Added++
+		case plan.Update:
+			res.Changed++
+		case plan.Replace:
+			res.Replaced++
+		case plan.Restart:
+			res.Restarted++
+		case plan.Adopt:
+			res.Adopted++
+		case plan.Delete, plan.DeleteOrphan:
+			res.Destroyed++
+		}
+	}
+	if failed := res.Failed(); len(failed) > 0 {
+		return res, fmt.Errorf("%w: %d of %d changes did not complete", ErrFailed, len(failed), len(res.Outcomes))
+	}
+	return res, nil
+}
+
+func failureWord(m *node) string {
+	switch {
+	case m.outcome.Skipped != "":
+		return "was not started"
+	case m.outcome.Canceled:
+		return "was interrupted"
+	}
+	return "failed"
+}
+
+type walker struct {
+	e        *Engine
+	meta     state.Meta
+	pipeline string
+	sem      chan struct{}
+	stop     <-chan struct{}
+	desired  *config.Pipeline
+}
+
+func (w *walker) stopped() bool {
+	select {
+	case <-w.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+func (w *walker) run(ctx context.Context, n *node) {
+	if n.ch.Action == plan.NoOp {
+		n.ok = true
+		return
+	}
+	w.sem <- struct{}{}
+	defer func() { <-w.sem }()
+	if w.stopped() || ctx.Err() != nil {
+		n.outcome.Skipped = "not started: the operation was interrupted"
+		n.outcome.Canceled = true
+		return
+	}
+	start := w.e.now()
+	verb := progressVerb(n.ch.Action)
+	w.e.printf("%s: %s...\n", n.ch.Address, verb.ing)
+	tick := time.NewTicker(w.e.ProgressEvery)
+	finished := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-tick.C:
+				w.e.printf("%s: Still %s... [%s elapsed]\n", n.ch.Address, strings.ToLower(verb.ing), w.e.now().Sub(start).Round(time.Second))
+			case <-finished:
+				return
+			}
+		}
+	}()
+	detail, err := w.execute(ctx, n)
+	close(finished)
+	tick.Stop()
+	n.outcome.Elapsed = w.e.now().Sub(start)
+	n.outcome.Detail = detail
+	w.history(n, err)
+	if err != nil {
+		n.outcome.Err = err
+		n.outcome.Canceled = ctx.Err() != nil
+		w.e.printf("%s: %s failed after %s: %v\n", n.ch.Address, verb.noun, round(n.outcome.Elapsed), err)
+		return
+	}
+	n.ok = true
+	suffix := ""
+	if detail != "" {
+		suffix = " [" + detail + "]"
+	}
+	w.e.printf("%s: %s complete after %s%s\n", n.ch.Address, verb.noun, round(n.outcome.Elapsed), suffix)
+}
+
+func round(d time.Duration) time.Duration {
+	if d < 10*time.Second {
+		return d.Round(100 * time.Millisecond)
+	}
+	return d.Round(time.Second)
+}
+
+type verbs struct{ ing, noun string }
+
+func progressVerb(a plan.Action) verbs {
+	switch a {
+	case plan.Create:
+		return verbs{"Creating", "Creation"}
+	case plan.Update:
+		return verbs{"Modifying", "Modifications"}
+	case plan.Replace:
+		return verbs{"Replacing", "Replacement"}
+	case plan.Restart:
+		return verbs{"Restarting", "Restart"}
+	case plan.Adopt:
+		return verbs{"Adopting", "Adoption"}
+	}
+	return verbs{"Destroying", "Destruction"}
+}
+
+func (e *Engine) printf(format string, args ...any) {
+	if e.Out == nil {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	fmt.Fprintf(e.Out, format, args...)
+}
+
+func (w *walker) history(n *node, err error) {
+	ev := &state.Event{Operation: w.e.Operation, OpID: w.e.OpID, Address: n.ch.Address, Action: string(n.ch.Action), Reason: string(n.ch.Reason), Result: "ok", Detail: n.outcome.Detail}
+	if err != nil {
+		ev.Result, ev.Detail = "failed", firstLine(err.Error())
+		if ctx := n.outcome.Canceled; ctx {
+			ev.Result = "interrupted"
+		}
+	}
+	if herr := w.e.Store.Update(func(tx *state.Tx) error { return tx.AppendHistory(ev) }); herr != nil {
+		w.e.Log.Error("record history", "address", n.ch.Address, "err", herr)
+	}
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// execute performs one change and returns a short detail for the progress
+// line.
+func (w *walker) execute(ctx context.Context, n *node) (string, error) {
+	ch := n.ch
+	switch ch.Action {
+	case plan.Delete, plan.DeleteOrphan:
+		if err := w.stopObject(ctx, ch.PriorProvider, ch.Handle, w.graceFor(ch)); err != nil {
+			return "", err
+		}
+		if ch.Action == plan.Delete {
+			if err := w.e.Store.Update(func(tx *state.Tx) error { return tx.DeleteComponent(ch.Address) }); err != nil {
+				return "", fmt.Errorf("forget %s in state: %w", ch.Address, err)
+			}
+		}
+		return "", nil
+	case plan.Update:
+		return "", w.e.Store.Update(func(tx *state.Tx) error {
+			rec, err := tx.Component(ch.Address)
+			if err != nil || rec == nil {
+				return fmt.Errorf("update %s: not in state", ch.Address)
+			}
+			if rec.ObjectSpecHash == "" {
+				rec.ObjectSpecHash = rec.SpecHash
+			}
+			rec.SpecHash, rec.Spec = ch.SpecHash, ch.Spec
+			return tx.PutComponent(rec)
+		})
+	case plan.Adopt:
+		var inst string
+		if ch.Observed != nil {
+			inst = ch.Observed.InstanceID
+		}
+		err := w.e.Store.Update(func(tx *state.Tx) error {
+			return tx.PutComponent(&state.Record{
+				Address: ch.Address, Kind: string(n.comp.Kind), ID: n.comp.ID, Provider: ch.Provider,
+				SpecHash: ch.SpecHash, ObjectSpecHash: ch.SpecHash, Spec: ch.Spec, Handle: ch.Handle,
+				InstanceID: inst, Status: state.StatusRunning, StatusReason: "adopted",
+			})
+		})
+		return fingerprintOf(ch.Observed), err
+	case plan.Replace, plan.Restart:
+		if len(ch.Handle) > 0 {
+			if err := w.stopObject(ctx, ch.PriorProvider, ch.Handle, n.comp.StopTimeout.D()); err != nil {
+				return "", err
+			}
+		}
+		return w.start(ctx, n)
+	case plan.Create:
+		return w.start(ctx, n)
+	}
+	return "", fmt.Errorf("unknown action %q", ch.Action)
+}
+
+func fingerprintOf(o *providers.Observed) string {
+	if o == nil {
+		return ""
+	}
+	return o.Fingerprint
+}
+
+func (w *walker) graceFor(ch *plan.Change) time.Duration {
+	if len(ch.Spec) > 0 {
+		var c config.Component
+		if json.Unmarshal(ch.Spec, &c) == nil && c.StopTimeout > 0 {
+			return c.StopTimeout.D()
+		}
+	}
+	if w.desired != nil {
+		if c := w.desired.Component(ch.Address); c != nil {
+			return c.StopTimeout.D()
+		}
+	}
+	var rec *state.Record
+	_ = w.e.Store.View(func(tx *state.Tx) error { var err error; rec, err = tx.Component(ch.Address); return err })
+	if rec != nil && len(rec.Spec) > 0 {
+		var c config.Component
+		if json.Unmarshal(rec.Spec, &c) == nil && c.StopTimeout > 0 {
+			return c.StopTimeout.D()
+		}
+	}
+	return config.DefaultStopTimeout.D()
+}
+
+func (w *walker) stopObject(ctx context.Context, provName string, h providers.Handle, grace time.Duration) error {
+	if len(h) == 0 {
+		return nil
+	}
+	prov, err := w.e.Providers.Get(provName)
+	if err != nil {
+		return err
+	}
+	if err := prov.Stop(ctx, h, grace); err != nil {
+		return fmt.Errorf("stop: %w", err)
+	}
+	return nil
+}
+
+// start creates one instance: ports, env, token, provider call, state
+// record (before readiness), readiness wait, final status.
+func (w *walker) start(ctx context.Context, n *node) (string, error) {
+	c := n.comp
+	prov, err := w.e.Providers.Get(c.Executor)
+	if err != nil {
+		return "", err
+	}
+	var prior *state.Record
+	if err := w.e.Store.View(func(tx *state.Tx) error { var err error; prior, err = tx.Component(c.Address()); return err }); err != nil {
+		return "", fmt.Errorf("read state: %w", err)
+	}
+	ports, err := w.ports(c, prior)
+	if err != nil {
+		return "", err
+	}
+	instanceID := uuid.NewString()
+	resolve, err := w.resolver()
+	if err != nil {
+		return "", err
+	}
+	inj := injected{pipeline: w.pipeline, lineage: w.meta.Lineage, instanceID: instanceID, specHash: n.ch.SpecHash, endpoint: w.e.ControlPlane, heartbeat: "10s", ports: ports}
+	if w.e.Token != nil {
+		tok, err := w.e.Token(c, instanceID)
+		if err != nil {
+			return "", fmt.Errorf("issue token: %w", err)
+		}
+		inj.token = tok
+	}
+	spec := providers.ComponentSpec{
+		Pipeline: w.pipeline, Lineage: w.meta.Lineage, InstanceID: instanceID, SpecHash: n.ch.SpecHash,
+		Component: c, Env: buildEnv(c, inj, resolve), Ports: ports, WorkDir: w.e.WorkDir,
+	}
+	h, err := prov.Start(ctx, spec)
+	if err != nil {
+		return "", fmt.Errorf("start: %w", err)
+	}
+	rec := &state.Record{
+		Address: c.Address(), Kind: string(c.Kind), ID: c.ID, Provider: c.Executor,
+		SpecHash: n.ch.SpecHash, ObjectSpecHash: n.ch.SpecHash, Spec: n.ch.Spec, Handle: h,
+		InstanceID: instanceID, Ports: ports, Status: state.StatusCreating, StartedAt: w.e.now().UTC(),
+	}
+	if prior != nil {
+		rec.RestartCount = prior.RestartCount
+		rec.CreatedAt = prior.CreatedAt
+	}
+	if err := w.e.Store.Update(func(tx *state.Tx) error { return tx.PutComponent(rec) }); err != nil {
+		// The object exists but state does not say so: stop it rather than
+		// leave an orphan behind.
+		_ = prov.Stop(context.WithoutCancel(ctx), h, c.StopTimeout.D())
+		return "", fmt.Errorf("record %s in state: %w", c.Address(), err)
+	}
+	obs, _ := prov.Observe(ctx, h)
+	detail := obs.Fingerprint
+
+	readyErr := w.waitReady(ctx, prov, h, c, ports)
+	status, reason := state.StatusRunning, ""
+	if readyErr != nil {
+		status, reason = state.StatusFailed, firstLine(readyErr.Error())
+	}
+	if err := w.e.Store.Update(func(tx *state.Tx) error {
+		cur, err := tx.Component(c.Address())
+		if err != nil || cur == nil || cur.InstanceID != instanceID {
+			return err
+		}
+		cur.Status, cur.StatusReason = status, reason
+		return tx.PutComponent(cur)
+	}); err != nil && readyErr == nil {
+		readyErr = fmt.Errorf("record status: %w", err)
+	}
+	if readyErr != nil {
+		return detail, fmt.Errorf("%w%s", readyErr, w.lastLogs(ctx, prov, h))
+	}
+	return detail, nil
+}
+
+// ports keeps PORT and HEALTH_PORT across replacements and allocates what is
+// missing; a value the user set in env or in health wins.
+func (w *walker) ports(c *config.Component, prior *state.Record) (map[string]int, error) {
+	out := map[string]int{}
+	for _, name := range []string{"PORT", "HEALTH_PORT"} {
+		if v, ok := c.Env[name]; ok && !v.Deferred {
+			if p, err := strconv.Atoi(v.Value); err == nil {
+				out[name] = p
+				continue
+			}
+		}
+		if name == "HEALTH_PORT" && c.Health != nil && c.Health.Port != 0 {
+			out[name] = c.Health.Port
+			continue
+		}
+		if prior != nil && prior.Ports[name] != 0 {
+			out[name] = prior.Ports[name]
+			continue
+		}
+		if w.e.AllocPort == nil {
+			return nil, errors.New("no port allocator configured")
+		}
+		p, err := w.e.AllocPort()
+		if err != nil {
+			return nil, fmt.Errorf("allocate %s: %w", name, err)
+		}
+		out[name] = p
+	}
+	return out, nil
+}
+
+// resolver resolves ${KIND.ID.ATTR} from what state records now: every
+// referenced component is upstream, so it was applied first.
+func (w *walker) resolver() (func(config.Ref) string, error) {
+	recs := map[string]*state.Record{}
+	err := w.e.Store.View(func(tx *state.Tx) error {
+		all, err := tx.Components()
+		for _, r := range all {
+			recs[r.Address] = r
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	return func(r config.Ref) string {
+		rec := recs[r.Addr]
+		if rec == nil {
+			return ""
+		}
+		switch r.Attr {
+		case config.PortAttr:
+			return strconv.Itoa(rec.Ports["PORT"])
+		case config.HealthPortAttr:
+			return strconv.Itoa(rec.Ports["HEALTH_PORT"])
+		}
+		var c *config.Component
+		if w.desired != nil {
+			c = w.desired.Component(r.Addr)
+		}
+		prov, err := w.e.Providers.Get(rec.Provider)
+		if c == nil || err != nil {
+			return "127.0.0.1:" + strconv.Itoa(rec.Ports["PORT"])
+		}
+		return addressOf(prov, w.pipeline, c, rec.Ports["PORT"])
+	}, nil
+}
+
+// waitReady waits until the component's health probe passes; a component
+// with no probe is ready once it is running.
+func (w *walker) waitReady(ctx context.Context, prov providers.Provider, h providers.Handle, c *config.Component, ports map[string]int) error {
+	ctx, cancel := context.WithTimeout(ctx, w.e.ReadyTimeout)
+	defer cancel()
+	alive := func() error {
+		o, err := prov.Observe(ctx, h)
+		if err != nil {
+			return err
+		}
+		if !o.Running {
+			if o.Detail != "" {
+				return errors.New(o.Detail)
+			}
+			return errors.New("not running")
+		}
+		return nil
+	}
+	if c.Health == nil {
+		return alive()
+	}
+	host := "127.0.0.1"
+	if hr, ok := prov.(providers.HealthHostResolver); ok {
+		hh, err := hr.HealthHost(ctx, h)
+		if err != nil {
+			return fmt.Errorf("find health address: %w", err)
+		}
+		host = hh
+	}
+	probe, err := health.FromConfig(c.Health, host, ports["HEALTH_PORT"], w.e.WorkDir, nil)
+	if err != nil {
+		return fmt.Errorf("health probe: %w", err)
+	}
+	res, err := health.Wait(ctx, probe, c.Health, alive)
+	if err != nil {
+		return fmt.Errorf("not ready: %w", err)
+	}
+	_ = res
+	return nil
+}
+
+// lastLogs returns the component's last log lines, indented, for a failure
+// message.
+func (w *walker) lastLogs(ctx context.Context, prov providers.Provider, h providers.Handle) string {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	rc, err := prov.Logs(ctx, h, providers.LogOptions{Tail: 10})
+	if err != nil {
+		return ""
+	}
+	defer rc.Close()
+	b, _ := io.ReadAll(io.LimitReader(rc, 8<<10))
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return ""
+	}
+	return "\n  last log lines:\n    " + strings.ReplaceAll(string(b), "\n", "\n    ")
+}

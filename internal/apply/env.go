@@ -1,0 +1,80 @@
+package apply
+
+import (
+	"os"
+	"strconv"
+
+	"github.com/flowctl/flowctl/internal/config"
+	"github.com/flowctl/flowctl/internal/providers"
+)
+
+// hostEnvPassed is the part of flowctl's own environment a process component
+// inherits, so that bare command names resolve and locale and time zone
+// match the user's shell. Docker and Nomad components inherit nothing.
+var hostEnvPassed = []string{"PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ", "TMPDIR"}
+
+// Settings the engine injects into every component, beyond the user's env.
+type injected struct {
+	pipeline, lineage, instanceID, specHash string
+	endpoint, token                         string
+	heartbeat                               string
+	ports                                   map[string]int
+}
+
+// buildEnv is the component's final environment: what COMPAT.md says
+// components expect, then the user's env (which wins), then the token and
+// control-plane endpoint (which the user cannot override).
+func buildEnv(c *config.Component, inj injected, resolve func(config.Ref) string) map[string]string {
+	env := map[string]string{}
+	if c.Executor == "process" {
+		for _, k := range hostEnvPassed {
+			if v, ok := os.LookupEnv(k); ok {
+				env[k] = v
+			}
+		}
+	}
+	id := c.ID
+	for k, v := range map[string]string{
+		"FLOWCTL_COMPONENT_ID":       id,
+		"FLOWCTL_SERVICE_ID":         id,
+		"COMPONENT_ID":               id,
+		"SERVICE_ID":                 id,
+		"FLOWCTL_HEARTBEAT_INTERVAL": inj.heartbeat,
+		"FLOWCTL_PIPELINE":           inj.pipeline,
+		"FLOWCTL_LINEAGE":            inj.lineage,
+		"FLOWCTL_INSTANCE_ID":        inj.instanceID,
+		"FLOWCTL_SPEC_HASH":          inj.specHash,
+		"FLOWCTL_COMPONENT_ADDRESS":  c.Address(),
+	} {
+		env[k] = v
+	}
+	for name, port := range inj.ports {
+		env[name] = strconv.Itoa(port)
+	}
+	for k, v := range c.Env {
+		if v.Deferred {
+			env[k] = config.ResolveRefs(v.Value, resolve)
+		} else {
+			env[k] = v.Value
+		}
+	}
+	if inj.endpoint != "" {
+		env["FLOWCTL_ENDPOINT"] = inj.endpoint
+		env["ENABLE_FLOWCTL"] = "true"
+	}
+	if inj.token != "" {
+		env["FLOWCTL_COMPONENT_TOKEN"] = inj.token
+		env["COMPONENT_TOKEN"] = inj.token
+	}
+	return env
+}
+
+// addressOf is how a consumer reaches component c: host:port as seen from
+// other components. Providers that know better (Docker: the container name
+// on the pipeline network) implement providers.AddressResolver.
+func addressOf(prov providers.Provider, pipeline string, c *config.Component, port int) string {
+	if r, ok := prov.(providers.AddressResolver); ok {
+		return r.ComponentAddress(pipeline, c, port)
+	}
+	return "127.0.0.1:" + strconv.Itoa(port)
+}

@@ -1,0 +1,272 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/spf13/cobra"
+
+	"github.com/flowctl/flowctl/internal/apply"
+	"github.com/flowctl/flowctl/internal/config"
+	"github.com/flowctl/flowctl/internal/plan"
+	"github.com/flowctl/flowctl/internal/providers/process"
+)
+
+type applyFlags struct {
+	autoApprove bool
+	parallelism int
+}
+
+func (f *applyFlags) add(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&f.autoApprove, "auto-approve", false, "apply without asking for confirmation")
+	cmd.Flags().IntVar(&f.parallelism, "parallelism", 10, "how many components to change at once")
+}
+
+func newApplyCommand(g *globals) *cobra.Command {
+	var (
+		sf stateFlags
+		pf planFlags
+		af applyFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "apply [PIPELINE|PLANFILE]",
+		Short: "Make the running pipeline match its file",
+		Long: "Apply plans, shows the plan and asks for 'yes', then executes it in dependency\n" +
+			"order. Given a plan saved with 'flowctl plan -out', it applies exactly that plan\n" +
+			"without asking, and refuses it if the state or what is running changed since.",
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				if b, err := os.ReadFile(args[0]); err == nil && plan.IsPlanFile(b) {
+					return runApplyPlanFile(g, cmd.Context(), args[0], &sf, &af)
+				}
+			}
+			return runApply(g, cmd.Context(), args, &sf, &pf, &af, false)
+		},
+	}
+	sf.add(cmd.Flags(), true)
+	pf.add(cmd, true)
+	af.add(cmd)
+	return cmd
+}
+
+func newDestroyCommand(g *globals) *cobra.Command {
+	var (
+		sf stateFlags
+		pf planFlags
+		af applyFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "destroy [PIPELINE]",
+		Short: "Stop and remove every component of the pipeline",
+		Long: "Destroy stops every component the state records (and any orphan of the\n" +
+			"pipeline), dependents first. It works from the state file alone (--state)\n" +
+			"when the pipeline file is gone.",
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runApply(g, cmd.Context(), args, &sf, &pf, &af, true)
+		},
+	}
+	sf.add(cmd.Flags(), true)
+	pf.add(cmd, false)
+	af.add(cmd)
+	return cmd
+}
+
+func runApply(g *globals, ctx context.Context, args []string, sf *stateFlags, pf *planFlags, af *applyFlags, destroy bool) error {
+	ws, err := openWorkspace(g, args, sf, destroy)
+	if err != nil {
+		return err
+	}
+	op := "apply"
+	if destroy {
+		op = "destroy"
+	}
+	l, err := ws.lock(ctx, g, op, sf.lockTimeout)
+	if err != nil {
+		return err
+	}
+	defer l.Release()
+	p, err := makePlan(ctx, ws, pf.options(destroy))
+	if err != nil {
+		return err
+	}
+	out := g.streams.Out
+	plan.Render(out, p, plan.RenderOptions{Color: g.color(out)})
+	if !p.HasChanges() {
+		return nil
+	}
+	if !af.autoApprove {
+		ok, err := confirm(g, destroy)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			fmt.Fprintf(out, "\n%s cancelled.\n", strings.ToUpper(op[:1])+op[1:])
+			return errSilent
+		}
+	}
+	fmt.Fprintln(out)
+	return execute(g, ctx, ws, p, ws.pipeline, af, op)
+}
+
+func confirm(g *globals, destroy bool) (bool, error) {
+	if !isTerminal(g.streams.In) {
+		return false, errors.New("no terminal to confirm on: run with -auto-approve, or save a plan with 'flowctl plan -out FILE' and apply that")
+	}
+	q := "Do you want to perform these actions?"
+	if destroy {
+		q = "Do you really want to destroy every component of this pipeline?"
+	}
+	fmt.Fprintf(g.streams.Out, "\n%s\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ", q)
+	line, err := bufio.NewReader(g.streams.In).ReadString('\n')
+	if err != nil && line == "" {
+		return false, fmt.Errorf("read confirmation: %w", err)
+	}
+	return strings.TrimSpace(line) == "yes", nil
+}
+
+func runApplyPlanFile(g *globals, ctx context.Context, path string, sf *stateFlags, af *applyFlags) error {
+	f, err := plan.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	desired, err := plannedPipeline(g, f, sf.vars)
+	if err != nil {
+		return err
+	}
+	statePath := sf.statePath
+	if statePath == "" {
+		statePath = f.StatePath
+	}
+	sfCopy := *sf
+	sfCopy.statePath = statePath
+	var args []string
+	if f.PipelineFile != "" {
+		if _, err := os.Stat(f.PipelineFile); err == nil {
+			args = []string{f.PipelineFile}
+		}
+	}
+	ws, err := openWorkspace(g, args, &sfCopy, true)
+	if err != nil {
+		return err
+	}
+	l, err := ws.lock(ctx, g, "apply", sf.lockTimeout)
+	if err != nil {
+		return err
+	}
+	defer l.Release()
+	in, err := ws.planInput(plan.Options{Destroy: f.Plan.Destroy, Targets: f.Plan.Targets})
+	if err != nil {
+		return err
+	}
+	in.Desired = desired
+	if err := f.CheckFresh(ctx, in); err != nil {
+		return err
+	}
+	if !f.Plan.HasChanges() {
+		fmt.Fprintln(g.streams.Out, "No changes. The saved plan has nothing to do.")
+		return nil
+	}
+	op := "apply"
+	if f.Plan.Destroy {
+		op = "destroy"
+	}
+	return execute(g, ctx, ws, f.Plan, desired, af, op)
+}
+
+// plannedPipeline is the desired pipeline a saved plan was made for. A plan
+// with sensitive values holds none of them: the pipeline file is loaded
+// again and must give exactly the planned specs.
+func plannedPipeline(g *globals, f *plan.File, vars []config.VarArg) (*config.Pipeline, error) {
+	saved, err := f.DesiredPipeline()
+	if err != nil || saved == nil {
+		return saved, err
+	}
+	desired := saved
+	if f.HasSensitive {
+		if f.PipelineFile == "" {
+			return nil, errors.New("the plan has sensitive values, which plan files never hold, and names no pipeline file to read them from")
+		}
+		desired, err = loadValidPipeline(g, f.PipelineFile, vars)
+		if err != nil {
+			return nil, err
+		}
+	}
+	for _, ch := range f.Plan.Changes {
+		if ch.Action.IsDelete() || ch.SpecHash == "" {
+			continue
+		}
+		c := desired.Component(ch.Address)
+		if c == nil || c.SpecHash() != ch.SpecHash {
+			hint := ""
+			if f.HasSensitive {
+				hint = " (sensitive values come from the pipeline file and its variables: pass the same -var, -var-file and FLOWCTL_VAR_ values as for plan)"
+			}
+			return nil, &plan.StaleError{Reasons: []string{fmt.Sprintf("%s no longer has the planned configuration%s", ch.Address, hint)}}
+		}
+	}
+	return desired, nil
+}
+
+// execute runs the plan with Ctrl-C handling: the first interrupt lets
+// in-flight steps finish and starts nothing new; the second aborts.
+func execute(g *globals, ctx context.Context, ws *workspace, p *plan.Plan, desired *config.Pipeline, af *applyFlags, op string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := make(chan struct{})
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-sigs:
+				n++
+				if n == 1 {
+					fmt.Fprintln(g.streams.Err, "\nInterrupt received: finishing the steps under way; nothing new will start. Interrupt again to abort them.")
+					close(stop)
+				} else {
+					fmt.Fprintln(g.streams.Err, "\nTwo interrupts received: aborting.")
+					cancel()
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	eng := &apply.Engine{
+		Store: ws.store, Providers: ws.providers, WorkDir: ws.workDir, Parallelism: af.parallelism,
+		Out: g.streams.Out, AllocPort: process.FreePort, OpID: uuid.NewString(), Operation: op,
+	}
+	start := time.Now()
+	res, err := eng.Apply(ctx, stop, p, desired)
+	if err != nil && res == nil {
+		return err
+	}
+	out := g.streams.Out
+	fmt.Fprintln(out)
+	if err != nil {
+		fmt.Fprintf(g.streams.Err, "Error: %s did not complete (%s):\n", op, time.Since(start).Round(100*time.Millisecond))
+		for _, o := range res.Failed() {
+			if o.Skipped != "" {
+				fmt.Fprintf(g.streams.Err, "  %s: %s\n", o.Address, o.Skipped)
+				continue
+			}
+			fmt.Fprintf(g.streams.Err, "  %s: %s failed: %v\n", o.Address, o.Action, o.Err)
+		}
+		return errSilent
+	}
+	fmt.Fprintln(out, res.Summary(op == "destroy"))
+	return nil
+}

@@ -1,0 +1,162 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/flowctl/flowctl/internal/state"
+)
+
+func newStateCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "state",
+		Short: "Read and edit the state file",
+	}
+	cmd.AddCommand(newStateListCommand(g), newStateShowCommand(g), newStateRmCommand(g))
+	return cmd
+}
+
+func newStateListCommand(g *globals) *cobra.Command {
+	var sf stateFlags
+	cmd := &cobra.Command{
+		Use:   "list [PIPELINE]",
+		Short: "List the components the state records",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ws, err := openWorkspace(g, args, &sf, true)
+			if err != nil {
+				return err
+			}
+			return ws.store.View(func(tx *state.Tx) error {
+				recs, err := tx.Components()
+				if err != nil {
+					return err
+				}
+				for _, r := range recs {
+					fmt.Fprintln(g.streams.Out, r.Address)
+				}
+				return nil
+			})
+		},
+	}
+	sf.add(cmd.Flags(), true)
+	return cmd
+}
+
+func newStateShowCommand(g *globals) *cobra.Command {
+	var (
+		sf     stateFlags
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "show ADDR [PIPELINE]",
+		Short: "Show one component's record",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ws, err := openWorkspace(g, args[1:], &sf, true)
+			if err != nil {
+				return err
+			}
+			var rec *state.Record
+			if err := ws.store.View(func(tx *state.Tx) error { var err error; rec, err = tx.Component(args[0]); return err }); err != nil {
+				return err
+			}
+			if rec == nil {
+				return fmt.Errorf("%s is not in the state", args[0])
+			}
+			if asJSON {
+				b, err := json.MarshalIndent(rec, "", "  ")
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(g.streams.Out, "%s\n", b)
+				return nil
+			}
+			tw := tabwriter.NewWriter(g.streams.Out, 0, 4, 2, ' ', 0)
+			fmt.Fprintf(tw, "address\t%s\n", rec.Address)
+			fmt.Fprintf(tw, "executor\t%s\n", rec.Provider)
+			fmt.Fprintf(tw, "status\t%s\n", statusText(rec))
+			fmt.Fprintf(tw, "spec hash\t%s\n", rec.SpecHash)
+			fmt.Fprintf(tw, "instance\t%s\n", rec.InstanceID)
+			for _, name := range []string{"PORT", "HEALTH_PORT"} {
+				if p := rec.Ports[name]; p != 0 {
+					fmt.Fprintf(tw, "%s\t%d\n", name, p)
+				}
+			}
+			fmt.Fprintf(tw, "handle\t%s\n", rec.Handle)
+			if !rec.StartedAt.IsZero() {
+				fmt.Fprintf(tw, "started\t%s\n", rec.StartedAt.Local().Format("2006-01-02 15:04:05"))
+			}
+			fmt.Fprintf(tw, "restarts\t%d\n", rec.RestartCount)
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if len(rec.Spec) > 0 {
+				var pretty any
+				if json.Unmarshal(rec.Spec, &pretty) == nil {
+					b, _ := json.MarshalIndent(pretty, "", "  ")
+					fmt.Fprintf(g.streams.Out, "spec:\n%s\n", b)
+				}
+			}
+			return nil
+		},
+	}
+	sf.add(cmd.Flags(), true)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the record as JSON")
+	return cmd
+}
+
+func statusText(r *state.Record) string {
+	if r.StatusReason != "" {
+		return r.Status + " (" + r.StatusReason + ")"
+	}
+	return r.Status
+}
+
+func newStateRmCommand(g *globals) *cobra.Command {
+	var sf stateFlags
+	cmd := &cobra.Command{
+		Use:   "rm ADDR... [--state PATH]",
+		Short: "Forget components without stopping them",
+		Long: "state rm removes components from the state and leaves whatever runs alone.\n" +
+			"The next plan will offer to adopt them if they still match the pipeline file,\n" +
+			"or to delete them as orphans.",
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ws, err := openWorkspace(g, nil, &sf, true)
+			if err != nil {
+				return err
+			}
+			l, err := ws.lock(context.Background(), g, "state-rm", sf.lockTimeout)
+			if err != nil {
+				return err
+			}
+			defer l.Release()
+			return ws.store.Update(func(tx *state.Tx) error {
+				for _, addr := range args {
+					rec, err := tx.Component(addr)
+					if err != nil {
+						return err
+					}
+					if rec == nil {
+						return fmt.Errorf("%s is not in the state", addr)
+					}
+					if err := tx.DeleteComponent(addr); err != nil {
+						return err
+					}
+					if err := tx.AppendHistory(&state.Event{Operation: "state-rm", Address: addr, Result: "ok", Detail: "forgotten; the object was left running"}); err != nil {
+						return err
+					}
+					fmt.Fprintf(g.streams.Out, "Removed %s from the state\n", addr)
+				}
+				return nil
+			})
+		},
+	}
+	sf.add(cmd.Flags(), true)
+	return cmd
+}

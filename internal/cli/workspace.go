@@ -1,0 +1,128 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/flowctl/flowctl/internal/config"
+	"github.com/flowctl/flowctl/internal/plan"
+	"github.com/flowctl/flowctl/internal/providers"
+	"github.com/flowctl/flowctl/internal/providers/process"
+	"github.com/flowctl/flowctl/internal/state"
+)
+
+// stateFlags are the flags every command that touches state shares.
+type stateFlags struct {
+	statePath   string
+	lockTimeout time.Duration
+	vars        []config.VarArg
+}
+
+func (f *stateFlags) add(fs *pflag.FlagSet, withVars bool) {
+	fs.StringVar(&f.statePath, "state", "", "state file (default .flowctl/<pipeline>.state.db beside the pipeline file)")
+	fs.DurationVar(&f.lockTimeout, "lock-timeout", 0, "how long to wait for the state lock (0: fail at once)")
+	if withVars {
+		addVarFlags(fs, &f.vars)
+	}
+}
+
+// workspace is one pipeline's file, state and executors, as a command sees
+// them.
+type workspace struct {
+	file      string // pipeline file; empty when working from state alone
+	pipeline  *config.Pipeline
+	store     *state.Store
+	stateDir  string
+	workDir   string
+	providers *providers.Registry
+}
+
+// openWorkspace loads the pipeline (args[0] or the single one in the folder)
+// and opens its state. With allowStateOnly, a missing pipeline file is fine
+// when --state names an existing state file.
+func openWorkspace(g *globals, args []string, f *stateFlags, allowStateOnly bool) (*workspace, error) {
+	ws := &workspace{}
+	path, perr := resolvePipelineFile(".", args)
+	switch {
+	case perr == nil:
+		p, err := loadValidPipeline(g, path, f.vars)
+		if err != nil {
+			return nil, err
+		}
+		ws.file, ws.pipeline = path, p
+		ws.workDir = filepath.Dir(path)
+		sp := f.statePath
+		if sp == "" {
+			sp = state.DefaultPath(path, p.Name)
+		}
+		st, err := state.Open(sp, p.Name)
+		if err != nil {
+			return nil, err
+		}
+		ws.store = st
+	case allowStateOnly && f.statePath != "":
+		st, err := state.Open(f.statePath, "")
+		if err != nil {
+			return nil, err
+		}
+		ws.store = st
+		// Relative commands resolved against the pipeline's folder, which is
+		// the state folder's parent by default.
+		ws.workDir = filepath.Dir(filepath.Dir(f.statePath))
+	default:
+		return nil, perr
+	}
+	if abs, err := filepath.Abs(ws.workDir); err == nil {
+		ws.workDir = abs
+	}
+	ws.stateDir = filepath.Dir(ws.store.Path())
+	ws.providers = providers.NewRegistry(
+		process.New(process.Options{Dir: ws.stateDir}),
+	)
+	return ws, nil
+}
+
+// lock takes the operation lock, printing a warning when it breaks a stale
+// one.
+func (ws *workspace) lock(ctx context.Context, g *globals, op string, timeout time.Duration) (*state.Lock, error) {
+	l, err := ws.store.Acquire(ctx, state.LockOptions{
+		Operation: op, Timeout: timeout,
+		OnBreak: func(stale state.LockInfo) {
+			fmt.Fprintf(g.streams.Err, "Warning: broke a stale state lock (%s): its process no longer exists\n", stale.String())
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// planInput gathers what a plan is made from.
+func (ws *workspace) planInput(opts plan.Options) (plan.Input, error) {
+	in := plan.Input{Desired: ws.pipeline, Providers: ws.providers, Options: opts}
+	err := ws.store.View(func(tx *state.Tx) error {
+		in.Meta = tx.Meta()
+		recs, err := tx.Components()
+		in.Records = recs
+		return err
+	})
+	if err != nil {
+		return in, fmt.Errorf("read state: %w", err)
+	}
+	return in, nil
+}
+
+// isTerminal reports whether r is an interactive terminal.
+func isTerminal(r any) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	info, err := f.Stat()
+	return err == nil && info.Mode()&os.ModeCharDevice != 0
+}

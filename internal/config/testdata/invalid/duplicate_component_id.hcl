@@ -1,0 +1,10 @@
+pipeline "ttp" {}
+
+source "ledger" {
+  command = ["./bin/ledger"]
+}
+
+processor "ledger" {
+  command = ["./bin/ttp"]
+  inputs  = [source.ledger]
+}

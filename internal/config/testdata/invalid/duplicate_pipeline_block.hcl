@@ -1,0 +1,7 @@
+pipeline "ttp" {}
+
+pipeline "other" {}
+
+source "ledger" {
+  command = ["./bin/ledger"]
+}

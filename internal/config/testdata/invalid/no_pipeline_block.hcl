@@ -1,0 +1,3 @@
+source "ledger" {
+  command = ["./bin/ledger"]
+}

@@ -1,0 +1,6 @@
+pipeline "ttp" {
+  executor = "docker"
+
+source "ledger" {
+  command = ["./bin/ledger"]
+}

@@ -1,0 +1,134 @@
+package process
+
+import (
+	"bufio"
+	"errors"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/flowctl/flowctl/internal/procinfo"
+)
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat start times; it is 100
+// on every Linux architecture flowctl runs on.
+const clockTicks = 100
+
+var (
+	bootOnce sync.Once
+	bootID   string
+	bootTime time.Time
+)
+
+func loadBoot() {
+	bootOnce.Do(func() {
+		if b, err := os.ReadFile("/proc/sys/kernel/random/boot_id"); err == nil {
+			bootID = strings.TrimSpace(string(b))
+		}
+		if f, err := os.Open("/proc/stat"); err == nil {
+			defer f.Close()
+			s := bufio.NewScanner(f)
+			for s.Scan() {
+				if v, ok := strings.CutPrefix(s.Text(), "btime "); ok {
+					if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+						bootTime = time.Unix(n, 0)
+					}
+					break
+				}
+			}
+		}
+	})
+}
+
+// currentBootID identifies this boot of the machine ("" if unknown).
+func currentBootID() string { loadBoot(); return bootID }
+
+// startTimeOf converts start ticks to wall time (zero if unknown).
+func startTimeOf(ticks uint64) time.Time {
+	loadBoot()
+	if bootTime.IsZero() {
+		return time.Time{}
+	}
+	return bootTime.Add(time.Duration(ticks) * time.Second / clockTicks).UTC()
+}
+
+// alive reports whether id names a live process of this boot. A record
+// from another boot names nothing, whatever runs under its pid now.
+func alive(boot string, id procinfo.Identity) bool {
+	if id.PID <= 0 {
+		return false
+	}
+	if boot != "" && currentBootID() != "" && boot != currentBootID() {
+		return false
+	}
+	return procinfo.Alive(id)
+}
+
+// errNotOurs means the pid no longer names the process the identity was
+// taken of: nothing was signalled.
+var errNotOurs = errors.New("process is gone (its pid is free or names another process)")
+
+// signalGroup sends sig to the process group led by id, after checking that
+// id is still the live process it was. The child is made leader of its own
+// group (pgid = its pid) and the shim reaps it only after killing what is
+// left of the group, so while the identity matches the group is ours. (The
+// window between the check and the kill is that of two system calls.)
+func signalGroup(boot string, id procinfo.Identity, sig syscall.Signal) error {
+	if !alive(boot, id) {
+		return errNotOurs
+	}
+	st, err := procinfo.ReadStat(id.PID)
+	if err != nil || st.StartTicks != id.StartTicks {
+		return errNotOurs
+	}
+	if st.PGID != id.PID {
+		// Not a group leader (any more): signal the process alone.
+		return syscall.Kill(id.PID, sig)
+	}
+	if err := syscall.Kill(-id.PID, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return err
+	}
+	return nil
+}
+
+// signalProcess sends sig to the process id names, if it still does.
+func signalProcess(boot string, id procinfo.Identity, sig syscall.Signal) error {
+	if !alive(boot, id) {
+		return errNotOurs
+	}
+	if err := syscall.Kill(id.PID, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return err
+	}
+	return nil
+}
+
+// envMap turns K=V entries into a map (last wins).
+func envMap(env []string) map[string]string {
+	m := make(map[string]string, len(env))
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// signalName names a signal the way a user expects ("SIGKILL").
+func signalName(s syscall.Signal) string {
+	if n, ok := signalNames[s]; ok {
+		return n
+	}
+	return "signal " + strconv.Itoa(int(s))
+}
+
+var signalNames = map[syscall.Signal]string{
+	syscall.SIGHUP: "SIGHUP", syscall.SIGINT: "SIGINT", syscall.SIGQUIT: "SIGQUIT",
+	syscall.SIGILL: "SIGILL", syscall.SIGTRAP: "SIGTRAP", syscall.SIGABRT: "SIGABRT",
+	syscall.SIGBUS: "SIGBUS", syscall.SIGFPE: "SIGFPE", syscall.SIGKILL: "SIGKILL",
+	syscall.SIGUSR1: "SIGUSR1", syscall.SIGSEGV: "SIGSEGV", syscall.SIGUSR2: "SIGUSR2",
+	syscall.SIGPIPE: "SIGPIPE", syscall.SIGALRM: "SIGALRM", syscall.SIGTERM: "SIGTERM",
+	syscall.SIGXCPU: "SIGXCPU", syscall.SIGXFSZ: "SIGXFSZ", syscall.SIGSYS: "SIGSYS",
+}

@@ -1,0 +1,175 @@
+// Package testutil holds helpers shared by tests: building the test
+// component (and the flowctl binary) that tests run as real processes.
+package testutil
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Binaries are paths of freshly built executables.
+type Binaries struct {
+	// TestComponent is internal/testutil/testcomponent (see its doc for the
+	// environment knobs), static (CGO_ENABLED=0).
+	TestComponent string
+	// Flowctl is ./cmd/flowctl, built only when WithFlowctl is passed.
+	Flowctl string
+}
+
+// BuildOption selects optional binaries.
+type BuildOption func(*buildOptions)
+
+type buildOptions struct{ flowctl bool }
+
+// WithFlowctl also builds ./cmd/flowctl into Binaries.Flowctl.
+func WithFlowctl() BuildOption { return func(o *buildOptions) { o.flowctl = true } }
+
+type built struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+var (
+	testComponent built
+	flowctl       built
+)
+
+// BuildBinaries builds the binaries tests need and returns their paths. A
+// failed build fails the test.
+//
+// Each binary is built at most once per test process (sync.Once) and then
+// shared. The output goes to a fixed folder per checkout,
+// $TMPDIR/flowctl-testbin-<hash of the module root>, which is left in place
+// for reuse: nothing needs cleaning up, and test packages run in parallel
+// can share it (each build writes a temporary file and renames it into
+// place, so a binary another test is running is never overwritten in
+// place). The test component, which imports only the standard library, is
+// named by the hash of its source and reused as long as that exists;
+// flowctl is rebuilt once per test process (the Go build cache makes that
+// mostly a link).
+func BuildBinaries(t testing.TB, opts ...BuildOption) Binaries {
+	t.Helper()
+	var o buildOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	var b Binaries
+	var err error
+	if b.TestComponent, err = testComponent.get("./internal/testutil/testcomponent", "testcomponent", true); err != nil {
+		t.Fatalf("build test component: %v", err)
+	}
+	if o.flowctl {
+		if b.Flowctl, err = flowctl.get("./cmd/flowctl", "flowctl", false); err != nil {
+			t.Fatalf("build flowctl: %v", err)
+		}
+	}
+	return b
+}
+
+func (b *built) get(pkg, name string, standalone bool) (string, error) {
+	b.once.Do(func() { b.path, b.err = build(pkg, name, standalone) })
+	return b.path, b.err
+}
+
+// ModuleRoot returns the folder holding the flowctl go.mod.
+func ModuleRoot() (string, error) {
+	if _, file, _, ok := runtime.Caller(0); ok {
+		root := filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+		if _, err := os.Stat(filepath.Join(root, "go.mod")); err == nil {
+			return root, nil
+		}
+	}
+	out, err := exec.Command(goTool(), "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", fmt.Errorf("not inside the flowctl module")
+	}
+	return filepath.Dir(gomod), nil
+}
+
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	if root := runtime.GOROOT(); root != "" { //nolint:staticcheck // a fallback only
+		return filepath.Join(root, "bin", "go")
+	}
+	return "go"
+}
+
+// build runs go build. A standalone package (one that imports nothing of
+// the module, like the test component) is keyed by the hash of its files
+// and the Go version, and not rebuilt while a binary with that key exists:
+// test processes then share it without even a link step.
+func build(pkg, name string, standalone bool) (string, error) {
+	root, err := ModuleRoot()
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256([]byte(root))
+	dir := filepath.Join(os.TempDir(), "flowctl-testbin-"+hex.EncodeToString(sum[:6]))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	dst := filepath.Join(dir, name)
+	if standalone {
+		key, err := sourceKey(filepath.Join(root, filepath.FromSlash(pkg)))
+		if err != nil {
+			return "", err
+		}
+		dst += "-" + key
+		if fi, err := os.Stat(dst); err == nil && fi.Mode().IsRegular() {
+			return dst, nil
+		}
+	}
+	tmp, err := os.CreateTemp(dir, name+".*.tmp")
+	if err != nil {
+		return "", err
+	}
+	_ = tmp.Close()
+	defer os.Remove(tmp.Name())
+	cmd := exec.Command(goTool(), "build", "-o", tmp.Name(), pkg)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return "", err
+	}
+	return dst, nil
+}
+
+// sourceKey hashes the files of a package folder and the Go version.
+func sourceKey(dir string) (string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	fmt.Fprintln(h, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	for _, e := range ents { // sorted by name
+		if e.IsDir() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s %d\n", e.Name(), len(b))
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8]), nil
+}
