@@ -392,18 +392,7 @@ func (w *walker) execute(ctx context.Context, n *node) (string, error) {
 			return tx.PutComponent(rec)
 		})
 	case plan.Adopt:
-		var inst string
-		if ch.Observed != nil {
-			inst = ch.Observed.InstanceID
-		}
-		err := w.e.Store.Update(func(tx *state.Tx) error {
-			return tx.PutComponent(&state.Record{
-				Address: ch.Address, Kind: string(n.comp.Kind), ID: n.comp.ID, Provider: ch.Provider,
-				SpecHash: ch.SpecHash, ObjectSpecHash: ch.SpecHash, Spec: ch.Spec, Handle: ch.Handle,
-				InstanceID: inst, Status: state.StatusRunning, StatusReason: "adopted",
-			})
-		})
-		return fingerprintOf(ch.Observed), err
+		return w.adopt(ctx, n)
 	case plan.Replace, plan.Restart:
 		if len(ch.Handle) > 0 {
 			if err := w.stopObject(ctx, ch.PriorProvider, ch.Handle, n.comp.StopTimeout.D()); err != nil {
@@ -514,8 +503,12 @@ func (w *walker) start(ctx context.Context, n *node) (string, error) {
 		return "", fmt.Errorf("record %s in state: %w", c.Address(), err)
 	}
 	obs, _ := prov.Observe(ctx, h)
-	detail := obs.Fingerprint
+	return obs.Fingerprint, w.finishStart(ctx, prov, h, c, ports, instanceID)
+}
 
+// finishStart waits for readiness and records the outcome in state; a
+// failure carries the component's last log lines.
+func (w *walker) finishStart(ctx context.Context, prov providers.Provider, h providers.Handle, c *config.Component, ports map[string]int, instanceID string) error {
 	readyErr := w.waitReady(ctx, prov, h, c, ports)
 	status, reason := state.StatusRunning, ""
 	if readyErr != nil {
@@ -532,9 +525,51 @@ func (w *walker) start(ctx context.Context, n *node) (string, error) {
 		readyErr = fmt.Errorf("record status: %w", err)
 	}
 	if readyErr != nil {
-		return detail, fmt.Errorf("%w%s", readyErr, w.lastLogs(ctx, prov, h))
+		return fmt.Errorf("%w%s", readyErr, w.lastLogs(ctx, prov, h))
 	}
-	return detail, nil
+	return nil
+}
+
+// adopt records an object that runs but that state does not (fully) know,
+// then waits for it to be ready like a fresh start.
+func (w *walker) adopt(ctx context.Context, n *node) (string, error) {
+	ch, c := n.ch, n.comp
+	prov, err := w.e.Providers.Get(ch.Provider)
+	if err != nil {
+		return "", err
+	}
+	var inst string
+	ports := map[string]int{}
+	if ch.Observed != nil {
+		inst = ch.Observed.InstanceID
+		for k, v := range ch.Observed.Ports {
+			ports[k] = v
+		}
+	}
+	err = w.e.Store.Update(func(tx *state.Tx) error {
+		rec, err := tx.Component(ch.Address)
+		if err != nil {
+			return err
+		}
+		if rec == nil {
+			rec = &state.Record{Address: ch.Address, Kind: string(c.Kind), ID: c.ID, StartedAt: w.e.now().UTC()}
+		}
+		for k, v := range rec.Ports {
+			if _, ok := ports[k]; !ok {
+				ports[k] = v
+			}
+		}
+		if inst == "" {
+			inst = rec.InstanceID
+		}
+		rec.Provider, rec.SpecHash, rec.ObjectSpecHash, rec.Spec, rec.Handle = ch.Provider, ch.SpecHash, ch.SpecHash, ch.Spec, ch.Handle
+		rec.InstanceID, rec.Ports, rec.Status, rec.StatusReason = inst, ports, state.StatusCreating, "adopted"
+		return tx.PutComponent(rec)
+	})
+	if err != nil {
+		return "", fmt.Errorf("record %s in state: %w", ch.Address, err)
+	}
+	return fingerprintOf(ch.Observed), w.finishStart(ctx, prov, ch.Handle, c, ports, inst)
 }
 
 // ports keeps PORT and HEALTH_PORT across replacements and allocates what is

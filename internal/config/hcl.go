@@ -159,7 +159,7 @@ func (l *hclLoader) decodePipeline(p *Pipeline, b *hcl.Block) {
 	if m, _ := l.getStringMap(o, attrs, "annotations", "annotations"); len(m) > 0 {
 		p.Annotations = m
 	}
-	if cfg, _ := l.getConfig(o, attrs, "config"); len(cfg) > 0 {
+	if cfg, _ := l.getConfig(o, attrs, "config", false); len(cfg) > 0 {
 		p.Config = cfg
 	}
 }
@@ -255,11 +255,17 @@ func (l *hclLoader) decodeEnv(o *hclOwner, c *Component, attrs hcl.Attributes) {
 			explicit[name] = true
 		})
 	}
-	cfg, sensitive := l.getConfig(o, attrs, "config")
+	cfg, sensitive := l.getConfig(o, attrs, "config", true)
 	c.MergeConfig(cfg)
-	for k := range sensitive {
+	for k := range cfg {
 		name := ConfigEnvName(k)
-		if ev, ok := c.Env[name]; ok && !explicit[name] {
+		if explicit[name] {
+			continue
+		}
+		if _, ok := o.ranges["env."+name]; !ok {
+			o.ranges["env."+name] = o.ranges["config."+k]
+		}
+		if ev, ok := c.Env[name]; ok && sensitive[k] {
 			ev.Sensitive = true
 			c.Env[name] = ev
 		}
@@ -268,8 +274,9 @@ func (l *hclLoader) decodeEnv(o *hclOwner, c *Component, attrs hcl.Attributes) {
 
 // getConfig reads a free-form config map, each value rendered the way
 // ConfigValueString renders YAML values. sensitive names the keys whose
-// values came from sensitive variables.
-func (l *hclLoader) getConfig(o *hclOwner, attrs hcl.Attributes, name string) (map[string]string, map[string]bool) {
+// values came from sensitive variables. toEnv says the keys become env
+// names, so two keys that map to one name are an error.
+func (l *hclLoader) getConfig(o *hclOwner, attrs hcl.Attributes, name string, toEnv bool) (map[string]string, map[string]bool) {
 	a, ok := attrs[name]
 	if !ok {
 		return nil, nil
@@ -277,16 +284,27 @@ func (l *hclLoader) getConfig(o *hclOwner, attrs hcl.Attributes, name string) (m
 	o.ranges[name] = a.Expr.Range()
 	items := l.objectItemRanges(o, name, a.Expr)
 	cfg, sens := map[string]string{}, map[string]bool{}
+	envNames := map[string]string{} // env name -> the config key that takes it
 	l.eachElement(o, a, name, "an object", func(key, shown string, v cty.Value, sensitive bool) {
+		rng, ok := items[key]
+		if !ok {
+			rng = a.Expr.Range()
+		}
+		o.ranges[name+"."+key] = rng
 		s, err := ConfigValueString(ctyToGo(v))
 		if err != nil {
-			rng, ok := items[key]
-			if !ok {
-				rng = a.Expr.Range()
-			}
 			l.diags = append(l.diags, errorf(rng, "Invalid config value", "%s: config %s cannot be rendered: %v", o.label, shown, err))
 			return
 		}
+		// Keys that differ only in case, '-' or '.' become one env name;
+		// which would win must not be left to chance.
+		env := ConfigEnvName(key)
+		if prev, dup := envNames[env]; dup && toEnv {
+			l.diags = append(l.diags, errorf(rng, "Duplicate config key",
+				"%s: config keys %s and %s both become the environment variable %s", o.label, prev, shown, env))
+			return
+		}
+		envNames[env] = shown
 		cfg[key] = s
 		if sensitive {
 			sens[key] = true

@@ -2,6 +2,8 @@ package config
 
 import (
 	"errors"
+	"math/big"
+	"regexp"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2/ext/tryfunc"
@@ -28,9 +30,9 @@ func hclFunctions() map[string]function.Function {
 
 		// Strings.
 		"chomp":         stdlib.ChompFunc,
-		"format":        stdlib.FormatFunc,
-		"formatlist":    stdlib.FormatListFunc,
-		"indent":        stdlib.IndentFunc,
+		"format":        guarded(stdlib.FormatFunc, checkFormatWidth),
+		"formatlist":    guarded(stdlib.FormatListFunc, checkFormatWidth),
+		"indent":        guarded(stdlib.IndentFunc, checkIndent),
 		"join":          stdlib.JoinFunc,
 		"lower":         stdlib.LowerFunc,
 		"regex":         stdlib.RegexFunc,
@@ -216,3 +218,57 @@ var coalesceFunc = function.New(&function.Spec{
 		return cty.NilVal, errors.New("no non-null, non-empty-string arguments")
 	},
 })
+
+// maxWidth bounds the padding a function may be asked to produce, so that a
+// typo like indent(1e9, s) fails instead of exhausting memory.
+const maxWidth = 10000
+
+// guarded wraps f so that check sees its arguments first.
+func guarded(f function.Function, check func([]cty.Value) error) function.Function {
+	return function.New(&function.Spec{
+		Description: f.Description(),
+		Params:      f.Params(),
+		VarParam:    f.VarParam(),
+		Type:        f.ReturnTypeForValues,
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			if err := check(args); err != nil {
+				return cty.NilVal, err
+			}
+			return f.Call(args)
+		},
+	})
+}
+
+// bigWidth matches a format verb with a width or precision of five digits
+// or more.
+var bigWidth = regexp.MustCompile(`%[-+# 0]*(\[\d+\])?(\d{5,}|\d*\.\d{5,})`)
+
+func checkFormatWidth(args []cty.Value) error {
+	if len(args) == 0 {
+		return nil
+	}
+	v, _ := args[0].UnmarkDeep()
+	if !v.IsKnown() || v.IsNull() || v.Type() != cty.String {
+		return nil
+	}
+	if bigWidth.MatchString(v.AsString()) {
+		return function.NewArgErrorf(0, "a width or precision is at most %d", maxWidth)
+	}
+	return nil
+}
+
+func checkIndent(args []cty.Value) error {
+	if len(args) == 0 {
+		return nil
+	}
+	v, _ := args[0].UnmarkDeep()
+	if !v.IsKnown() || v.IsNull() || v.Type() != cty.Number {
+		return nil
+	}
+	if f := v.AsBigFloat(); f.Cmp(bigFloat(maxWidth)) > 0 {
+		return function.NewArgErrorf(0, "indent takes at most %d spaces", maxWidth)
+	}
+	return nil
+}
+
+func bigFloat(n int64) *big.Float { return new(big.Float).SetInt64(n) }

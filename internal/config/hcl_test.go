@@ -308,15 +308,15 @@ source "app" {
 		wants []string
 	}{
 		{"number from text", []VarArg{{Name: "replicas", Value: "three"}},
-			[]string{"test.hcl:3:1: error: Invalid value for variable", `-var of variable "replicas" is not a valid number: a number is required`}},
+			[]string{"test.hcl:3:1: error: Invalid value for variable", `the value for variable "replicas" from -var is not a valid number: a number is required`}},
 		{"list from a non-list", []VarArg{{Name: "cmd", Value: `"./app"`}},
-			[]string{`-var of variable "cmd" is not a valid list(string): list of string required`}},
+			[]string{`the value for variable "cmd" from -var is not a valid list(string): list of string required`}},
 		{"list from bad syntax", []VarArg{{Name: "cmd", Value: `[`}},
-			[]string{`-var for variable "cmd" is not a valid HCL expression of type list(string): Missing expression; Expected the start of an expression, but found the end of the file.`}},
+			[]string{`the value for variable "cmd" from -var is not a valid HCL expression of type list(string): Missing expression; Expected the start of an expression, but found the end of the file.`}},
 		{"object missing attribute", []VarArg{{Name: "settings", Value: `{ port = 1 }`}},
-			[]string{`variable "settings" is not a valid object`, `attribute "level" is required`}},
+			[]string{`variable "settings" from -var is not a valid object`, `attribute "level" is required`}},
 		{"bool", []VarArg{{Name: "debug", Value: "maybe"}},
-			[]string{`-var of variable "debug" is not a valid bool`}},
+			[]string{`the value for variable "debug" from -var is not a valid bool`}},
 	}
 	base := []VarArg{{Name: "replicas", Value: "1"}, {Name: "cmd", Value: `["x"]`}, {Name: "debug", Value: "true"},
 		{Name: "settings", Value: `{ level = "x" }`}, {Name: "anything", Value: "x"}}
@@ -340,7 +340,7 @@ source "app" {
   type    = number
   default = "many"
 }`, `N = var.n`), LoadOptions{Vars: []VarArg{{Name: "n", Value: "1"}}})
-		wantDiag(t, diags, "test.hcl:4:13: error: Invalid value for variable", `the default value of variable "n" is not a valid number`)
+		wantDiag(t, diags, "test.hcl:4:13: error: Invalid value for variable", `the value for variable "n" from its default is not a valid number`)
 	})
 }
 
@@ -974,6 +974,10 @@ func TestHCLWrongAttributeTypes(t *testing.T) {
     a = 1
     "a" = 2
   }`, `test.hcl:6:5: error: Duplicate config key: source.a: config a is set twice; the first is at test.hcl:5:9`},
+		{`config = {
+    log-level = "debug"
+    log_level = "info"
+  }`, `test.hcl:6:17: error: Duplicate config key: source.a: config keys log-level and log_level both become the environment variable LOG_LEVEL`},
 		{`executor = 5 == 5`, `test.hcl:4:14: error: Unknown executor: source.a: executor "true" is not one of process, docker, nomad`},
 		{`imagee = "x"`, `test.hcl:4:3: error: Unsupported argument: An argument named "imagee" is not expected here. Did you mean "image"?`},
 		{`healthcheck {}`, `test.hcl:4:3: error: Unsupported block type: Blocks of type "healthcheck" are not expected here.`},
@@ -1098,8 +1102,15 @@ source "b" {
   command = ["./b"]
   env     = merge(local.common, { OWN = "2" })
 }
+source "c" {
+  command = ["./c"]
+  config  = { start_ledger = 5 }
+}
 `, LoadOptions{})
 	a, b := p.Component("source.a"), p.Component("source.b")
+	if r := p.Component("source.c").Ranges["env.START_LEDGER"]; r.Start.Line != 18 || r.Start.Column != 30 {
+		t.Errorf("env.START_LEDGER from config = %s", r)
+	}
 	if r := a.Ranges["env.FIRST"]; r.Start.Line != 8 || r.Start.Column != 14 {
 		t.Errorf("env.FIRST = %s", r)
 	}
@@ -1217,5 +1228,18 @@ func TestHCLVarFilesOverrideTestdataDefaults(t *testing.T) {
 	}
 	if !reflect.DeepEqual(c.Command, []string{"./bin/ledger", "--network=pubnet"}) || c.Health.Port != 7001 {
 		t.Errorf("command %q health port %d", c.Command, c.Health.Port)
+	}
+}
+
+func TestHCLFunctionsRefuseHugePadding(t *testing.T) {
+	for _, expr := range []string{`indent(999999999, "a\nb")`, `format("%999999999d", 1)`, `join("", formatlist("%.99999s", ["a"]))`} {
+		t.Run(expr, func(t *testing.T) {
+			_, diags := loadHCLString(t, withSource("", "X = "+expr), LoadOptions{})
+			wantDiag(t, diags, "Invalid function argument", "at most 10000")
+		})
+	}
+	p := mustLoadHCL(t, withSource("", `X = format("%5d|%-3s|", 42, "a")`), LoadOptions{})
+	if got := envOf(t, p, "source.app", "X").Value; got != "   42|a  |" {
+		t.Errorf("X = %q", got)
 	}
 }

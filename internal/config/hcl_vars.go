@@ -71,7 +71,7 @@ type hclLocal struct {
 // varCandidate is one value given for a variable, before type conversion.
 type varCandidate struct {
 	value   cty.Value
-	from    string     // "the default value", "-var", "FLOWCTL_VAR_x", "the variables file f"
+	from    string     // "its default", "-var", "the environment variable FLOWCTL_VAR_x", "the variables file f"
 	subject *hcl.Range // where it was written, when in a file
 }
 
@@ -145,10 +145,10 @@ func (l *hclLoader) assignVariables(opts LoadOptions) {
 		l.diags = append(l.diags, diags...)
 		if diags.HasErrors() {
 			// Reported; the variable is not "required" either.
-			given[v.name] = varCandidate{value: cty.DynamicVal, from: "the default value"}
+			given[v.name] = varCandidate{value: cty.DynamicVal, from: "its default"}
 			continue
 		}
-		given[v.name] = varCandidate{value: val, from: "the default value", subject: v.def.Expr.Range().Ptr()}
+		given[v.name] = varCandidate{value: val, from: "its default", subject: v.def.Expr.Range().Ptr()}
 	}
 
 	environ := opts.Environ
@@ -205,10 +205,10 @@ func (l *hclLoader) assignVariables(opts LoadOptions) {
 		}
 		// A default that does not fit the type is an error even when
 		// something else overrides it.
-		if v.def != nil && cand.from != "the default value" {
+		if v.def != nil && cand.from != "its default" {
 			if val, diags := evalExpr(v.def.Expr, nil); !diags.HasErrors() && val.IsWhollyKnown() {
 				if _, err := v.convert(val); err != nil {
-					l.diags = append(l.diags, v.convertError(err, "the default value", v.def.Expr.Range().Ptr()))
+					l.diags = append(l.diags, v.convertError(err, "its default", v.def.Expr.Range().Ptr()))
 				}
 			}
 		}
@@ -248,7 +248,7 @@ func (v *hclVar) convertError(err error, from string, subject *hcl.Range) *hcl.D
 	return &hcl.Diagnostic{
 		Severity: hcl.DiagError,
 		Summary:  "Invalid value for variable",
-		Detail: fmt.Sprintf("%s of variable %q is not a valid %s: %s", from, v.name,
+		Detail: fmt.Sprintf("the value for variable %q from %s is not a valid %s: %s", v.name, from,
 			typeexpr.TypeString(v.ty), ctyErrorString(err)),
 		Subject: subject,
 	}
@@ -271,7 +271,7 @@ func (l *hclLoader) parseRawVar(v *hclVar, raw, from string) (cty.Value, bool) {
 			return val, true
 		}
 	}
-	detail := fmt.Sprintf("%s for variable %q is not a valid HCL expression of type %s", from, v.name, typeexpr.TypeString(v.ty))
+	detail := fmt.Sprintf("the value for variable %q from %s is not a valid HCL expression of type %s", v.name, from, typeexpr.TypeString(v.ty))
 	if !v.sensitive {
 		for _, d := range diags {
 			if d.Severity == hcl.DiagError {
@@ -323,7 +323,7 @@ func (l *hclLoader) readVarFile(path string, given map[string]varCandidate) {
 		}
 		val, diags := evalExpr(a.Expr, nil)
 		l.diags = append(l.diags, diags...)
-		from := "the value in " + path
+		from := "the variables file " + path
 		if diags.HasErrors() {
 			given[v.name] = varCandidate{value: cty.DynamicVal, from: from}
 			continue

@@ -89,6 +89,10 @@ func (r Reason) Describe() string {
 		return "the executor changed"
 	case ReasonDestroy:
 		return "destroy requested"
+	case ReasonTainted:
+		return "its last start never became ready"
+	case ReasonStartUnconfirmed:
+		return "started by an apply that ended before it was ready"
 	}
 	return string(r)
 }

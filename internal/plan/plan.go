@@ -15,8 +15,14 @@ import (
 	"github.com/flowctl/flowctl/internal/state"
 )
 
-// ReasonTainted marks a component whose last start never became ready.
-const ReasonTainted Reason = "tainted"
+// Reasons about a component's last start.
+const (
+	// ReasonTainted marks a component whose last start never became ready.
+	ReasonTainted Reason = "tainted"
+	// ReasonStartUnconfirmed marks one started by an apply that ended
+	// before seeing it ready.
+	ReasonStartUnconfirmed Reason = "start_unconfirmed"
+)
 
 // Plan is an ordered change set, and what it was made against.
 type Plan struct {
@@ -285,8 +291,12 @@ func planComponent(c *config.Component, rec *state.Record, obs *providers.Observ
 		ch.Action, ch.Reason = Replace, ReasonChangedOutside
 	case len(ch.ForcedBy) > 0:
 		ch.Action, ch.Reason = Replace, ReasonSpecChanged
-	case rec.Status == state.StatusCreating || rec.Status == state.StatusFailed:
+	case rec.Status == state.StatusFailed:
 		ch.Action, ch.Reason = Replace, ReasonTainted
+	case rec.Status == state.StatusCreating && !noRefresh && obs != nil && obs.Running && rec.SpecHash == ch.SpecHash:
+		// The last apply started it but stopped before seeing it ready:
+		// take it as it is once it proves ready.
+		ch.Action, ch.Reason = Adopt, ReasonStartUnconfirmed
 	case rec.SpecHash != ch.SpecHash:
 		ch.Action, ch.Reason = Update, ReasonSpecChanged
 	case !noRefresh && obs != nil && !obs.Running:

@@ -60,6 +60,9 @@ type Observed struct {
 	Fingerprint string `json:"fingerprint,omitempty"`
 	// Detail is a short human description ("exited with code 2").
 	Detail string `json:"detail,omitempty"`
+	// Ports are the PORT and HEALTH_PORT the object was started with, read
+	// back from it, so that an adopted object keeps its ports.
+	Ports map[string]int `json:"ports,omitempty"`
 }
 
 // LogOptions selects log lines.

@@ -15,7 +15,8 @@
 // spec hash, the command, when it started, and once it has exited when and
 // how. When the component exits, the shim kills whatever is left of its
 // process group, records the exit and exits too. Its own diagnostics go to
-// Dir/run/<address>.shim.log.
+// Dir/run/<address>.shim.log. Stop removes the run record and the shim log;
+// the component's log stays.
 //
 // # The component's environment
 //
@@ -52,6 +53,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -452,14 +454,8 @@ func (p *Provider) Stop(ctx context.Context, h providers.Handle, grace time.Dura
 		if err := os.Remove(hd.RunRecord); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("stop %s: remove run record: %w", hd.Address, err)
 		}
-		_ = removeIfEmpty(strings.TrimSuffix(hd.RunRecord, ".json") + ".shim.log")
-	}
-	return nil
-}
-
-func removeIfEmpty(path string) error {
-	if fi, err := os.Stat(path); err == nil && fi.Size() == 0 {
-		return os.Remove(path)
+		// The shim's diagnostics go with the run; the component's log stays.
+		_ = os.Remove(strings.TrimSuffix(hd.RunRecord, ".json") + ".shim.log")
 	}
 	return nil
 }
@@ -518,6 +514,7 @@ func observe(hd handle, rec *runRecord) providers.Observed {
 		if env, err := procinfo.Environ(hd.Child.PID); err == nil && alive(hd.BootID, hd.Child) {
 			m := envMap(env)
 			o.Pipeline, o.Lineage, o.InstanceID, o.SpecHash = m[EnvPipeline], m[EnvLineage], m[EnvInstanceID], m[EnvSpecHash]
+			o.Ports = portsOf(m)
 		}
 		return o
 	}
@@ -536,6 +533,9 @@ func observe(hd handle, rec *runRecord) providers.Observed {
 	switch {
 	case running:
 		o.Detail = fmt.Sprintf("running (%s)", rec.Child)
+		if env, err := procinfo.Environ(rec.Child.PID); err == nil && alive(hd.BootID, hd.Child) {
+			o.Ports = portsOf(envMap(env))
+		}
 	case rec.ExitCode != nil:
 		c := *rec.ExitCode
 		o.ExitCode = &c
@@ -696,4 +696,19 @@ func lastLines(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.TrimSpace(strings.Join(lines, " | "))
+}
+
+// portsOf reads PORT and HEALTH_PORT from a component's environment, so an
+// adopted component keeps the ports it was started with.
+func portsOf(env map[string]string) map[string]int {
+	out := map[string]int{}
+	for _, k := range []string{"PORT", "HEALTH_PORT"} {
+		if p, err := strconv.Atoi(env[k]); err == nil && p > 0 {
+			out[k] = p
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
