@@ -1,0 +1,326 @@
+package plan
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flowctl/flowctl/internal/config"
+	"github.com/flowctl/flowctl/internal/providers"
+	"github.com/flowctl/flowctl/internal/state"
+)
+
+var updateGolden = flag.Bool("update-plan", false, "rewrite the plan golden files")
+
+// tableProvider answers Observe and List from a table: the plan logic is
+// pure, so a table stands in for the executor here (the e2e tests run the
+// real ones).
+type tableProvider struct {
+	name    string
+	objects map[string]providers.Observed // by fingerprint
+}
+
+func (t *tableProvider) Name() string { return t.name }
+func (t *tableProvider) Start(context.Context, providers.ComponentSpec) (providers.Handle, error) {
+	panic("plan never starts anything")
+}
+func (t *tableProvider) Stop(context.Context, providers.Handle, time.Duration) error {
+	panic("plan never stops anything")
+}
+func (t *tableProvider) Logs(context.Context, providers.Handle, providers.LogOptions) (io.ReadCloser, error) {
+	panic("plan never reads logs")
+}
+func (t *tableProvider) Observe(_ context.Context, h providers.Handle) (providers.Observed, error) {
+	var fp string
+	_ = json.Unmarshal(h, &fp)
+	if o, ok := t.objects[fp]; ok {
+		return o, nil
+	}
+	return providers.Observed{}, nil
+}
+func (t *tableProvider) List(_ context.Context, pipeline string) ([]providers.Observed, error) {
+	var out []providers.Observed
+	for _, o := range t.objects {
+		if o.Pipeline == pipeline {
+			out = append(out, o)
+		}
+	}
+	return out, nil
+}
+
+func (t *tableProvider) run(addr, fp, hash string, running bool) providers.Handle {
+	h, _ := json.Marshal(fp)
+	t.objects[fp] = providers.Observed{Address: addr, Exists: true, Running: running, SpecHash: hash, Pipeline: "demo", Lineage: "L1", Fingerprint: fp, Handle: h}
+	return h
+}
+
+func loadPipeline(t *testing.T, src string) *config.Pipeline {
+	t.Helper()
+	p, diags := config.LoadBytes([]byte(src), "pipeline.hcl", config.LoadOptions{Environ: []string{}})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	return p
+}
+
+const basePipeline = `
+pipeline "demo" {}
+variable "secret" {
+  default   = "hunter2"
+  sensitive = true
+}
+source "a" {
+  command = ["./a"]
+  env     = { MODE = "fast" }
+}
+processor "b" {
+  command = ["./b"]
+  inputs  = [source.a]
+  env     = { UP = "${source.a.address}", TOKEN = var.secret }
+}
+sink "c" {
+  command = ["./c"]
+  inputs  = [processor.b]
+}
+`
+
+func record(c *config.Component, h providers.Handle, status string) *state.Record {
+	return &state.Record{Address: c.Address(), Kind: string(c.Kind), ID: c.ID, Provider: c.Executor, SpecHash: c.SpecHash(), Spec: c.Redacted().CanonicalJSON(), Handle: h, Status: status}
+}
+
+func TestPlanActionsAndReasons(t *testing.T) {
+	old := loadPipeline(t, basePipeline)
+	changed := loadPipeline(t, strings.Replace(strings.Replace(basePipeline, `"fast"`, `"slow"`, 1), `inputs  = [processor.b]`, "inputs  = [processor.b]\n  stop_timeout = \"30s\"", 1))
+
+	tests := []struct {
+		name    string
+		desired *config.Pipeline
+		setup   func(p *tableProvider) []*state.Record
+		opts    Options
+		want    string
+	}{
+		{
+			name:    "nothing recorded: create all in order",
+			desired: old,
+			setup:   func(*tableProvider) []*state.Record { return nil },
+			want:    "[1] + source.a (create: not_in_state)\n[2] + processor.b (create: not_in_state)\n[3] + sink.c (create: not_in_state)\n",
+		},
+		{
+			name:    "all running and recorded: no-op",
+			desired: old,
+			setup: func(p *tableProvider) []*state.Record {
+				var recs []*state.Record
+				for i, c := range old.Components {
+					recs = append(recs, record(c, p.run(c.Address(), "fp"+string(rune('0'+i)), c.SpecHash(), true), state.StatusRunning))
+				}
+				return recs
+			},
+			want: "[1]   source.a (no-op: up_to_date)\n[2]   processor.b (no-op: up_to_date)\n[3]   sink.c (no-op: up_to_date)\n",
+		},
+		{
+			name:    "env change replaces, stop_timeout updates in place",
+			desired: changed,
+			setup: func(p *tableProvider) []*state.Record {
+				var recs []*state.Record
+				for i, c := range old.Components {
+					recs = append(recs, record(c, p.run(c.Address(), "fp"+string(rune('0'+i)), c.SpecHash(), true), state.StatusRunning))
+				}
+				return recs
+			},
+			want: "[1] -/+ source.a (replace: spec_changed; forced by env.MODE)\n[2]   processor.b (no-op: up_to_date)\n[3] ~ sink.c (update: spec_changed)\n",
+		},
+		{
+			name:    "drift: gone, exited, relabelled, tainted",
+			desired: old,
+			setup: func(p *tableProvider) []*state.Record {
+				a, b, c := old.Components[0], old.Components[1], old.Components[2]
+				h, _ := json.Marshal("gone")
+				return []*state.Record{
+					record(a, h, state.StatusRunning),
+					record(b, p.run(b.Address(), "fpb", "other-hash", true), state.StatusRunning),
+					record(c, p.run(c.Address(), "fpc", c.SpecHash(), false), state.StatusRunning),
+				}
+			},
+			want: "[1] + source.a (create: deleted_outside)\n[2] -/+ processor.b (replace: changed_outside)\n[3] ^ sink.c (restart: exited)\n",
+		},
+		{
+			name:    "unrecorded twin is adopted, unrecorded stranger is an orphan, removed component is deleted",
+			desired: loadPipeline(t, strings.Replace(basePipeline, "sink \"c\" {\n  command = [\"./c\"]\n  inputs  = [processor.b]\n}", "", 1)),
+			setup: func(p *tableProvider) []*state.Record {
+				a, c := old.Components[0], old.Components[2]
+				p.run(a.Address(), "twin", a.SpecHash(), true)
+				p.run("processor.b", "stranger", "some-old-hash", true)
+				return []*state.Record{record(c, p.run(c.Address(), "fpc", c.SpecHash(), true), state.StatusRunning)}
+			},
+			want: "[1] - processor.b (delete-orphan: orphan)\n[2] - sink.c (delete: not_in_config)\n[3] <= source.a (adopt: adopt_unrecorded)\n[4] + processor.b (create: not_in_state)\n",
+		},
+		{
+			name:    "a failed start is replaced, an unconfirmed one adopted",
+			desired: old,
+			setup: func(p *tableProvider) []*state.Record {
+				a, b, c := old.Components[0], old.Components[1], old.Components[2]
+				return []*state.Record{
+					record(a, p.run(a.Address(), "fpa", a.SpecHash(), true), state.StatusFailed),
+					record(b, p.run(b.Address(), "fpb", b.SpecHash(), true), state.StatusCreating),
+					record(c, p.run(c.Address(), "fpc", c.SpecHash(), true), state.StatusRunning),
+				}
+			},
+			want: "[1] -/+ source.a (replace: tainted)\n[2] <= processor.b (adopt: start_unconfirmed)\n[3]   sink.c (no-op: up_to_date)\n",
+		},
+		{
+			name:    "destroy deletes dependents first",
+			desired: old,
+			opts:    Options{Destroy: true},
+			setup: func(p *tableProvider) []*state.Record {
+				var recs []*state.Record
+				for i, c := range old.Components {
+					recs = append(recs, record(c, p.run(c.Address(), "fp"+string(rune('0'+i)), c.SpecHash(), true), state.StatusRunning))
+				}
+				return recs
+			},
+			want: "[1] - sink.c (delete: destroy_requested)\n[2] - processor.b (delete: destroy_requested)\n[3] - source.a (delete: destroy_requested)\n",
+		},
+		{
+			name:    "target keeps what the target depends on",
+			desired: old,
+			opts:    Options{Targets: []string{"processor.b"}},
+			setup:   func(*tableProvider) []*state.Record { return nil },
+			want:    "[1] + source.a (create: not_in_state)\n[2] + processor.b (create: not_in_state)\n",
+		},
+		{
+			name:    "replace on request",
+			desired: old,
+			opts:    Options{Replace: []string{"sink.c"}},
+			setup: func(p *tableProvider) []*state.Record {
+				var recs []*state.Record
+				for i, c := range old.Components {
+					recs = append(recs, record(c, p.run(c.Address(), "fp"+string(rune('0'+i)), c.SpecHash(), true), state.StatusRunning))
+				}
+				return recs
+			},
+			want: "[1]   source.a (no-op: up_to_date)\n[2]   processor.b (no-op: up_to_date)\n[3] -/+ sink.c (replace: replace_by_request)\n",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			prov := &tableProvider{name: "process", objects: map[string]providers.Observed{}}
+			recs := tt.setup(prov)
+			p, err := Make(context.Background(), Input{
+				Desired: tt.desired, Meta: state.Meta{Lineage: "L1", Pipeline: "demo", Serial: 3},
+				Records: recs, Providers: providers.NewRegistry(prov), Options: tt.opts,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := p.String(); got != tt.want {
+				t.Fatalf("plan:\n%s\nwant:\n%s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestObjectsOfAnotherLineageAreForeignNeverDeleted(t *testing.T) {
+	prov := &tableProvider{name: "process", objects: map[string]providers.Observed{}}
+	prov.run("source.a", "theirs", "h", true)
+	o := prov.objects["theirs"]
+	o.Lineage = "OTHER"
+	prov.objects["theirs"] = o
+	p, err := Make(context.Background(), Input{
+		Desired: loadPipeline(t, basePipeline), Meta: state.Meta{Lineage: "L1", Pipeline: "demo"},
+		Providers: providers.NewRegistry(prov),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(p.String(), "delete") || len(p.Foreign) != 1 {
+		t.Fatalf("plan:\n%sforeign: %v", p, p.Foreign)
+	}
+}
+
+func TestRenderedPlanMatchesGolden(t *testing.T) {
+	old := loadPipeline(t, basePipeline)
+	changed := loadPipeline(t, strings.Replace(strings.Replace(basePipeline, `"fast"`, `"slow"`, 1), `default   = "hunter2"`, `default   = "hunter3"`, 1))
+	prov := &tableProvider{name: "process", objects: map[string]providers.Observed{}}
+	a, b, c := old.Components[0], old.Components[1], old.Components[2]
+	recs := []*state.Record{
+		record(a, prov.run(a.Address(), "fpa", a.SpecHash(), true), state.StatusRunning),
+		record(b, prov.run(b.Address(), "fpb", b.SpecHash(), true), state.StatusRunning),
+		record(c, prov.run(c.Address(), "fpc", c.SpecHash(), false), state.StatusRunning),
+	}
+	p, err := Make(context.Background(), Input{
+		Desired: changed, Meta: state.Meta{Lineage: "L1", Pipeline: "demo"},
+		Records: recs, Providers: providers.NewRegistry(prov),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	Render(&out, p, RenderOptions{})
+	if strings.Contains(out.String(), "hunter") {
+		t.Fatalf("a sensitive value was rendered:\n%s", out.String())
+	}
+	golden := filepath.Join("testdata", "render.golden")
+	if *updateGolden {
+		if err := os.WriteFile(golden, []byte(out.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != string(want) {
+		t.Fatalf("rendered plan:\n%s\nwant:\n%s", out.String(), want)
+	}
+}
+
+func TestPlanFileRoundTripsAndDetectsTampering(t *testing.T) {
+	prov := &tableProvider{name: "process", objects: map[string]providers.Observed{}}
+	desired := loadPipeline(t, basePipeline)
+	p, err := Make(context.Background(), Input{Desired: desired, Meta: state.Meta{Lineage: "L1", Pipeline: "demo", Serial: 7}, Providers: providers.NewRegistry(prov)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := NewFile(p, "pipeline.hcl", "state.db", time.Unix(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := f.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "hunter2") || !f.HasSensitive {
+		t.Fatal("a plan file must never hold a sensitive value, and must say it had one")
+	}
+	if !IsPlanFile(b) {
+		t.Fatal("not recognised as a plan file")
+	}
+	back, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Plan.String() != p.String() || back.Plan.Serial != 7 {
+		t.Fatalf("round trip changed the plan:\n%s", back.Plan)
+	}
+	tampered := strings.Replace(string(b), `"serial": 7`, `"serial": 8`, 1)
+	if _, err := Decode([]byte(tampered)); err != ErrCorrupt {
+		t.Fatalf("tampered file: err = %v, want ErrCorrupt", err)
+	}
+	// Freshness: a moved serial is stale, and says so.
+	err = f.CheckFresh(context.Background(), Input{Desired: desired, Meta: state.Meta{Lineage: "L1", Pipeline: "demo", Serial: 8}, Providers: providers.NewRegistry(prov)})
+	if err == nil || !strings.Contains(err.Error(), "serial 8, plan made at serial 7") {
+		t.Fatalf("err = %v", err)
+	}
+	// A new object appearing since the plan is a change of reality.
+	prov.run("source.a", "appeared", "x", true)
+	err = f.CheckFresh(context.Background(), Input{Desired: desired, Meta: state.Meta{Lineage: "L1", Pipeline: "demo", Serial: 7}, Providers: providers.NewRegistry(prov)})
+	if err == nil || !strings.Contains(err.Error(), "source.a changed since the plan was made") {
+		t.Fatalf("err = %v", err)
+	}
+}
