@@ -7,7 +7,7 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 FUZZTIME ?= 30s
 DEMO    ?= examples/docker-ttp/pipeline.hcl
 
-.PHONY: build test demo fmt fuzz
+.PHONY: build test demo fmt fuzz proto
 
 ## build: compile flowctl into bin/flowctl
 build:
@@ -40,3 +40,19 @@ fuzz:
 			$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg; \
 		done; \
 	done
+
+## proto: regenerate proto/gen from proto/**/*.proto (needs protoc, protoc-gen-go and
+## protoc-gen-go-grpc, looked up in PATH and $(go env GOPATH)/bin; the generated code
+## is committed, so builds and CI need none of them)
+PROTO_FILES = $(shell find proto -name '*.proto' -not -path 'proto/gen/*' | sort)
+proto:
+	@set -e; export PATH="$$PATH:$$($(GO) env GOPATH)/bin"; \
+	command -v protoc >/dev/null || { echo "protoc not found: apt-get install -y protobuf-compiler"; exit 1; }; \
+	command -v protoc-gen-go >/dev/null || { echo "protoc-gen-go not found: go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12"; exit 1; }; \
+	command -v protoc-gen-go-grpc >/dev/null || { echo "protoc-gen-go-grpc not found: go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2"; exit 1; }; \
+	rm -rf proto/gen; \
+	protoc -I proto \
+		--go_out=. --go_opt=module=github.com/flowctl/flowctl \
+		--go-grpc_out=. --go-grpc_opt=module=github.com/flowctl/flowctl \
+		$(PROTO_FILES:proto/%=%); \
+	echo "regenerated proto/gen"

@@ -1,0 +1,271 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/flowctl/flowctl/internal/tokens"
+)
+
+// AuthMode says what the control plane does with calls that carry no token.
+type AuthMode string
+
+// Auth modes.
+const (
+	// AuthRequired refuses every call without a valid token
+	// (codes.Unauthenticated). The default.
+	AuthRequired AuthMode = "required"
+	// AuthPermissive accepts calls without a token, for components that
+	// predate tokens; their registrations are flagged unauthenticated.
+	// A token that is presented must still be valid.
+	AuthPermissive AuthMode = "permissive"
+)
+
+// ParseAuthMode parses a --auth flag value ("" is required).
+func ParseAuthMode(s string) (AuthMode, error) {
+	switch AuthMode(s) {
+	case "", AuthRequired:
+		return AuthRequired, nil
+	case AuthPermissive:
+		return AuthPermissive, nil
+	}
+	return "", fmt.Errorf("auth mode %q: want required or permissive", s)
+}
+
+// Metadata keys.
+const (
+	// MetadataAuthorization carries "Bearer <token>" on every call.
+	MetadataAuthorization = "authorization"
+	// MetadataRefreshedToken is the response header that carries a fresh
+	// token when the one presented is past half its life (Heartbeat answers
+	// Empty, so it cannot travel in the body). Register responses carry it
+	// too, besides connection_info["flowctl_token"].
+	MetadataRefreshedToken = "flowctl-token"
+	// ConnectionInfoToken is the connection_info key of a refreshed token in
+	// RegistrationAck (older protocol) and RegisterResponse (current).
+	ConnectionInfoToken = "flowctl_token"
+)
+
+// Refusal reasons beyond the token's own (tokens.Reason): the token is
+// valid but may not do what it asks.
+const (
+	// ReasonUnknownComponent: the token's subject is not in the pipeline
+	// (destroyed, or never applied).
+	ReasonUnknownComponent = "unknown_component"
+	// ReasonReplacedInstance: the token's instance is not the component's
+	// current one (replaced or restarted since).
+	ReasonReplacedInstance = "replaced_instance"
+	// ReasonImpersonation: a token for one component (or no token) acting on
+	// another component's registration.
+	ReasonImpersonation = "impersonation"
+)
+
+// caller is the authenticated identity of one call.
+type caller struct {
+	claims *tokens.Claims // nil: no token (permissive mode only)
+}
+
+// refusal is an error the handlers return after counting and logging it.
+func (s *Server) refuse(ctx context.Context, method string, code codes.Code, reason, detail, subject string) error {
+	s.metrics.refused(reason)
+	s.logRefusal(ctx, method, reason, detail, subject)
+	st := status.New(code, "flowctl control plane: "+reason+": "+detail)
+	if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: strings.ToUpper(reason), Domain: "flowctl.dev"}); err == nil {
+		st = d
+	}
+	return st.Err()
+}
+
+// logRefusal logs a refusal without the token, at most refusalLogBurst per
+// second; the count of those left out is logged with the next one.
+func (s *Server) logRefusal(ctx context.Context, method, reason, detail, subject string) {
+	sec := s.now().Unix()
+	if old := s.logWindow.Load(); old != sec && s.logWindow.CompareAndSwap(old, sec) {
+		s.logCount.Store(0)
+	}
+	if s.logCount.Add(1) > refusalLogBurst {
+		s.logSuppressed.Add(1)
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("method", method),
+		slog.String("reason", reason),
+		slog.String("detail", detail),
+		slog.String("peer", peerOf(ctx)),
+	}
+	if subject != "" {
+		attrs = append(attrs, slog.String("subject", subject))
+	}
+	if n := s.logSuppressed.Swap(0); n > 0 {
+		attrs = append(attrs, slog.Uint64("suppressed_since_last", n))
+	}
+	s.log.LogAttrs(ctx, slog.LevelWarn, "control plane refused a call", attrs...)
+}
+
+const refusalLogBurst = 20
+
+type logLimiter struct {
+	logWindow     atomic.Int64
+	logCount      atomic.Int64
+	logSuppressed atomic.Uint64
+}
+
+func peerOf(ctx context.Context) string {
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		return p.Addr.String()
+	}
+	return ""
+}
+
+// authenticate checks the call's token. Every handler calls it first.
+func (s *Server) authenticate(ctx context.Context, method string) (*caller, error) {
+	vals := metadata.ValueFromIncomingContext(ctx, MetadataAuthorization)
+	if len(vals) == 0 {
+		if s.opts.AuthMode == AuthPermissive {
+			return &caller{}, nil
+		}
+		return nil, s.refuse(ctx, method, codes.Unauthenticated, string(tokens.ReasonMissing),
+			"no token: send gRPC metadata \"authorization: Bearer <FLOWCTL_COMPONENT_TOKEN>\" (or run serve with --auth permissive for components that predate tokens)", "")
+	}
+	if len(vals) > 1 {
+		return nil, s.refuse(ctx, method, codes.Unauthenticated, string(tokens.ReasonMalformed), "more than one authorization value", "")
+	}
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(vals[0]), " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") {
+		return nil, s.refuse(ctx, method, codes.Unauthenticated, string(tokens.ReasonMalformed), "authorization is not \"Bearer <token>\"", "")
+	}
+	claims, err := s.opts.Verifier.Verify(strings.TrimSpace(tok))
+	if err != nil {
+		reason, detail := string(tokens.ReasonMalformed), "unreadable token"
+		var te *tokens.Error
+		if errors.As(err, &te) {
+			reason, detail = string(te.Reason), te.Detail
+		}
+		return nil, s.refuse(ctx, method, codes.Unauthenticated, reason, detail, "")
+	}
+	exp := s.expectedComponent(claims.Subject, claims.ID)
+	if exp == nil {
+		return nil, s.refuse(ctx, method, codes.PermissionDenied, ReasonUnknownComponent,
+			fmt.Sprintf("the token is for %s, which the pipeline's state does not have (destroyed?)", claims.Subject), claims.Subject)
+	}
+	if exp.InstanceID != claims.ID {
+		return nil, s.refuse(ctx, method, codes.PermissionDenied, ReasonReplacedInstance,
+			fmt.Sprintf("the token is for an instance of %s that has been replaced or restarted since; use the token of the current instance", claims.Subject), claims.Subject)
+	}
+	return &caller{claims: claims}, nil
+}
+
+// expectedComponent returns the expected component at addr. When it is
+// unknown, or its instance is not instance, the expected list may be stale
+// (an apply just ran): it is re-read, at most every minForcedRefresh.
+func (s *Server) expectedComponent(addr, instance string) *ExpectedComponent {
+	c := s.expected.Load().byAddr[addr]
+	if c != nil && c.InstanceID == instance {
+		return c
+	}
+	s.refreshExpected(true)
+	return s.expected.Load().byAddr[addr]
+}
+
+const minForcedRefresh = 250 * time.Millisecond
+
+// refreshExpected re-reads the expected components. A forced refresh is
+// skipped when one finished less than minForcedRefresh ago.
+func (s *Server) refreshExpected(forced bool) error {
+	if s.opts.Expected == nil {
+		return nil
+	}
+	asked := s.now()
+	s.refreshMu.Lock()
+	defer s.refreshMu.Unlock()
+	if forced && asked.Sub(s.expected.Load().at) < minForcedRefresh {
+		return nil
+	}
+	s.storeMu.Lock()
+	list, err := s.opts.Expected.ExpectedComponents()
+	s.storeMu.Unlock()
+	if err != nil {
+		s.log.Warn("control plane: could not read the pipeline's components", "err", err)
+		return err
+	}
+	s.expected.Store(newExpectedIndex(list, s.now()))
+	return nil
+}
+
+// attribute ties a registration to a pipeline component by the rules of
+// COMPAT.md, in order: the token's subject; a sent id equal to a pipeline
+// id; the port of the health endpoint equal to a HEALTH_PORT. ids are the
+// ids the component sent. A token holder that names another pipeline
+// component is refused.
+func (s *Server) attribute(ctx context.Context, method string, c *caller, ids []string, healthEndpoint string) (string, Attribution, error) {
+	x := s.expected.Load()
+	if c.claims != nil {
+		for _, id := range ids {
+			if other := x.component(id); other != nil && other.Address != c.claims.Subject {
+				return "", "", s.refuse(ctx, method, codes.PermissionDenied, ReasonImpersonation,
+					fmt.Sprintf("a token for %s cannot register as %s", c.claims.Subject, other.Address), c.claims.Subject)
+			}
+		}
+		return c.claims.Subject, ByToken, nil
+	}
+	for _, id := range ids {
+		if comp := x.component(id); comp != nil {
+			return comp.Address, ByComponentID, nil
+		}
+	}
+	if port := healthPortOf(healthEndpoint); port > 0 {
+		if comp := x.byPort[port]; comp != nil {
+			return comp.Address, ByHealthPort, nil
+		}
+	}
+	return "", Unmanaged, nil
+}
+
+// mayActOn checks that caller c may heartbeat, unregister or re-register the
+// registration r: a token holder only its own component's; a caller without
+// a token only registrations made without one.
+func (s *Server) mayActOn(ctx context.Context, method string, c *caller, r *Registration) error {
+	if c.claims != nil {
+		if r.Component != c.claims.Subject {
+			target := r.Component
+			if target == "" {
+				target = "unmanaged service " + r.ServiceID
+			}
+			return s.refuse(ctx, method, codes.PermissionDenied, ReasonImpersonation,
+				fmt.Sprintf("a token for %s cannot act as %s", c.claims.Subject, target), c.claims.Subject)
+		}
+		return nil
+	}
+	if r.Auth == AuthToken {
+		return s.refuse(ctx, method, codes.PermissionDenied, ReasonImpersonation,
+			fmt.Sprintf("service %s was registered with a token for %s; calls on it must carry that token", r.ServiceID, r.Component), "")
+	}
+	return nil
+}
+
+// refreshed returns a new token for c when its token is past half its life,
+// and sets it as the response header MetadataRefreshedToken.
+func (s *Server) refreshed(ctx context.Context, c *caller) string {
+	if c.claims == nil || s.opts.Issuer == nil || !c.claims.NeedsRefresh(s.now()) {
+		return ""
+	}
+	tok, err := s.opts.Issuer.Refresh(c.claims)
+	if err != nil {
+		s.log.Warn("control plane: could not refresh a component token", "subject", c.claims.Subject, "err", err)
+		return ""
+	}
+	s.metrics.TokensRefreshed.Add(1)
+	_ = setHeader(ctx, metadata.Pairs(MetadataRefreshedToken, tok))
+	return tok
+}

@@ -1,0 +1,172 @@
+package controlplane
+
+import (
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/flowctl/flowctl/internal/state"
+)
+
+// ExpectedComponent is a pipeline component the control plane may see
+// register: what the state says about it.
+type ExpectedComponent struct {
+	// Address is KIND.ID (source.ledger); it is a token's subject.
+	Address string
+	// ID is the pipeline id (ledger); components send it as component_id
+	// or ComponentInfo.id.
+	ID string
+	// HealthPort is the HEALTH_PORT flowctl assigned (0: none).
+	HealthPort int
+	// InstanceID is the current instance; a token whose jti differs belongs
+	// to a replaced instance and is refused.
+	InstanceID string
+}
+
+// ExpectedComponents tells the server which components the pipeline has.
+// It is called at start, every Options.ExpectedRefresh, and (rate-limited)
+// when a token names a component or instance the server does not know, so
+// an implementation may read the state file each time.
+type ExpectedComponents interface {
+	ExpectedComponents() ([]ExpectedComponent, error)
+}
+
+// ExpectedFunc adapts a function to ExpectedComponents.
+type ExpectedFunc func() ([]ExpectedComponent, error)
+
+// ExpectedComponents calls f.
+func (f ExpectedFunc) ExpectedComponents() ([]ExpectedComponent, error) { return f() }
+
+// StaticExpected is a fixed list, replaceable with Set (tests, benchmarks).
+type StaticExpected struct {
+	mu   sync.Mutex
+	list []ExpectedComponent
+}
+
+// NewStaticExpected returns a StaticExpected holding list.
+func NewStaticExpected(list ...ExpectedComponent) *StaticExpected {
+	return &StaticExpected{list: list}
+}
+
+// Set replaces the list; the server sees it at its next refresh
+// (Server.RefreshExpected forces one).
+func (s *StaticExpected) Set(list ...ExpectedComponent) {
+	s.mu.Lock()
+	s.list = append([]ExpectedComponent(nil), list...)
+	s.mu.Unlock()
+}
+
+// ExpectedComponents returns the list.
+func (s *StaticExpected) ExpectedComponents() ([]ExpectedComponent, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]ExpectedComponent(nil), s.list...), nil
+}
+
+// StateExpected reads the expected components from the component records
+// of a state file: address, id, Ports["HEALTH_PORT"], instance id. A
+// destroyed component has no record, so its tokens are refused.
+func StateExpected(store *state.Store) ExpectedComponents {
+	return ExpectedFunc(func() ([]ExpectedComponent, error) {
+		var out []ExpectedComponent
+		err := store.View(func(tx *state.Tx) error {
+			recs, err := tx.Components()
+			if err != nil {
+				return err
+			}
+			for _, r := range recs {
+				out = append(out, ExpectedComponent{
+					Address:    r.Address,
+					ID:         r.ID,
+					HealthPort: r.Ports["HEALTH_PORT"],
+					InstanceID: r.InstanceID,
+				})
+			}
+			return nil
+		})
+		return out, err
+	})
+}
+
+// expectedIndex is an immutable view of the expected components, swapped
+// atomically on refresh so the call path reads it without locking.
+type expectedIndex struct {
+	at     time.Time
+	byAddr map[string]*ExpectedComponent
+	// byID and byPort hold nil for a key shared by several components
+	// (ambiguous: attribute by neither).
+	byID   map[string]*ExpectedComponent
+	byPort map[int]*ExpectedComponent
+}
+
+func newExpectedIndex(list []ExpectedComponent, at time.Time) *expectedIndex {
+	x := &expectedIndex{
+		at:     at,
+		byAddr: make(map[string]*ExpectedComponent, len(list)),
+		byID:   make(map[string]*ExpectedComponent, len(list)),
+		byPort: make(map[int]*ExpectedComponent, len(list)),
+	}
+	for i := range list {
+		c := &list[i]
+		if c.Address == "" {
+			continue
+		}
+		x.byAddr[c.Address] = c
+		if c.ID != "" {
+			if _, dup := x.byID[c.ID]; dup {
+				x.byID[c.ID] = nil
+			} else {
+				x.byID[c.ID] = c
+			}
+		}
+		if c.HealthPort > 0 {
+			if _, dup := x.byPort[c.HealthPort]; dup {
+				x.byPort[c.HealthPort] = nil
+			} else {
+				x.byPort[c.HealthPort] = c
+			}
+		}
+	}
+	return x
+}
+
+// component finds the component an id the component sent names: a pipeline
+// id (ledger) or an address (source.ledger).
+func (x *expectedIndex) component(id string) *ExpectedComponent {
+	if id == "" {
+		return nil
+	}
+	if c := x.byID[id]; c != nil {
+		return c
+	}
+	return x.byAddr[id]
+}
+
+// healthPortOf extracts the port of a health endpoint URL
+// (http://localhost:8088/health), or of a bare host:port; 0 when none.
+func healthPortOf(endpoint string) int {
+	endpoint = strings.TrimSpace(endpoint)
+	if endpoint == "" {
+		return 0
+	}
+	var port string
+	if strings.Contains(endpoint, "://") {
+		u, err := url.Parse(endpoint)
+		if err != nil {
+			return 0
+		}
+		port = u.Port()
+	} else {
+		hostport, _, _ := strings.Cut(endpoint, "/")
+		if i := strings.LastIndexByte(hostport, ':'); i >= 0 {
+			port = hostport[i+1:]
+		}
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n <= 0 || n > 65535 {
+		return 0
+	}
+	return n
+}
