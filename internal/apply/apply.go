@@ -43,7 +43,7 @@ type Engine struct {
 	// Out receives progress lines; nil discards them.
 	Out io.Writer
 	Log *slog.Logger
-	// AllocPort finds free ports (required for process components).
+	// AllocPort finds free ports; nil means FreePort.
 	AllocPort PortAllocator
 	// ControlPlane is the endpoint injected as FLOWCTL_ENDPOINT; empty
 	// leaves control-plane integration off.
@@ -110,6 +110,10 @@ type node struct {
 	done    chan struct{}
 	ok      bool // ready (or deleted)
 	outcome Outcome
+	// settle is the change's last state write (a started component's
+	// status), committed with its history event: one transaction, one
+	// fsync, on the path to the dependents' start.
+	settle func(tx *state.Tx) error
 }
 
 // Apply executes p. desired holds the full desired components (with
@@ -161,7 +165,10 @@ func (e *Engine) Apply(ctx context.Context, stop <-chan struct{}, p *plan.Plan, 
 			deletes = append(deletes, n)
 		}
 	}
-	w := &walker{e: e, meta: meta, pipeline: p.Pipeline, sem: make(chan struct{}, e.Parallelism), stop: stop, desired: desired}
+	if err := e.preflight(ctx, rest); err != nil {
+		return nil, err
+	}
+	w := &walker{e: e, meta: meta, pipeline: p.Pipeline, sem: make(chan struct{}, e.Parallelism), stop: stop, desired: desired, portsGiven: map[int]bool{}}
 
 	// Deletes: a component goes once every recorded dependent has gone.
 	var wg sync.WaitGroup
@@ -235,6 +242,35 @@ func (e *Engine) Apply(ctx context.Context, stop <-chan struct{}, p *plan.Plan, 
 	return res, nil
 }
 
+// preflight asks each provider that can (providers.Preflighter) whether the
+// components this apply starts on it can start, before anything changes.
+func (e *Engine) preflight(ctx context.Context, nodes []*node) error {
+	byProvider := map[string][]*config.Component{}
+	for _, n := range nodes {
+		switch n.ch.Action {
+		case plan.Create, plan.Replace, plan.Restart:
+			byProvider[n.comp.Executor] = append(byProvider[n.comp.Executor], n.comp)
+		}
+	}
+	names := make([]string, 0, len(byProvider))
+	for name := range byProvider {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		prov, err := e.Providers.Get(name)
+		if err != nil {
+			return err
+		}
+		if pf, ok := prov.(providers.Preflighter); ok {
+			if err := pf.Preflight(ctx, byProvider[name]); err != nil {
+				return fmt.Errorf("nothing was changed: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
 func failureWord(m *node) string {
 	switch {
 	case m.outcome.Skipped != "":
@@ -252,6 +288,9 @@ type walker struct {
 	sem      chan struct{}
 	stop     <-chan struct{}
 	desired  *config.Pipeline
+
+	portsMu    sync.Mutex
+	portsGiven map[int]bool // ports this apply allocated
 }
 
 func (w *walker) stopped() bool {
@@ -295,7 +334,9 @@ func (w *walker) run(ctx context.Context, n *node) {
 	tick.Stop()
 	n.outcome.Elapsed = w.e.now().Sub(start)
 	n.outcome.Detail = detail
-	w.history(n, err)
+	if rerr := w.record(n, err); rerr != nil && err == nil {
+		err = rerr
+	}
 	if err != nil {
 		n.outcome.Err = err
 		n.outcome.Canceled = ctx.Err() != nil
@@ -344,7 +385,9 @@ func (e *Engine) printf(format string, args ...any) {
 	fmt.Fprintf(e.Out, format, args...)
 }
 
-func (w *walker) history(n *node, err error) {
+// record commits the change's last state write, if any, and its history
+// event.
+func (w *walker) record(n *node, err error) error {
 	ev := &state.Event{Operation: w.e.Operation, OpID: w.e.OpID, Address: n.ch.Address, Action: string(n.ch.Action), Reason: string(n.ch.Reason), Result: "ok", Detail: n.outcome.Detail}
 	if err != nil {
 		ev.Result, ev.Detail = "failed", firstLine(err.Error())
@@ -352,9 +395,21 @@ func (w *walker) history(n *node, err error) {
 			ev.Result = "interrupted"
 		}
 	}
-	if herr := w.e.Store.Update(func(tx *state.Tx) error { return tx.AppendHistory(ev) }); herr != nil {
-		w.e.Log.Error("record history", "address", n.ch.Address, "err", herr)
+	serr := w.e.Store.Update(func(tx *state.Tx) error {
+		if n.settle != nil {
+			if err := n.settle(tx); err != nil {
+				return err
+			}
+		}
+		return tx.AppendHistory(ev)
+	})
+	if serr != nil {
+		w.e.Log.Error("record history", "address", n.ch.Address, "err", serr)
+		if n.settle != nil {
+			return fmt.Errorf("record status: %w", serr)
+		}
 	}
+	return nil
 }
 
 func firstLine(s string) string {
@@ -458,19 +513,17 @@ func (w *walker) start(ctx context.Context, n *node) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var prior *state.Record
-	if err := w.e.Store.View(func(tx *state.Tx) error { var err error; prior, err = tx.Component(c.Address()); return err }); err != nil {
-		return "", fmt.Errorf("read state: %w", err)
+	recs, err := w.records()
+	if err != nil {
+		return "", err
 	}
-	ports, err := w.ports(c, prior)
+	prior := recs[c.Address()]
+	ports, err := w.ports(c, recs)
 	if err != nil {
 		return "", err
 	}
 	instanceID := uuid.NewString()
-	resolve, err := w.resolver()
-	if err != nil {
-		return "", err
-	}
+	resolve := w.resolver(recs)
 	inj := injected{pipeline: w.pipeline, lineage: w.meta.Lineage, instanceID: instanceID, specHash: n.ch.SpecHash, endpoint: w.e.ControlPlane, heartbeat: "10s", ports: ports}
 	if w.e.Token != nil {
 		tok, err := w.e.Token(c, instanceID)
@@ -503,26 +556,25 @@ func (w *walker) start(ctx context.Context, n *node) (string, error) {
 		return "", fmt.Errorf("record %s in state: %w", c.Address(), err)
 	}
 	obs, _ := prov.Observe(ctx, h)
-	return obs.Fingerprint, w.finishStart(ctx, prov, h, c, ports, instanceID)
+	return obs.Fingerprint, w.finishStart(ctx, n, prov, h, ports, instanceID)
 }
 
-// finishStart waits for readiness and records the outcome in state; a
-// failure carries the component's last log lines.
-func (w *walker) finishStart(ctx context.Context, prov providers.Provider, h providers.Handle, c *config.Component, ports map[string]int, instanceID string) error {
+// finishStart waits for readiness and has the outcome recorded in state
+// (see node.settle); a failure carries the component's last log lines.
+func (w *walker) finishStart(ctx context.Context, n *node, prov providers.Provider, h providers.Handle, ports map[string]int, instanceID string) error {
+	c := n.comp
 	readyErr := w.waitReady(ctx, prov, h, c, ports)
 	status, reason := state.StatusRunning, ""
 	if readyErr != nil {
 		status, reason = state.StatusFailed, firstLine(readyErr.Error())
 	}
-	if err := w.e.Store.Update(func(tx *state.Tx) error {
+	n.settle = func(tx *state.Tx) error {
 		cur, err := tx.Component(c.Address())
 		if err != nil || cur == nil || cur.InstanceID != instanceID {
 			return err
 		}
 		cur.Status, cur.StatusReason = status, reason
 		return tx.PutComponent(cur)
-	}); err != nil && readyErr == nil {
-		readyErr = fmt.Errorf("record status: %w", err)
 	}
 	if readyErr != nil {
 		return fmt.Errorf("%w%s", readyErr, w.lastLogs(ctx, prov, h))
@@ -569,12 +621,31 @@ func (w *walker) adopt(ctx context.Context, n *node) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("record %s in state: %w", ch.Address, err)
 	}
-	return fingerprintOf(ch.Observed), w.finishStart(ctx, prov, ch.Handle, c, ports, inst)
+	return fingerprintOf(ch.Observed), w.finishStart(ctx, n, prov, ch.Handle, ports, inst)
+}
+
+// records reads every component record, by address.
+func (w *walker) records() (map[string]*state.Record, error) {
+	recs := map[string]*state.Record{}
+	err := w.e.Store.View(func(tx *state.Tx) error {
+		all, err := tx.Components()
+		for _, r := range all {
+			recs[r.Address] = r
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	return recs, nil
 }
 
 // ports keeps PORT and HEALTH_PORT across replacements and allocates what is
-// missing; a value the user set in env or in health wins.
-func (w *walker) ports(c *config.Component, prior *state.Record) (map[string]int, error) {
+// missing; a value the user set in env or in health wins. An allocated port
+// is one no other component holds in state (it may be stopped now and
+// start again with it) and that this apply has not handed out already.
+func (w *walker) ports(c *config.Component, recs map[string]*state.Record) (map[string]int, error) {
+	prior := recs[c.Address()]
 	out := map[string]int{}
 	for _, name := range []string{"PORT", "HEALTH_PORT"} {
 		if v, ok := c.Env[name]; ok && !v.Deferred {
@@ -591,10 +662,7 @@ func (w *walker) ports(c *config.Component, prior *state.Record) (map[string]int
 			out[name] = prior.Ports[name]
 			continue
 		}
-		if w.e.AllocPort == nil {
-			return nil, errors.New("no port allocator configured")
-		}
-		p, err := w.e.AllocPort()
+		p, err := w.allocPort(c.Address(), recs)
 		if err != nil {
 			return nil, fmt.Errorf("allocate %s: %w", name, err)
 		}
@@ -603,20 +671,37 @@ func (w *walker) ports(c *config.Component, prior *state.Record) (map[string]int
 	return out, nil
 }
 
+func (w *walker) allocPort(addr string, recs map[string]*state.Record) (int, error) {
+	alloc := w.e.AllocPort
+	if alloc == nil {
+		alloc = FreePort
+	}
+	held := map[int]bool{}
+	for a, r := range recs {
+		for _, p := range r.Ports {
+			if a != addr {
+				held[p] = true
+			}
+		}
+	}
+	w.portsMu.Lock()
+	defer w.portsMu.Unlock()
+	for range 100 {
+		p, err := alloc()
+		if err != nil {
+			return 0, err
+		}
+		if !held[p] && !w.portsGiven[p] {
+			w.portsGiven[p] = true
+			return p, nil
+		}
+	}
+	return 0, errors.New("no free port found that no other component holds")
+}
+
 // resolver resolves ${KIND.ID.ATTR} from what state records now: every
 // referenced component is upstream, so it was applied first.
-func (w *walker) resolver() (func(config.Ref) string, error) {
-	recs := map[string]*state.Record{}
-	err := w.e.Store.View(func(tx *state.Tx) error {
-		all, err := tx.Components()
-		for _, r := range all {
-			recs[r.Address] = r
-		}
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read state: %w", err)
-	}
+func (w *walker) resolver(recs map[string]*state.Record) func(config.Ref) string {
 	return func(r config.Ref) string {
 		rec := recs[r.Addr]
 		if rec == nil {
@@ -637,7 +722,7 @@ func (w *walker) resolver() (func(config.Ref) string, error) {
 			return "127.0.0.1:" + strconv.Itoa(rec.Ports["PORT"])
 		}
 		return addressOf(prov, w.pipeline, c, rec.Ports["PORT"])
-	}, nil
+	}
 }
 
 // waitReady waits until the component's health probe passes; a component
@@ -659,7 +744,7 @@ func (w *walker) waitReady(ctx context.Context, prov providers.Provider, h provi
 		return nil
 	}
 	if c.Health == nil {
-		return alive()
+		return w.waitOwnHealth(ctx, prov, h)
 	}
 	host := "127.0.0.1"
 	if hr, ok := prov.(providers.HealthHostResolver); ok {
@@ -679,6 +764,34 @@ func (w *walker) waitReady(ctx context.Context, prov providers.Provider, h provi
 	}
 	_ = res
 	return nil
+}
+
+// waitOwnHealth is readiness for a component without a probe: it is ready
+// once running, and, when its executor checks its health itself (a Docker
+// image's HEALTHCHECK), once that reports healthy.
+func (w *walker) waitOwnHealth(ctx context.Context, prov providers.Provider, h providers.Handle) error {
+	step := 50 * time.Millisecond
+	for {
+		o, err := prov.Observe(ctx, h)
+		switch {
+		case err != nil:
+			return err
+		case !o.Running && o.Detail != "":
+			return errors.New(o.Detail)
+		case !o.Running:
+			return errors.New("not running")
+		case o.Health == providers.HealthUnhealthy:
+			return errors.New("not ready: its own health check reports it unhealthy")
+		case o.Health != providers.HealthStarting:
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not ready: waiting for its own health check to pass: %w", ctx.Err())
+		case <-time.After(step):
+		}
+		step = min(step*2, 500*time.Millisecond)
+	}
 }
 
 // lastLogs returns the component's last log lines, indented, for a failure

@@ -17,7 +17,6 @@ import (
 	"github.com/flowctl/flowctl/internal/apply"
 	"github.com/flowctl/flowctl/internal/config"
 	"github.com/flowctl/flowctl/internal/plan"
-	"github.com/flowctl/flowctl/internal/providers/process"
 )
 
 type applyFlags struct {
@@ -247,7 +246,7 @@ func execute(g *globals, ctx context.Context, ws *workspace, p *plan.Plan, desir
 	}()
 	eng := &apply.Engine{
 		Store: ws.store, Providers: ws.providers, WorkDir: ws.workDir, Parallelism: af.parallelism,
-		Out: g.streams.Out, AllocPort: process.FreePort, OpID: uuid.NewString(), Operation: op,
+		Out: g.streams.Out, OpID: uuid.NewString(), Operation: op,
 	}
 	start := time.Now()
 	res, err := eng.Apply(ctx, stop, p, desired)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -35,13 +36,28 @@ func (p *diagPrinter) print(w io.Writer, diags hcl.Diagnostics) error {
 			p.load(d.Subject.Filename)
 		}
 	}
-	tw := hcl.NewDiagnosticTextWriter(w, p.files, 0, p.color)
+	var buf strings.Builder
+	tw := hcl.NewDiagnosticTextWriter(&buf, p.files, 0, p.color)
 	for _, d := range sorted {
+		buf.Reset()
 		if err := tw.WriteDiagnostic(d); err != nil {
+			return fmt.Errorf("print diagnostics: %w", err)
+		}
+		if _, err := io.WriteString(w, withColumn(buf.String(), d.Subject)); err != nil {
 			return fmt.Errorf("print diagnostics: %w", err)
 		}
 	}
 	return nil
+}
+
+// withColumn turns the position line hcl writes ("  on FILE line N") into
+// "  on FILE:N:C", the form editors and terminals jump to.
+func withColumn(text string, r *hcl.Range) string {
+	if r == nil {
+		return text
+	}
+	old := fmt.Sprintf("  on %s line %d", r.Filename, r.Start.Line)
+	return strings.Replace(text, old, fmt.Sprintf("  on %s:%d:%d", r.Filename, r.Start.Line, r.Start.Column), 1)
 }
 
 func (p *diagPrinter) load(name string) {

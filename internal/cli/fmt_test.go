@@ -86,7 +86,7 @@ func TestFmtLeavesAFileWithSyntaxErrorsUntouched(t *testing.T) {
 	r := run(t, "fmt", dir)
 	r.wantCode(t, 1)
 	bad := filepath.Join(dir, "bad.hcl")
-	if !strings.Contains(r.err, "on "+bad+" line 2:") || !strings.Contains(r.err, "Error: Invalid expression") {
+	if !strings.Contains(r.err, "on "+bad+":2:14:") || !strings.Contains(r.err, "Error: Invalid expression") {
 		t.Errorf("want the error with its position, got:\n%s", r.err)
 	}
 	if got := readFile(t, bad); got != broken {

@@ -43,12 +43,7 @@ func (g *globals) color(w io.Writer) bool {
 	if g.noColor || g.getenv("NO_COLOR") != "" {
 		return false
 	}
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	info, err := f.Stat()
-	return err == nil && info.Mode()&os.ModeCharDevice != 0
+	return isTerminal(w)
 }
 
 // NewRootCommand builds the flowctl command tree.

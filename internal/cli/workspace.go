@@ -8,10 +8,12 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
 
 	"github.com/flowctl/flowctl/internal/config"
 	"github.com/flowctl/flowctl/internal/plan"
 	"github.com/flowctl/flowctl/internal/providers"
+	"github.com/flowctl/flowctl/internal/providers/docker"
 	"github.com/flowctl/flowctl/internal/providers/process"
 	"github.com/flowctl/flowctl/internal/state"
 )
@@ -81,8 +83,11 @@ func openWorkspace(g *globals, args []string, f *stateFlags, allowStateOnly bool
 		ws.workDir = abs
 	}
 	ws.stateDir = filepath.Dir(ws.store.Path())
+	// The docker provider contacts the engine on first use only: commands
+	// on pipelines without docker components never need one.
 	ws.providers = providers.NewRegistry(
 		process.New(process.Options{Dir: ws.stateDir}),
+		docker.New(docker.Options{}),
 	)
 	return ws, nil
 }
@@ -117,12 +122,14 @@ func (ws *workspace) planInput(opts plan.Options) (plan.Input, error) {
 	return in, nil
 }
 
-// isTerminal reports whether r is an interactive terminal.
+// isTerminal reports whether r is an interactive terminal. A character
+// device is not enough: /dev/null is one, and it is what stdin is for
+// commands run by scripts and CI, which must not be asked for input.
 func isTerminal(r any) bool {
 	f, ok := r.(*os.File)
 	if !ok {
 		return false
 	}
-	info, err := f.Stat()
-	return err == nil && info.Mode()&os.ModeCharDevice != 0
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }

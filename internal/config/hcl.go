@@ -29,11 +29,12 @@ var (
 		},
 	}
 	pipelineSchema = &hcl.BodySchema{
-		Attributes: attrSchemas("executor", "description", "namespace", "labels", "annotations", "config", "component_registry"),
+		Attributes: attrSchemas("executor", "description", "namespace", "labels", "annotations", "config", "component_registry",
+			"trusted_registries", "require_digest"),
 	}
 	componentSchema = &hcl.BodySchema{
 		Attributes: attrSchemas("executor", "type", "image", "command", "args", "env", "config", "inputs", "depends_on",
-			"replicas", "stop_timeout", "secrets", "input_event_types", "output_event_types"),
+			"replicas", "stop_timeout", "secrets", "input_event_types", "output_event_types", "image_id", "pull"),
 		Blocks: []hcl.BlockHeaderSchema{{Type: "health"}, {Type: "restart"}, {Type: "resources"}, {Type: "port"}, {Type: "volume"}},
 	}
 	healthSchema = &hcl.BodySchema{
@@ -153,6 +154,8 @@ func (l *hclLoader) decodePipeline(p *Pipeline, b *hcl.Block) {
 	l.getString(o, attrs, "description", "description", &p.Description)
 	l.getString(o, attrs, "namespace", "namespace", &p.Namespace)
 	l.getString(o, attrs, "component_registry", "component_registry", &p.ComponentRegistry)
+	l.getStrings(o, attrs, "trusted_registries", "trusted_registries", &p.TrustedRegistries)
+	l.getBool(o, attrs, "require_digest", "require_digest", &p.RequireDigest)
 	if m, _ := l.getStringMap(o, attrs, "labels", "labels"); len(m) > 0 {
 		p.Labels = m
 	}
@@ -179,6 +182,8 @@ func (l *hclLoader) decodeComponent(b *hcl.Block) *Component {
 	l.getString(o, attrs, "executor", "executor", &c.Executor)
 	l.getString(o, attrs, "type", "type", &c.Type)
 	l.getString(o, attrs, "image", "image", &c.Image)
+	l.getString(o, attrs, "image_id", "image_id", &c.ImageID)
+	l.getString(o, attrs, "pull", "pull", &c.Pull)
 	l.getStrings(o, attrs, "command", "command", &c.Command)
 	l.getStrings(o, attrs, "args", "args", &c.Args)
 	l.getStrings(o, attrs, "secrets", "secrets", &c.Secrets)

@@ -77,6 +77,19 @@ const (
 	HealthPortAttr           = "health_port"
 )
 
+// Image pull policies (Component.Pull).
+const (
+	// PullMissing pulls an image only when it is not present locally.
+	PullMissing = "missing"
+	// PullAlways pulls before starting, so a moved tag is followed.
+	PullAlways = "always"
+	// PullNever never pulls: a missing image fails the start.
+	PullNever = "never"
+)
+
+// PullPolicies lists the valid values of Component.Pull.
+var PullPolicies = []string{PullMissing, PullAlways, PullNever}
+
 // DeferredAttrs are the attributes of a component that are known only after
 // apply; a pipeline may reference them as KIND.ID.ATTR.
 var DeferredAttrs = []string{AddressAttr, PortAttr, HealthPortAttr}
@@ -96,6 +109,13 @@ type Pipeline struct {
 	ComponentRegistry string `json:"component_registry"`
 	// Config is spec.config of the YAML format: free-form pipeline settings.
 	Config map[string]string `json:"config,omitempty"`
+	// TrustedRegistries, when set, are the only places container images may
+	// come from: a registry host ("ghcr.io") or a repository prefix
+	// ("docker.io/withobsrvr"), sorted. RequireDigest makes every container
+	// image be pinned by digest (repo@sha256:...) or by image_id. Both are
+	// checked by validation, before anything runs.
+	TrustedRegistries []string `json:"trusted_registries,omitempty"`
+	RequireDigest     bool     `json:"require_digest,omitempty"`
 	// Components in canonical order: by kind, then by ID.
 	Components []*Component `json:"components"`
 
@@ -125,8 +145,15 @@ type Component struct {
 	Executor string `json:"executor"`
 	// Type is the registry reference (`name@v1.2.3`) or a plain kind word,
 	// as written; empty when not given.
-	Type    string   `json:"type,omitempty"`
-	Image   string   `json:"image,omitempty"`
+	Type  string `json:"type,omitempty"`
+	Image string `json:"image,omitempty"`
+	// ImageID pins the local image Image must resolve to
+	// ("sha256:<64 hex>"); checked before the container starts.
+	ImageID string `json:"image_id,omitempty"`
+	// Pull is the image pull policy of docker and nomad components:
+	// PullAlways or PullNever. Empty means PullMissing, the default, so that
+	// leaving it out and stating it hash the same (see PullPolicy).
+	Pull    string   `json:"pull,omitempty"`
 	Command []string `json:"command,omitempty"`
 	Args    []string `json:"args,omitempty"`
 	// Env holds the user's environment, with registry-style config merged in
@@ -163,6 +190,19 @@ func (c *Component) SetMaxRetries(n int) { c.Restart.MaxRetries, c.maxRetriesSet
 func (c *Component) SetBackoffInitial(d Duration) {
 	c.Restart.Backoff.Initial, c.backoffInitialSet = d, true
 }
+
+// PullPolicy is the component's effective pull policy: Pull, or
+// PullMissing when it is empty.
+func (c *Component) PullPolicy() string {
+	if c.Pull == "" {
+		return PullMissing
+	}
+	return c.Pull
+}
+
+// RunsImage reports whether the component's executor runs container images
+// (docker, nomad), to which image, image_id and pull apply.
+func (c *Component) RunsImage() bool { return c.Executor == "docker" || c.Executor == "nomad" }
 
 // Address is the component's address, KIND.ID.
 func (c *Component) Address() string { return Address(c.Kind, c.ID) }

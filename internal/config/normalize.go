@@ -19,6 +19,15 @@ func normalize(p *Pipeline) {
 	if p.ComponentRegistry == "" {
 		p.ComponentRegistry = DefaultComponentRegistry
 	}
+	trusted := p.TrustedRegistries[:0:0]
+	for _, t := range p.TrustedRegistries {
+		if n := normalizeTrusted(t); n != "" {
+			trusted = append(trusted, n)
+		} else {
+			trusted = append(trusted, t) // validation reports it
+		}
+	}
+	p.TrustedRegistries = sortedUnique(trusted)
 	for _, c := range p.Components {
 		normalizeComponent(p, c)
 	}
@@ -33,6 +42,15 @@ func normalizeComponent(p *Pipeline, c *Component) {
 		if name, version, ok := strings.Cut(c.Type, "@"); ok && name != "" && version != "" {
 			c.Image = p.ComponentRegistry + "/" + name + ":" + version
 		}
+	}
+	c.Pull = strings.ToLower(strings.TrimSpace(c.Pull))
+	if c.Pull == PullMissing && c.RunsImage() {
+		// The default is left out of the canonical form, so pipelines
+		// written before pull existed keep their spec hashes.
+		c.Pull = ""
+	}
+	if c.ImageID != "" {
+		c.ImageID = normalizeImageID(c.ImageID)
 	}
 	c.Inputs = sortedUnique(c.Inputs)
 	c.DependsOn = sortedUnique(c.DependsOn)

@@ -35,8 +35,15 @@ func Validate(p *Pipeline) hcl.Diagnostics {
 		byID[c.ID] = c
 		byAddr[c.Address()] = c
 	}
+	for i, t := range p.TrustedRegistries {
+		if t == "" || strings.ContainsAny(t, " \t@") {
+			diags = append(diags, errorf(p.Ranges["trusted_registries"], "Invalid trusted registry",
+				"pipeline %s: trusted_registries[%d] %q is not a registry host (\"ghcr.io\") or repository prefix (\"docker.io/withobsrvr\")", p.Name, i, t))
+		}
+	}
 	for _, c := range p.Components {
 		diags = append(diags, validateComponent(p, c, byAddr)...)
+		diags = append(diags, validateImage(p, c)...)
 	}
 	diags = append(diags, validateHostPorts(p)...)
 
@@ -203,6 +210,49 @@ func validateComponent(p *Pipeline, c *Component, byAddr map[string]*Component) 
 	}
 	if res.MemoryRequest > 0 && res.MemoryLimit > 0 && res.MemoryRequest > res.MemoryLimit {
 		add("resources.memory_request", "Invalid resources", "memory request %s exceeds the limit %s", FormatMemory(res.MemoryRequest), FormatMemory(res.MemoryLimit))
+	}
+	return diags
+}
+
+// validateImage checks a component's image, image_id and pull, and the
+// pipeline's image policy (trusted_registries, require_digest).
+func validateImage(p *Pipeline, c *Component) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	add := func(attr, summary, format string, args ...any) {
+		diags = append(diags, compErr(c, attr, summary, format, args...))
+	}
+	if !c.RunsImage() {
+		for _, a := range []struct{ name, value string }{{"pull", c.Pull}, {"image_id", c.ImageID}} {
+			if a.value != "" {
+				add(a.name, "Image setting on the "+c.Executor+" executor", "%s applies to container images, which the %s executor does not run", a.name, c.Executor)
+			}
+		}
+		return diags
+	}
+	if c.Pull != "" && !slices.Contains(PullPolicies, c.Pull) {
+		add("pull", "Invalid pull policy", "pull %q is not one of %s", c.Pull, strings.Join(PullPolicies, ", "))
+	}
+	if c.ImageID != "" && !sha256Digest.MatchString(c.ImageID) {
+		add("image_id", "Invalid image_id", "image_id %q: use the image's ID as docker shows it, sha256:<64 hex digits>", c.ImageID)
+	}
+	if c.Image == "" {
+		if c.ImageID != "" {
+			add("image_id", "image_id without image", "image_id pins the image named by image, and this component names none")
+		}
+		return diags
+	}
+	ref, err := ParseImageRef(c.Image)
+	if err != nil {
+		add("image", "Invalid image", "%v", err)
+		return diags
+	}
+	if len(p.TrustedRegistries) > 0 && !ref.TrustedBy(p.TrustedRegistries) {
+		add("image", "Untrusted image", "image %q comes from %s, which trusted_registries (%s) does not list",
+			c.Image, ref.Name(), strings.Join(p.TrustedRegistries, ", "))
+	}
+	if p.RequireDigest && ref.Digest == "" && c.ImageID == "" {
+		add("image", "Image not pinned", "the pipeline sets require_digest, and image %q is pinned neither by digest (%s@sha256:...) nor by image_id",
+			c.Image, strings.TrimSuffix(c.Image, ":"+ref.Tag))
 	}
 	return diags
 }

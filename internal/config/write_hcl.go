@@ -48,6 +48,10 @@ func writeHCLPipeline(body *hclwrite.Body, p *Pipeline) {
 	if p.ComponentRegistry != DefaultComponentRegistry {
 		setString(b, "component_registry", p.ComponentRegistry)
 	}
+	setStringList(b, "trusted_registries", p.TrustedRegistries)
+	if p.RequireDigest {
+		b.SetAttributeValue("require_digest", cty.True)
+	}
 	setStringMap(b, "labels", p.Labels)
 	setStringMap(b, "annotations", p.Annotations)
 	setStringMap(b, "config", p.Config)
@@ -62,6 +66,8 @@ func writeHCLComponent(body *hclwrite.Body, p *Pipeline, c *Component, secrets *
 	if c.Image != registryImage(p, c) {
 		setString(b, "image", c.Image)
 	}
+	setString(b, "image_id", c.ImageID)
+	setString(b, "pull", c.Pull)
 	setStringList(b, "command", c.Command)
 	setStringList(b, "args", c.Args)
 	setTraversalList(b, "inputs", c.Inputs)

@@ -28,6 +28,10 @@ func WriteYAML(p *Pipeline) []byte {
 	if p.ComponentRegistry != DefaultComponentRegistry {
 		spec.str("component_registry", p.ComponentRegistry)
 	}
+	spec.strList("trusted_registries", p.TrustedRegistries)
+	if p.RequireDigest {
+		spec.bool("require_digest", true)
+	}
 	spec.strMap("config", p.Config)
 	ids := idsByAddress(p)
 	for _, kind := range Kinds {
@@ -80,6 +84,8 @@ func yamlComponent(p *Pipeline, c *Component, ids map[string]string) *yamlMap {
 	if c.Image != registryImage(p, c) {
 		m.strOpt("image", c.Image)
 	}
+	m.strOpt("image_id", c.ImageID)
+	m.strOpt("pull", c.Pull)
 	m.strList("command", c.Command)
 	m.strList("args", c.Args)
 	m.strList("inputs", upstreamIDs(c.Inputs, ids))

@@ -47,12 +47,12 @@ const (
 var (
 	ylTopKeys       = []string{"apiVersion", "kind", "metadata", "spec"}
 	ylMetadataKeys  = []string{"name", "namespace", "labels", "annotations", "description"}
-	ylSpecKeys      = []string{"description", "driver", "executor", "sources", "processors", "sinks", "config", "component_registry"}
+	ylSpecKeys      = []string{"description", "driver", "executor", "sources", "processors", "sinks", "config", "component_registry", "trusted_registries", "require_digest"}
 	ylComponentKeys = []string{
 		"id", "type", "config", "image", "command", "args", "env", "inputs", "depends_on",
 		"health_port", "health_check", "health_endpoint", "replicas", "volumes", "restart_policy",
 		"ports", "secrets", "resources", "input_event_types", "output_event_types",
-		"executor", "driver", "stop_timeout", "health", "restart",
+		"executor", "driver", "stop_timeout", "health", "restart", "pull", "image_id",
 	}
 	ylHealthKeys   = []string{"http", "tcp", "exec", "port", "interval", "timeout", "start_period", "failure_threshold", "success_threshold", "liveness"}
 	ylRestartKeys  = []string{"policy", "max_retries", "backoff"}
@@ -884,6 +884,14 @@ func (l *yamlLoader) spec(p *Pipeline, m *yaml.Node) {
 		p.ComponentRegistry, _ = l.str(e.v, "", "spec.component_registry")
 		p.Ranges["component_registry"] = l.rng(l.deref(e.v))
 	}
+	if e, ok := es["trusted_registries"]; ok {
+		p.TrustedRegistries, _, _ = l.strList(e.v, "", "spec.trusted_registries", false)
+		p.Ranges["trusted_registries"] = l.rng(l.deref(e.v))
+	}
+	if e, ok := es["require_digest"]; ok {
+		p.RequireDigest, _ = l.boolean(e.v, "", "spec.require_digest")
+		p.Ranges["require_digest"] = l.rng(l.deref(e.v))
+	}
 	if e, ok := es["config"]; ok {
 		cfg, kept := l.configMap(e.v, "", "spec.config")
 		if len(cfg) > 0 {
@@ -967,6 +975,14 @@ func (l *yamlLoader) component(kind Kind, list string, index int, item *yaml.Nod
 	if e, ok := es["image"]; ok {
 		rec("image", e)
 		c.Image, _ = l.str(e.v, who, "image")
+	}
+	if e, ok := es["image_id"]; ok {
+		rec("image_id", e)
+		c.ImageID, _ = l.str(e.v, who, "image_id")
+	}
+	if e, ok := es["pull"]; ok {
+		rec("pull", e)
+		c.Pull, _ = l.str(e.v, who, "pull")
 	}
 	if e, ok := es["command"]; ok {
 		rec("command", e)

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -229,57 +228,63 @@ func (f *File) CheckFresh(ctx context.Context, in Input) error {
 	return nil
 }
 
+// realityDiff says, component by component, how what exists now differs
+// from what the plan saw: an object that stopped or started, one that is
+// gone, one that appeared, or one in place of another (a restart or
+// replacement outside this plan).
 func realityDiff(then, now []Seen) []string {
-	key := func(s Seen) string { return s.Provider + "|" + s.Address + "|" + s.Fingerprint }
-	thenSet, nowSet := map[string]Seen{}, map[string]Seen{}
-	for _, s := range then {
-		thenSet[key(s)] = s
+	type objects map[string]Seen // existing objects by provider|fingerprint
+	group := func(list []Seen) map[string]objects {
+		out := map[string]objects{}
+		for _, s := range list {
+			if out[s.Address] == nil {
+				out[s.Address] = objects{}
+			}
+			if s.Exists {
+				out[s.Address][s.Provider+"|"+s.Fingerprint] = s
+			}
+		}
+		return out
 	}
-	for _, s := range now {
-		nowSet[key(s)] = s
+	thenBy, nowBy := group(then), group(now)
+	addrs := map[string]bool{}
+	for a := range thenBy {
+		addrs[a] = true
+	}
+	for a := range nowBy {
+		addrs[a] = true
 	}
 	var out []string
-	for k, s := range thenSet {
-		n, ok := nowSet[k]
+	for _, addr := range sortedKeys(addrs) {
+		was, is := thenBy[addr], nowBy[addr]
+		var gone, appeared []string
+		for _, k := range sortedKeys(was) {
+			s := was[k]
+			n, ok := is[k]
+			switch {
+			case !ok:
+				gone = append(gone, describeSeen(s))
+			case s.Running && !n.Running:
+				out = append(out, fmt.Sprintf("%s changed since the plan was made: it stopped (%s was running)", addr, describeSeen(s)))
+			case !s.Running && n.Running:
+				out = append(out, fmt.Sprintf("%s changed since the plan was made: it started (%s was not running)", addr, describeSeen(s)))
+			}
+		}
+		for _, k := range sortedKeys(is) {
+			if _, ok := was[k]; !ok {
+				appeared = append(appeared, describeSeen(is[k]))
+			}
+		}
 		switch {
-		case !ok:
-			out = append(out, fmt.Sprintf("%s changed since the plan was made (%s object %s is no longer there)", s.Address, s.Provider, describeSeen(s)))
-		case n.Exists != s.Exists || n.Running != s.Running:
-			out = append(out, fmt.Sprintf("%s changed since the plan was made (was %s, now %s)", s.Address, runState(s), runState(n)))
-		}
-	}
-	for k, s := range nowSet {
-		if _, ok := thenSet[k]; !ok && s.Exists {
-			out = append(out, fmt.Sprintf("%s changed since the plan was made (a %s object %s appeared)", s.Address, s.Provider, describeSeen(s)))
-		}
-	}
-	sort.Strings(out)
-	return dedupe(out)
-}
-
-func describeSeen(s Seen) string {
-	if s.Fingerprint == "" {
-		return "(none)"
-	}
-	return s.Fingerprint
-}
-
-func runState(s Seen) string {
-	switch {
-	case !s.Exists:
-		return "missing"
-	case s.Running:
-		return "running"
-	}
-	return "stopped"
-}
-
-func dedupe(s []string) []string {
-	var out []string
-	for i, x := range s {
-		if i == 0 || x != s[i-1] {
-			out = append(out, x)
+		case len(gone) > 0 && len(appeared) > 0:
+			out = append(out, fmt.Sprintf("%s changed since the plan was made: it was restarted or replaced (%s is gone; %s is there instead)", addr, strings.Join(gone, ", "), strings.Join(appeared, ", ")))
+		case len(gone) > 0:
+			out = append(out, fmt.Sprintf("%s changed since the plan was made: it is gone (%s no longer exists)", addr, strings.Join(gone, ", ")))
+		case len(appeared) > 0:
+			out = append(out, fmt.Sprintf("%s changed since the plan was made: a new object appeared (%s)", addr, strings.Join(appeared, ", ")))
 		}
 	}
 	return out
 }
+
+func describeSeen(s Seen) string { return s.Provider + " object " + s.Fingerprint }

@@ -2,6 +2,8 @@ package plan
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -197,9 +199,11 @@ func Make(ctx context.Context, in Input) (*Plan, error) {
 	for _, addr := range sortedKeys(desired) {
 		c := desired[addr]
 		ch := planComponent(c, records[addr], observed[addr], replace[addr], in.Options.NoRefresh)
-		if ch.Action == Create && records[addr] == nil {
+		if ch.Action == Create {
 			// An unrecorded object that is this very component, running:
-			// adopt it rather than start a twin.
+			// adopt it rather than start a twin. State may still name an
+			// earlier object that is gone: an apply that replaced it was
+			// killed between the new start and its state write.
 			for i, lo := range unrecorded {
 				if !adopted[i] && lo.obs.Address == addr && lo.provider == c.Executor && lo.obs.Running && lo.obs.SpecHash == ch.SpecHash {
 					adopted[i] = true
@@ -257,8 +261,8 @@ func Make(ctx context.Context, in Input) (*Plan, error) {
 }
 
 func planComponent(c *config.Component, rec *state.Record, obs *providers.Observed, replace, noRefresh bool) *Change {
-	red := c.Redacted()
-	ch := &Change{Address: c.Address(), Provider: c.Executor, SpecHash: c.SpecHash(), Spec: red.CanonicalJSON(), Upstreams: c.Upstreams()}
+	hash, spec := hashAndSpec(c)
+	ch := &Change{Address: c.Address(), Provider: c.Executor, SpecHash: hash, Spec: spec, Upstreams: c.Upstreams()}
 	if rec == nil {
 		ch.Action, ch.Reason = Create, ReasonNotInState
 		ch.Attrs = diffAttrs(nil, ch.Spec, sensitiveKeys(c))
@@ -269,10 +273,14 @@ func planComponent(c *config.Component, rec *state.Record, obs *providers.Observ
 		o := *obs
 		ch.Observed = &o
 	}
-	ch.Attrs = diffAttrs(rec.Spec, ch.Spec, sensitiveKeys(c))
-	if rec.SpecHash != ch.SpecHash && !hasVisibleChange(ch.Attrs) {
-		for _, k := range sensitiveKeys(c) {
-			ch.Attrs = append(ch.Attrs, AttrChange{Path: "env." + k, Old: config.RedactedValue, New: config.RedactedValue, HasOld: true, HasNew: true, Sensitive: true, Forces: true})
+	// The same hash is the same canonical spec: nothing to compare, which
+	// is most components of most plans.
+	if rec.SpecHash != ch.SpecHash {
+		ch.Attrs = diffAttrs(rec.Spec, ch.Spec, sensitiveKeys(c))
+		if !hasVisibleChange(ch.Attrs) {
+			for _, k := range sensitiveKeys(c) {
+				ch.Attrs = append(ch.Attrs, AttrChange{Path: "env." + k, Old: config.RedactedValue, New: config.RedactedValue, HasOld: true, HasNew: true, Sensitive: true, Forces: true})
+			}
 		}
 	}
 	for _, a := range ch.Attrs {
@@ -305,6 +313,20 @@ func planComponent(c *config.Component, rec *state.Record, obs *providers.Observ
 		ch.Action, ch.Reason = NoOp, ReasonUpToDate
 	}
 	return ch
+}
+
+// hashAndSpec returns c.SpecHash() and c's canonical JSON with sensitive
+// values redacted, encoding c once: without sensitive values the redacted
+// spec is the canonical JSON itself, which the hash is taken of.
+func hashAndSpec(c *config.Component) (string, json.RawMessage) {
+	canonical := c.CanonicalJSON()
+	sum := sha256.Sum256(canonical)
+	for _, v := range c.Env {
+		if v.Sensitive {
+			return hex.EncodeToString(sum[:]), c.Redacted().CanonicalJSON()
+		}
+	}
+	return hex.EncodeToString(sum[:]), canonical
 }
 
 func objectHash(r *state.Record) string {

@@ -161,6 +161,21 @@ func TestPlanActionsAndReasons(t *testing.T) {
 			want: "[1] - processor.b (delete-orphan: orphan)\n[2] - sink.c (delete: not_in_config)\n[3] <= source.a (adopt: adopt_unrecorded)\n[4] + processor.b (create: not_in_state)\n",
 		},
 		{
+			name:    "an unrecorded twin is adopted when the recorded object is gone (a replace killed after the new start)",
+			desired: old,
+			setup: func(p *tableProvider) []*state.Record {
+				a, b, c := old.Components[0], old.Components[1], old.Components[2]
+				gone, _ := json.Marshal("gone")
+				p.run(a.Address(), "new", a.SpecHash(), true)
+				return []*state.Record{
+					record(a, gone, state.StatusRunning),
+					record(b, p.run(b.Address(), "fpb", b.SpecHash(), true), state.StatusRunning),
+					record(c, p.run(c.Address(), "fpc", c.SpecHash(), true), state.StatusRunning),
+				}
+			},
+			want: "[1] <= source.a (adopt: adopt_unrecorded)\n[2]   processor.b (no-op: up_to_date)\n[3]   sink.c (no-op: up_to_date)\n",
+		},
+		{
 			name:    "a failed start is replaced, an unconfirmed one adopted",
 			desired: old,
 			setup: func(p *tableProvider) []*state.Record {

@@ -63,7 +63,18 @@ type Observed struct {
 	// Ports are the PORT and HEALTH_PORT the object was started with, read
 	// back from it, so that an adopted object keeps its ports.
 	Ports map[string]int `json:"ports,omitempty"`
+	// Health is the object's own health status as its executor reports it
+	// (a Docker image's HEALTHCHECK): HealthStarting, HealthHealthy or
+	// HealthUnhealthy; empty when the executor checks none.
+	Health string `json:"health,omitempty"`
 }
+
+// Values of Observed.Health.
+const (
+	HealthStarting  = "starting"
+	HealthHealthy   = "healthy"
+	HealthUnhealthy = "unhealthy"
+)
 
 // LogOptions selects log lines.
 type LogOptions struct {
@@ -137,6 +148,16 @@ func (r *Registry) All() []Provider {
 // other by something other than 127.0.0.1:PORT.
 type AddressResolver interface {
 	ComponentAddress(pipeline string, c *config.Component, port int) string
+}
+
+// Preflighter is implemented by providers that can tell, before an apply
+// changes anything, that components cannot start: the engine is
+// unreachable, an image is missing and cannot be pulled, a pinned image
+// does not match. The engine calls it with every component the apply is
+// about to start on this provider, before the first change; an error stops
+// the apply with state untouched.
+type Preflighter interface {
+	Preflight(ctx context.Context, components []*config.Component) error
 }
 
 // HealthHostResolver is implemented by providers whose health probes must

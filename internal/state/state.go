@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -50,7 +51,16 @@ type Store struct {
 	path        string
 	openTimeout time.Duration
 	now         func() time.Time
+	// mu serialises this process's transactions on the file.
+	mu *sync.RWMutex
 }
+
+// fileLocks holds one lock per state file (by absolute path) for the
+// transactions of this process. bbolt's file lock serialises processes,
+// but it waits for a held lock by polling every 50 ms; the goroutines of
+// one apply (ten components recording their starts at once) would queue
+// that way. A mutex hands the file over at once.
+var fileLocks sync.Map // string -> *sync.RWMutex
 
 // Option configures a Store.
 type Option func(*Store)
@@ -78,6 +88,12 @@ func Open(path, pipeline string, opts ...Option) (*Store, error) {
 	for _, o := range opts {
 		o(s)
 	}
+	key := path
+	if abs, err := filepath.Abs(path); err == nil {
+		key = abs
+	}
+	mu, _ := fileLocks.LoadOrStore(key, new(sync.RWMutex))
+	s.mu = mu.(*sync.RWMutex)
 	if pipeline == "" {
 		if _, err := os.Stat(path); err != nil {
 			return nil, fmt.Errorf("state file %s: %w", path, err)
@@ -141,6 +157,8 @@ func (s *Store) open(readOnly bool) (*bolt.DB, error) {
 }
 
 func (s *Store) update(fn func(*bolt.Tx) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	db, err := s.open(false)
 	if err != nil {
 		return err
@@ -153,6 +171,8 @@ func (s *Store) update(fn func(*bolt.Tx) error) error {
 }
 
 func (s *Store) view(fn func(*bolt.Tx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	db, err := s.open(true)
 	if err != nil {
 		return err

@@ -19,6 +19,15 @@
 //	TC_GRANDCHILD=1    start a child process (a copy of itself that only
 //	                   sleeps) to test that a component's process group is
 //	                   stopped as a whole
+//	TC_LISTEN_HOST     the address HEALTH_PORT and PORT listen on (default
+//	                   127.0.0.1; a container needs 0.0.0.0 to be reached)
+//	TC_DIAL            host:port list (comma-separated): before becoming
+//	                   ready, GET http://ADDR/ until each answers, printing
+//	                   "reached ADDR: BODY"
+//
+// Run as "testcomponent healthcheck" it is instead a health check for an
+// image's HEALTHCHECK: it exits 0 when http://127.0.0.1:$HEALTH_PORT/health
+// answers 200, 1 otherwise.
 //
 // It always prints "testcomponent starting pid=N" and, once ready,
 // "testcomponent ready" to stdout.
@@ -26,6 +35,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -40,6 +50,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
+		os.Exit(healthcheck())
+	}
 	if os.Getenv("TC_ROLE") == "grandchild" {
 		fmt.Println("grandchild running")
 		select {}
@@ -69,7 +82,7 @@ func main() {
 	var ready atomic.Bool
 	neverHealthy := os.Getenv("TC_NEVER_HEALTHY") == "1"
 	if hp := os.Getenv("HEALTH_PORT"); hp != "" {
-		l, err := net.Listen("tcp", "127.0.0.1:"+hp)
+		l, err := net.Listen("tcp", net.JoinHostPort(listenHost(), hp))
 		if err != nil {
 			fail("listen on HEALTH_PORT %s: %v", hp, err)
 		}
@@ -114,8 +127,13 @@ func main() {
 	}
 
 	time.Sleep(duration("TC_START_DELAY", 0))
+	if addrs := os.Getenv("TC_DIAL"); addrs != "" {
+		for _, a := range strings.Split(addrs, ",") {
+			dial(strings.TrimSpace(a))
+		}
+	}
 	if p := os.Getenv("PORT"); p != "" {
-		l, err := net.Listen("tcp", "127.0.0.1:"+p)
+		l, err := net.Listen("tcp", net.JoinHostPort(listenHost(), p))
 		if err != nil {
 			fail("listen on PORT %s: %v", p, err)
 		}
@@ -127,6 +145,43 @@ func main() {
 	ready.Store(true)
 	fmt.Println("testcomponent ready")
 	select {}
+}
+
+func healthcheck() int {
+	client := &http.Client{Timeout: 2 * time.Second}
+	resp, err := client.Get("http://127.0.0.1:" + os.Getenv("HEALTH_PORT") + "/health")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintln(os.Stderr, resp.Status)
+		return 1
+	}
+	return 0
+}
+
+func listenHost() string {
+	if h := os.Getenv("TC_LISTEN_HOST"); h != "" {
+		return h
+	}
+	return "127.0.0.1"
+}
+
+// dial waits until http://addr/ answers, trying every 50ms.
+func dial(addr string) {
+	client := &http.Client{Timeout: time.Second}
+	for {
+		resp, err := client.Get("http://" + addr + "/")
+		if err == nil {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+			_ = resp.Body.Close()
+			fmt.Printf("reached %s: %s\n", addr, strings.TrimSpace(string(body)))
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func printer(lines []string, every time.Duration, count int) {
