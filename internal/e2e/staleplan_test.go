@@ -1,0 +1,124 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/flowctl/flowctl/internal/config"
+	"github.com/flowctl/flowctl/internal/providers"
+	"github.com/flowctl/flowctl/internal/providers/process"
+)
+
+// TestSavedPlanRefusedWhenStale saves a plan, changes one thing behind its
+// back, and checks that apply refuses the plan, says which thing changed,
+// and touches nothing.
+func TestSavedPlanRefusedWhenStale(t *testing.T) {
+	cases := []struct {
+		name string
+		// apply says whether the pipeline is applied before the plan is saved.
+		apply bool
+		// change alters the world after the plan was saved.
+		change func(t *testing.T, f *fixture)
+		want   []string
+	}{
+		{
+			name: "serial changed", apply: true,
+			change: func(t *testing.T, f *fixture) { f.must(0, "state", "rm", "sink.out") },
+			want:   []string{"the state changed since the plan was made (serial "},
+		},
+		{
+			name: "lineage changed",
+			change: func(t *testing.T, f *fixture) {
+				// The state file deleted and created again: a new lineage.
+				if err := os.Remove(f.statePath()); err != nil {
+					t.Fatal(err)
+				}
+				f.must(0, "state", "list")
+			},
+			want: []string{"lineage is ", "(another state file)"},
+		},
+		{
+			name: "process died", apply: true,
+			change: func(t *testing.T, f *fixture) {
+				pid := byAddr(procsOf(f.name))["sink.out"][0].id.PID
+				if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+					t.Fatal(err)
+				}
+				waitFor(t, 5*time.Second, "sink.out to die", func() bool { return len(byAddr(procsOf(f.name))["sink.out"]) == 0 })
+			},
+			want: []string{"sink.out changed since the plan was made: it stopped (process object pid="},
+		},
+		{
+			name: "process restarted", apply: true,
+			change: func(t *testing.T, f *fixture) { f.restartBehindState(t, "source.src") },
+			want:   []string{"source.src changed since the plan was made: it was restarted or replaced (process object pid="},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			cs := chain()
+			f.writePipeline(cs)
+			if tc.apply {
+				f.apply()
+				cs[1].env["MODE"] = "two"
+				f.writePipeline(cs)
+			}
+			r := f.must(0, "plan", "-out", "saved.plan")
+			if !strings.Contains(r.out, "flowctl apply saved.plan") {
+				t.Fatalf("plan -out\n%s", r)
+			}
+			tc.change(t, f)
+			before := procsOf(f.name)
+			r = f.must(1, "apply", "saved.plan")
+			t.Logf("refused: %s", r.err)
+			for _, want := range append(tc.want, "the saved plan is stale", "Run flowctl plan again") {
+				if !strings.Contains(r.err, want) {
+					t.Errorf("stderr lacks %q\n%s", want, r)
+				}
+			}
+			if after := procsOf(f.name); len(after) != len(before) {
+				t.Fatalf("a refused plan changed processes: %v -> %v", before, after)
+			}
+			// A fresh plan applies.
+			f.must(0, "plan", "-out", "fresh.plan")
+			f.must(0, "apply", "fresh.plan")
+			if tc.name == "lineage changed" {
+				// The first state's plan started nothing: only the new
+				// lineage's processes run.
+				f.assertConverged(addrs(cs))
+			}
+		})
+	}
+}
+
+// restartBehindState stops a component and starts it again through the
+// process executor directly, as something other than this state file's
+// flowctl would: state still names the old process.
+func (f *fixture) restartBehindState(t *testing.T, addr string) {
+	t.Helper()
+	rec := f.records()[addr]
+	meta := f.meta()
+	prov := process.New(process.Options{Dir: filepath.Dir(f.statePath()), ShimCommand: []string{f.flowctl, "__shim"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := prov.Stop(ctx, rec.Handle, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	kind, id, _ := strings.Cut(addr, ".")
+	_, err := prov.Start(ctx, providers.ComponentSpec{
+		Pipeline: f.name, Lineage: meta.Lineage, InstanceID: "restarted-by-hand", SpecHash: rec.SpecHash,
+		Component: &config.Component{Kind: config.Kind(kind), ID: id, Executor: "process", Command: []string{f.tc}},
+		Env:       map[string]string{"HEALTH_PORT": itoa(rec.Ports["HEALTH_PORT"]), "PORT": itoa(rec.Ports["PORT"])},
+		WorkDir:   f.dir,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
