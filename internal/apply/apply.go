@@ -386,7 +386,9 @@ func (e *Engine) printf(format string, args ...any) {
 }
 
 // record commits the change's last state write, if any, and its history
-// event.
+// event. Like every write of the walker it goes through Store.Batch, so the
+// components of a level share commits: the functions passed touch nothing
+// but the transaction, or nothing that repeating them changes.
 func (w *walker) record(n *node, err error) error {
 	ev := &state.Event{Operation: w.e.Operation, OpID: w.e.OpID, Address: n.ch.Address, Action: string(n.ch.Action), Reason: string(n.ch.Reason), Result: "ok", Detail: n.outcome.Detail}
 	if err != nil {
@@ -395,7 +397,7 @@ func (w *walker) record(n *node, err error) error {
 			ev.Result = "interrupted"
 		}
 	}
-	serr := w.e.Store.Update(func(tx *state.Tx) error {
+	serr := w.e.Store.Batch(func(tx *state.Tx) error {
 		if n.settle != nil {
 			if err := n.settle(tx); err != nil {
 				return err
@@ -429,13 +431,13 @@ func (w *walker) execute(ctx context.Context, n *node) (string, error) {
 			return "", err
 		}
 		if ch.Action == plan.Delete {
-			if err := w.e.Store.Update(func(tx *state.Tx) error { return tx.DeleteComponent(ch.Address) }); err != nil {
+			if err := w.e.Store.Batch(func(tx *state.Tx) error { return tx.DeleteComponent(ch.Address) }); err != nil {
 				return "", fmt.Errorf("forget %s in state: %w", ch.Address, err)
 			}
 		}
 		return "", nil
 	case plan.Update:
-		return "", w.e.Store.Update(func(tx *state.Tx) error {
+		return "", w.e.Store.Batch(func(tx *state.Tx) error {
 			rec, err := tx.Component(ch.Address)
 			if err != nil || rec == nil {
 				return fmt.Errorf("update %s: not in state", ch.Address)
@@ -549,7 +551,7 @@ func (w *walker) start(ctx context.Context, n *node) (string, error) {
 		rec.RestartCount = prior.RestartCount
 		rec.CreatedAt = prior.CreatedAt
 	}
-	if err := w.e.Store.Update(func(tx *state.Tx) error { return tx.PutComponent(rec) }); err != nil {
+	if err := w.e.Store.Batch(func(tx *state.Tx) error { return tx.PutComponent(rec) }); err != nil {
 		// The object exists but state does not say so: stop it rather than
 		// leave an orphan behind.
 		_ = prov.Stop(context.WithoutCancel(ctx), h, c.StopTimeout.D())
@@ -598,7 +600,7 @@ func (w *walker) adopt(ctx context.Context, n *node) (string, error) {
 			ports[k] = v
 		}
 	}
-	err = w.e.Store.Update(func(tx *state.Tx) error {
+	err = w.e.Store.Batch(func(tx *state.Tx) error {
 		rec, err := tx.Component(ch.Address)
 		if err != nil {
 			return err

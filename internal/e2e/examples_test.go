@@ -13,10 +13,10 @@ import (
 // The YAML and HCL forms of each example give the same plan, byte for byte,
 // leaving out what differs between any two state files (lineage) and file
 // paths and times (a plan -json has none). Plan starts nothing, so the
-// examples' images and binaries need not exist. Executors that are not
-// available to the CLI cannot be asked about reality: those examples are
-// planned with -refresh=false, which plans from the file and the state
-// alone, and the refreshing plan is checked to fail naming the executor.
+// examples' images and binaries need not exist. An executor that is not
+// available (nomad is not registered in the CLI yet; a machine may have no
+// Docker engine) cannot be asked about reality: such an example is planned
+// with -refresh=false, from the file and the state alone.
 func TestExamplesPlanTheSameFromYAMLAndHCL(t *testing.T) {
 	root, err := testutil.ModuleRoot()
 	if err != nil {
@@ -49,7 +49,7 @@ func TestExamplesPlanTheSameFromYAMLAndHCL(t *testing.T) {
 				}
 				args := []string{"plan", "-json", file}
 				r := f.runIn(sub, args...)
-				if r.code != 0 && strings.Contains(r.err, "no executor") {
+				if r.code != 0 && (strings.Contains(r.err, "no executor") || strings.Contains(r.err, "cannot reach the Docker engine")) {
 					t.Logf("%s: %s", file, firstLine(r.err))
 					args = append(args, "-refresh=false")
 					r = f.runIn(sub, args...)

@@ -51,16 +51,25 @@ type Store struct {
 	path        string
 	openTimeout time.Duration
 	now         func() time.Time
-	// mu serialises this process's transactions on the file.
-	mu *sync.RWMutex
+	// file is shared by every Store of this process on the same file.
+	file *sharedFile
 }
 
-// fileLocks holds one lock per state file (by absolute path) for the
-// transactions of this process. bbolt's file lock serialises processes,
-// but it waits for a held lock by polling every 50 ms; the goroutines of
-// one apply (ten components recording their starts at once) would queue
-// that way. A mutex hands the file over at once.
-var fileLocks sync.Map // string -> *sync.RWMutex
+// sharedFile is what the Stores of one process share about one state file.
+type sharedFile struct {
+	// mu serialises the process's transactions on the file. bbolt's file
+	// lock serialises processes, but it waits for a held lock by polling
+	// every 50 ms; the goroutines of one apply (ten components recording
+	// their starts at once) would queue that way. A mutex hands the file
+	// over at once.
+	mu sync.RWMutex
+	// batch holds the Batch calls waiting for the next commit.
+	batchMu sync.Mutex
+	batch   []*batchCall
+}
+
+// files holds the sharedFile of each state file, by absolute path.
+var files sync.Map // string -> *sharedFile
 
 // Option configures a Store.
 type Option func(*Store)
@@ -92,8 +101,8 @@ func Open(path, pipeline string, opts ...Option) (*Store, error) {
 	if abs, err := filepath.Abs(path); err == nil {
 		key = abs
 	}
-	mu, _ := fileLocks.LoadOrStore(key, new(sync.RWMutex))
-	s.mu = mu.(*sync.RWMutex)
+	f, _ := files.LoadOrStore(key, new(sharedFile))
+	s.file = f.(*sharedFile)
 	if pipeline == "" {
 		if _, err := os.Stat(path); err != nil {
 			return nil, fmt.Errorf("state file %s: %w", path, err)
@@ -157,8 +166,13 @@ func (s *Store) open(readOnly bool) (*bolt.DB, error) {
 }
 
 func (s *Store) update(fn func(*bolt.Tx) error) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.file.mu.Lock()
+	defer s.file.mu.Unlock()
+	return s.updateLocked(fn)
+}
+
+// updateLocked is update for a caller holding s.file.mu.
+func (s *Store) updateLocked(fn func(*bolt.Tx) error) error {
 	db, err := s.open(false)
 	if err != nil {
 		return err
@@ -171,8 +185,8 @@ func (s *Store) update(fn func(*bolt.Tx) error) error {
 }
 
 func (s *Store) view(fn func(*bolt.Tx) error) error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	s.file.mu.RLock()
+	defer s.file.mu.RUnlock()
 	db, err := s.open(true)
 	if err != nil {
 		return err
@@ -189,17 +203,20 @@ func (s *Store) view(fn func(*bolt.Tx) error) error {
 // error. The serial is incremented once if fn changed the recorded world
 // (component records' desired parts, or the set of records).
 func (s *Store) Update(fn func(tx *Tx) error) error {
-	return s.update(func(btx *bolt.Tx) error {
-		tx := &Tx{btx: btx, now: s.now}
-		if err := fn(tx); err != nil {
-			return err
-		}
-		if tx.changed {
-			meta := btx.Bucket(bucketMeta)
-			return meta.Put(keySerial, itob(btoi(meta.Get(keySerial))+1))
-		}
-		return nil
-	})
+	return s.update(func(btx *bolt.Tx) error { return s.run(btx, fn) })
+}
+
+// run runs fn in btx and moves the serial if fn changed the recorded world.
+func (s *Store) run(btx *bolt.Tx, fn func(tx *Tx) error) error {
+	tx := &Tx{btx: btx, now: s.now}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if tx.changed {
+		meta := btx.Bucket(bucketMeta)
+		return meta.Put(keySerial, itob(btoi(meta.Get(keySerial))+1))
+	}
+	return nil
 }
 
 // View runs fn in a read-only transaction.
