@@ -49,6 +49,41 @@ func newFixture(t testing.TB) *fixture {
 	return f
 }
 
+// TestMain first kills what an earlier run of these tests left behind: a
+// test process killed at its -timeout runs no cleanup, and the components
+// of its pipelines would run on.
+func TestMain(m *testing.M) {
+	sweepAbandoned()
+	os.Exit(m.Run())
+}
+
+// ownPipeline matches the pipeline names pipelineName makes; the group is
+// the pid of the test process that made it, in hex.
+var ownPipeline = regexp.MustCompile(`^FLOWCTL_PIPELINE=e2e-.*-([0-9a-f]+)-[0-9]+$`)
+
+// sweepAbandoned kills the components of pipelines named by a test process
+// that no longer runs. (Their shims then record the exit and leave.)
+func sweepAbandoned() {
+	pids, _ := procinfo.PIDs()
+	for _, pid := range pids {
+		env, err := procinfo.Environ(pid)
+		if err != nil || !slices.Contains(env, "FLOWCTL_MANAGED_BY=process-shim") {
+			continue
+		}
+		for _, kv := range env {
+			m := ownPipeline.FindStringSubmatch(kv)
+			if m == nil {
+				continue
+			}
+			owner, err := strconv.ParseInt(m[1], 16, 64)
+			if exe, _ := os.Readlink("/proc/" + strconv.FormatInt(owner, 10) + "/exe"); err == nil && !strings.HasSuffix(exe, ".test") {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+			break
+		}
+	}
+}
+
 var nonName = regexp.MustCompile(`[^a-z0-9]+`)
 
 // pipelineName is unique per test and per test process: the /proc scans
