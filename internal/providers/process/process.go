@@ -48,7 +48,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -666,20 +665,6 @@ func (p *Provider) orphan(pid int, pipeline string, seen map[procinfo.Identity]b
 		Fingerprint: fingerprint(id),
 		Detail:      fmt.Sprintf("running (%s); no run record names it", id),
 	}, true
-}
-
-// FreePort returns a TCP port that was free on 127.0.0.1 a moment ago (the
-// engine allocates PORT and HEALTH_PORT with it).
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	if err := l.Close(); err != nil {
-		return 0, err
-	}
-	return port, nil
 }
 
 // lastLines returns up to n last lines of a small file, joined by " | ".

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowctl/flowctl/internal/apply"
 	"github.com/flowctl/flowctl/internal/config"
 	"github.com/flowctl/flowctl/internal/health"
 	"github.com/flowctl/flowctl/internal/procinfo"
@@ -142,7 +143,7 @@ func assertNothingLeft(t *testing.T, pipeline, dir string) {
 // the engine injects.
 func (f *fixture) spec(id string, env map[string]string) providers.ComponentSpec {
 	f.t.Helper()
-	hp, err := FreePort()
+	hp, err := apply.FreePort()
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -817,12 +818,5 @@ func TestRecycledPidIsNotSignalled(t *testing.T) {
 	// An identity from another boot names nothing either.
 	if alive("another-boot", real) {
 		t.Fatal("identity from another boot is alive")
-	}
-}
-
-func TestFreePort(t *testing.T) {
-	p, err := FreePort()
-	if err != nil || p <= 0 || p > 65535 {
-		t.Fatalf("FreePort = %d, %v", p, err)
 	}
 }
