@@ -9,9 +9,11 @@ DEMO    ?= examples/docker-ttp/pipeline.hcl
 
 .PHONY: build test demo fmt fuzz proto
 
-## build: compile flowctl into bin/flowctl
+## build: compile flowctl into bin/flowctl, and beside it flowctl-shim (the
+## lean supervisor the process executor runs for each component)
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/flowctl ./cmd/flowctl
+	CGO_ENABLED=0 $(GO) build -o bin/flowctl-shim ./cmd/flowctl-shim
 
 ## test: fail on unformatted Go or vet findings, then run every test with the race detector
 test:

@@ -15,5 +15,8 @@ var (
 
 func main() {
 	streams := cli.Streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}
-	os.Exit(cli.Execute(os.Args[1:], streams, cli.BuildInfo{Version: version, Commit: commit}))
+	stop := startProfile()
+	code := cli.Execute(os.Args[1:], streams, cli.BuildInfo{Version: version, Commit: commit})
+	stop()
+	os.Exit(code)
 }

@@ -727,12 +727,24 @@ func (w *walker) resolver(recs map[string]*state.Record) func(config.Ref) string
 	}
 }
 
+// aliveEvery bounds how often waitReady asks the provider whether a
+// component that is not ready yet still runs.
+const aliveEvery = 100 * time.Millisecond
+
 // waitReady waits until the component's health probe passes; a component
 // with no probe is ready once it is running.
 func (w *walker) waitReady(ctx context.Context, prov providers.Provider, h providers.Handle, c *config.Component, ports map[string]int) error {
 	ctx, cancel := context.WithTimeout(ctx, w.e.ReadyTimeout)
 	defer cancel()
+	// Whether the component still runs is asked after failed checks; at
+	// most every aliveEvery, as it costs more than a check.
+	var lastAlive time.Time
 	alive := func() error {
+		now := time.Now()
+		if now.Sub(lastAlive) < aliveEvery {
+			return nil
+		}
+		lastAlive = now
 		o, err := prov.Observe(ctx, h)
 		if err != nil {
 			return err

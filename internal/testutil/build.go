@@ -20,8 +20,10 @@ type Binaries struct {
 	// TestComponent is internal/testutil/testcomponent (see its doc for the
 	// environment knobs), static (CGO_ENABLED=0).
 	TestComponent string
-	// Flowctl is ./cmd/flowctl, built only when WithFlowctl is passed.
-	Flowctl string
+	// Flowctl is ./cmd/flowctl, built only when WithFlowctl is passed,
+	// with ./cmd/flowctl-shim beside it (FlowctlShim), as installed.
+	Flowctl     string
+	FlowctlShim string
 }
 
 // BuildOption selects optional binaries.
@@ -41,6 +43,7 @@ type built struct {
 var (
 	testComponent built
 	flowctl       built
+	flowctlShim   built
 )
 
 // BuildBinaries builds the binaries tests need and returns their paths. A
@@ -70,6 +73,9 @@ func BuildBinaries(t testing.TB, opts ...BuildOption) Binaries {
 	if o.flowctl {
 		if b.Flowctl, err = flowctl.get("./cmd/flowctl", "flowctl", false); err != nil {
 			t.Fatalf("build flowctl: %v", err)
+		}
+		if b.FlowctlShim, err = flowctlShim.get("./cmd/flowctl-shim", "flowctl-shim", false); err != nil {
+			t.Fatalf("build flowctl-shim: %v", err)
 		}
 	}
 	return b

@@ -3,8 +3,9 @@
 //
 // # The shim
 //
-// Start re-executes flowctl in a hidden mode (`flowctl __shim ADDRESS`,
-// see ShimMain) in a session of its own (setsid): Ctrl-C in the terminal
+// Start runs the shim (package shim: the flowctl-shim binary installed
+// beside flowctl, or flowctl re-executed in the hidden mode `flowctl __shim
+// ADDRESS`) in a session of its own (setsid): Ctrl-C in the terminal
 // and the end of the CLI do not reach it. The shim starts the component in
 // a process group of its own, copies its stdout and stderr line by line
 // into Dir/logs/<address>.log ("<RFC 3339 UTC ns> <stdout|stderr> <line>",
@@ -60,6 +61,7 @@ import (
 	"github.com/flowctl/flowctl/internal/execpath"
 	"github.com/flowctl/flowctl/internal/procinfo"
 	"github.com/flowctl/flowctl/internal/providers"
+	"github.com/flowctl/flowctl/internal/providers/process/shim"
 )
 
 // Name is the executor name of this provider.
@@ -109,7 +111,8 @@ type Options struct {
 	// run records and shim diagnostics to Dir/run. Required.
 	Dir string
 	// ShimCommand runs the shim; the component address is appended.
-	// Default: [os.Executable(), "__shim"].
+	// Default: flowctl-shim beside the executable (LeanShimName) when it
+	// is there, else [os.Executable(), "__shim"].
 	ShimCommand []string
 	// ShimEnv is the shim's environment (it inherits nothing else from the
 	// CLI); tests use it to make the test binary act as the shim.
@@ -173,7 +176,22 @@ func (p *Provider) shimCommand() ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("locate the flowctl executable for the shim: %w", err)
 	}
+	if lean := filepath.Join(filepath.Dir(exe), LeanShimName); isExecutable(lean) {
+		return []string{lean}, nil
+	}
 	return []string{exe, "__shim"}, nil
+}
+
+// LeanShimName is the shim binary (cmd/flowctl-shim) the provider runs when
+// it is installed beside the flowctl executable; it starts several times
+// faster than flowctl itself, which matters when many components start at
+// once. Without it the provider runs `flowctl __shim`, which is the same
+// code.
+const LeanShimName = "flowctl-shim"
+
+func isExecutable(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
 }
 
 // childEnv is the component's environment (see the package doc).
@@ -230,7 +248,7 @@ func (p *Provider) Start(ctx context.Context, spec providers.ComponentSpec) (pro
 	if err != nil {
 		return fail(err)
 	}
-	if err := checkDir(workDir); err != nil {
+	if err := shim.CheckDir(workDir); err != nil {
 		return fail(err)
 	}
 	recordPath := p.RunRecordPath(addr)
@@ -247,56 +265,14 @@ func (p *Provider) Start(ctx context.Context, spec providers.ComponentSpec) (pro
 	if err := p.checkNotRunning(ctx, recordPath); err != nil {
 		return fail(err)
 	}
-	shimCmd, err := p.shimCommand()
+	sp, err := p.spawnShim(addr)
 	if err != nil {
 		return fail(err)
 	}
+	defer sp.statusR.Close()
+	cmd, exited, specW, statusR := sp.cmd, sp.exited, sp.specW, sp.statusR
 
-	specR, specW, err := os.Pipe()
-	if err != nil {
-		return fail(err)
-	}
-	statusR, statusW, err := os.Pipe()
-	if err != nil {
-		_ = specR.Close()
-		_ = specW.Close()
-		return fail(err)
-	}
-	defer statusR.Close()
-	// The shim's diagnostics accumulate across runs, within reason.
-	shimLogFlags := os.O_CREATE | os.O_WRONLY | os.O_APPEND
-	if fi, err := os.Stat(p.shimLogPath(addr)); err == nil && fi.Size() > maxShimLog {
-		shimLogFlags |= os.O_TRUNC
-	}
-	shimLog, err := os.OpenFile(p.shimLogPath(addr), shimLogFlags, 0o600)
-	if err != nil {
-		for _, f := range []*os.File{specR, specW, statusW} {
-			_ = f.Close()
-		}
-		return fail(err)
-	}
-	cmd := exec.Command(shimCmd[0], append(append([]string(nil), shimCmd[1:]...), addr)...)
-	cmd.Env = append(append([]string{}, p.opts.ShimEnv...), EnvShimRecord+"="+recordPath)
-	cmd.Dir = "/"
-	cmd.Stdin = nil // /dev/null
-	cmd.Stdout = nil
-	cmd.Stderr = shimLog
-	cmd.ExtraFiles = []*os.File{specR, statusW} // fds 3 and 4
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	err = cmd.Start()
-	_ = specR.Close()
-	_ = statusW.Close()
-	_ = shimLog.Close()
-	if err != nil {
-		_ = specW.Close()
-		return fail(fmt.Errorf("run the shim %s: %w", shimCmd[0], err))
-	}
-	// From here on the shim is reaped by a goroutine, so that it does not
-	// linger as a zombie of a long-lived caller; exited is closed then.
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-
-	b, _ := json.Marshal(shimSpec{
+	b, _ := json.Marshal(shim.Spec{
 		RecordPath:  recordPath,
 		LogPath:     p.LogPath(addr),
 		LogMaxSize:  p.opts.LogMaxSize,
@@ -314,7 +290,7 @@ func (p *Provider) Start(ctx context.Context, spec providers.ComponentSpec) (pro
 	go func() { _, _ = specW.Write(b); _ = specW.Close() }()
 
 	type answer struct {
-		st  shimStatus
+		st  shim.Status
 		err error
 	}
 	answers := make(chan answer, 1)
@@ -355,7 +331,73 @@ func (p *Provider) Start(ctx context.Context, spec providers.ComponentSpec) (pro
 		}
 		return fail(a.err)
 	}
-	return encodeHandle(a.st.Record.handle(recordPath)), nil
+	return encodeHandle(handleOf(a.st.Record, recordPath)), nil
+}
+
+// shimProc is a started shim waiting for its spec on specW.
+type shimProc struct {
+	cmd     *exec.Cmd
+	specW   *os.File      // the shim's fd 3
+	statusR *os.File      // the shim's fd 4
+	exited  chan struct{} // closed once the shim is reaped
+}
+
+// spawnShim starts a shim for the component at address, in a session of its
+// own; it waits for its spec. Its stderr goes to the shim log.
+func (p *Provider) spawnShim(addr string) (*shimProc, error) {
+	for _, d := range []string{filepath.Join(p.opts.Dir, "logs"), filepath.Join(p.opts.Dir, "run")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	shimCmd, err := p.shimCommand()
+	if err != nil {
+		return nil, err
+	}
+	specR, specW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		_ = specR.Close()
+		_ = specW.Close()
+		return nil, err
+	}
+	// The shim's diagnostics accumulate across runs, within reason.
+	shimLogFlags := os.O_CREATE | os.O_WRONLY | os.O_APPEND
+	if fi, err := os.Stat(p.shimLogPath(addr)); err == nil && fi.Size() > maxShimLog {
+		shimLogFlags |= os.O_TRUNC
+	}
+	shimLog, err := os.OpenFile(p.shimLogPath(addr), shimLogFlags, 0o600)
+	if err != nil {
+		for _, f := range []*os.File{specR, specW, statusR, statusW} {
+			_ = f.Close()
+		}
+		return nil, err
+	}
+	cmd := exec.Command(shimCmd[0], append(append([]string(nil), shimCmd[1:]...), addr)...)
+	cmd.Env = append(append([]string{}, p.opts.ShimEnv...), EnvShimRecord+"="+p.RunRecordPath(addr))
+	cmd.Dir = "/"
+	cmd.Stdin = nil // /dev/null
+	cmd.Stdout = nil
+	cmd.Stderr = shimLog
+	cmd.ExtraFiles = []*os.File{specR, statusW} // fds 3 and 4
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err = cmd.Start()
+	_ = specR.Close()
+	_ = statusW.Close()
+	_ = shimLog.Close()
+	if err != nil {
+		_ = specW.Close()
+		_ = statusR.Close()
+		return nil, fmt.Errorf("run the shim %s: %w", shimCmd[0], err)
+	}
+	// From here on the shim is reaped by a goroutine, so that it does not
+	// linger as a zombie of a long-lived caller; exited is closed then.
+	sp := &shimProc{cmd: cmd, specW: specW, statusR: statusR, exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(sp.exited) }()
+	return sp, nil
 }
 
 // checkNotRunning refuses to start over a live instance of the same
@@ -575,7 +617,7 @@ func (p *Provider) List(ctx context.Context, pipeline string) ([]providers.Obser
 			continue
 		}
 		seen[rec.Child] = true
-		out = append(out, observe(rec.handle(path), rec))
+		out = append(out, observe(handleOf(rec, path), rec))
 	}
 
 	pids, err := procinfo.PIDs()
@@ -627,7 +669,7 @@ func (p *Provider) orphan(pid int, pipeline string, seen map[procinfo.Identity]b
 		// A record elsewhere (another state folder of the same pipeline)
 		// may name it: report it as that record says.
 		if rec, err := readRecord(record); err == nil && rec != nil && rec.Child == id {
-			return observe(rec.handle(record), rec), true
+			return observe(handleOf(rec, record), rec), true
 		}
 	}
 	var shim procinfo.Identity

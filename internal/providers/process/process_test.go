@@ -25,6 +25,7 @@ import (
 	"github.com/flowctl/flowctl/internal/health"
 	"github.com/flowctl/flowctl/internal/procinfo"
 	"github.com/flowctl/flowctl/internal/providers"
+	"github.com/flowctl/flowctl/internal/providers/process/shim"
 	"github.com/flowctl/flowctl/internal/testutil"
 )
 
@@ -33,7 +34,7 @@ func TestMain(m *testing.M) {
 	// starts a component and exits.
 	switch {
 	case os.Getenv("FLOWCTL_TEST_SHIM") == "1":
-		os.Exit(ShimMain(os.Args[1:]))
+		os.Exit(shim.Main(os.Args[1:]))
 	case os.Getenv("FLOWCTL_TEST_STARTER") == "1":
 		os.Exit(starterMain())
 	}

@@ -1,4 +1,10 @@
-package process
+// Package shim is the supervisor that owns one process component for the
+// process provider (package process): it starts the component in a
+// process group of its own, writes its output with timestamps into a
+// rotating log, keeps its run record, forwards signals, and records the
+// exit. It is small on purpose: it links only the standard library and
+// procinfo, so that the flowctl-shim binary built from it starts fast.
+package shim
 
 import (
 	"encoding/json"
@@ -8,6 +14,8 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -18,8 +26,8 @@ import (
 )
 
 // The shim protocol. Start runs the shim with two extra file descriptors:
-// fd 3 (specFD) carries the shimSpec as JSON, written by Start and closed;
-// fd 4 (statusFD) carries one shimStatus back, after which the shim closes
+// fd 3 (specFD) carries the Spec as JSON, written by Start and closed;
+// fd 4 (statusFD) carries one Status back, after which the shim closes
 // it. The spec travels over a pipe rather than a file so that the
 // component's environment (tokens) is never written to disk. Arguments are
 // informational only (the address, so that `ps` shows what a shim is for).
@@ -36,8 +44,8 @@ const (
 	drainWriteWait = 3 * time.Second
 )
 
-// shimSpec is what Start tells the shim.
-type shimSpec struct {
+// Spec is what Start tells the shim.
+type Spec struct {
 	RecordPath  string   `json:"record_path"`
 	LogPath     string   `json:"log_path"`
 	LogMaxSize  int64    `json:"log_max_size"`
@@ -53,14 +61,14 @@ type shimSpec struct {
 	InstanceID  string   `json:"instance_id"`
 }
 
-// shimStatus is the shim's answer: the record once the child runs, or why
+// Status is the shim's answer: the record once the child runs, or why
 // it could not start.
-type shimStatus struct {
-	Record *runRecord `json:"record,omitempty"`
-	Error  string     `json:"error,omitempty"`
+type Status struct {
+	Record *Record `json:"record,omitempty"`
+	Error  string  `json:"error,omitempty"`
 }
 
-// ShimMain is the body of the hidden `flowctl __shim` command, which the
+// Main is the body of the hidden `flowctl __shim` command, which the
 // process provider runs (in a new session) to own one component: it starts
 // the component in its own process group with the exact environment it was
 // given, copies its output line by line with timestamps into the rotating
@@ -70,7 +78,7 @@ type shimStatus struct {
 //
 // It is only meaningful when started by the provider's Start, which passes
 // the spec on file descriptor 3 and reads the status on descriptor 4.
-func ShimMain(args []string) int {
+func Main(args []string) int {
 	_ = args // informational: the component address
 	diag := os.Stderr
 	logf := func(format string, a ...any) {
@@ -88,7 +96,7 @@ func ShimMain(args []string) int {
 	specF := os.NewFile(specFD, "spec")
 	statusF := os.NewFile(statusFD, "status")
 	var reportOnce sync.Once
-	report := func(st shimStatus) {
+	report := func(st Status) {
 		reportOnce.Do(func() {
 			_ = json.NewEncoder(statusF).Encode(st)
 			_ = statusF.Close()
@@ -97,7 +105,7 @@ func ShimMain(args []string) int {
 	fail := func(format string, a ...any) int {
 		msg := fmt.Sprintf(format, a...)
 		logf("%s", msg)
-		report(shimStatus{Error: msg})
+		report(Status{Error: msg})
 		return 1
 	}
 
@@ -106,7 +114,7 @@ func ShimMain(args []string) int {
 	if err != nil {
 		return fail("read spec: %v", err)
 	}
-	var spec shimSpec
+	var spec Spec
 	if err := json.Unmarshal(b, &spec); err != nil {
 		return fail("decode spec: %v", err)
 	}
@@ -148,7 +156,7 @@ func ShimMain(args []string) int {
 	if cmd.Env == nil {
 		cmd.Env = []string{} // never the shim's own environment
 	}
-	if err := checkDir(spec.WorkDir); err != nil {
+	if err := CheckDir(spec.WorkDir); err != nil {
 		_ = logFile.close()
 		return fail("%v", err)
 	}
@@ -167,14 +175,14 @@ func ShimMain(args []string) int {
 		return fail("identify child %d: %v", pid, err)
 	}
 	self, _ := procinfo.Self()
-	rec := &runRecord{
-		Version:    recordVersion,
+	rec := &Record{
+		Version:    RecordVersion,
 		Pipeline:   spec.Pipeline,
 		Lineage:    spec.Lineage,
 		Address:    spec.Address,
 		SpecHash:   spec.SpecHash,
 		InstanceID: spec.InstanceID,
-		BootID:     currentBootID(),
+		BootID:     bootID(),
 		Shim:       self,
 		Child:      child,
 		Command:    spec.Path,
@@ -183,17 +191,17 @@ func ShimMain(args []string) int {
 		LogPath:    spec.LogPath,
 		StartedAt:  time.Now().UTC(),
 	}
-	if err := writeRecord(spec.RecordPath, rec); err != nil {
+	if err := WriteRecord(spec.RecordPath, rec); err != nil {
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
 		_ = cmd.Wait()
 		return fail("write run record: %v", err)
 	}
-	report(shimStatus{Record: rec})
+	report(Status{Record: rec})
 	logf("started %s (%s)", spec.Args[0], child)
 
 	pump := newLogPump(logFile, diag)
-	pump.copy(streamStdout, outR)
-	pump.copy(streamStderr, errR)
+	pump.copy(StreamStdout, outR)
+	pump.copy(StreamStderr, errR)
 
 	// Forward signals to the child's process group for as long as it is not
 	// reaped: until then its pid, hence the group id, cannot be reused.
@@ -257,9 +265,9 @@ func ShimMain(args []string) int {
 	}
 	rec.ExitCode = &code
 	// Do not clobber the record of a newer instance of the component.
-	if cur, err := readRecord(spec.RecordPath); err == nil && cur != nil && cur.Child != child {
+	if cur, err := ReadRecord(spec.RecordPath); err == nil && cur != nil && cur.Child != child {
 		logf("run record now belongs to %s; not recording the exit", cur.Child)
-	} else if err := writeRecord(spec.RecordPath, rec); err != nil {
+	} else if err := WriteRecord(spec.RecordPath, rec); err != nil {
 		logf("write run record: %v", err)
 	}
 	if !pump.finish(drainReadWait, drainWriteWait, func() { _ = outR.Close(); _ = errR.Close() }) {
@@ -286,9 +294,9 @@ func startError(argv0, path string, err error) error {
 	return fmt.Errorf("command %q: %w", argv0, err)
 }
 
-// checkDir reports a working directory the component cannot run in (the
+// CheckDir reports a working directory the component cannot run in (the
 // error of a failed chdir would otherwise look like a missing command).
-func checkDir(dir string) error {
+func CheckDir(dir string) error {
 	fi, err := os.Stat(dir)
 	if err != nil {
 		var pe *os.PathError
@@ -301,4 +309,22 @@ func checkDir(dir string) error {
 		return fmt.Errorf("working directory %s: not a directory", dir)
 	}
 	return nil
+}
+
+// signalName names a signal the way a user expects ("SIGKILL").
+func signalName(s syscall.Signal) string {
+	if n := unix.SignalName(s); n != "" {
+		return n
+	}
+	return "signal " + strconv.Itoa(int(s))
+}
+
+// bootID identifies this boot of the machine ("" if unknown); identities
+// recorded under another boot name nothing.
+func bootID() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }

@@ -1,4 +1,4 @@
-package process
+package shim
 
 import (
 	"bufio"
@@ -20,8 +20,8 @@ const tsLayout = "2006-01-02T15:04:05.000000000Z07:00"
 // Streams of a log line. "flowctl" lines are notes from the shim itself
 // (lines dropped because the log could not be written).
 const (
-	streamStdout  = "stdout"
-	streamStderr  = "stderr"
+	StreamStdout  = "stdout"
+	StreamStderr  = "stderr"
 	streamFlowctl = "flowctl"
 )
 
@@ -34,7 +34,7 @@ const maxLine = 64 << 10
 // component never blocks on its own output because of its log.
 const queueLines = 4096
 
-func formatLine(ts time.Time, stream string, text []byte) []byte {
+func FormatLine(ts time.Time, stream string, text []byte) []byte {
 	b := make([]byte, 0, len(tsLayout)+len(stream)+len(text)+3)
 	b = ts.UTC().AppendFormat(b, tsLayout)
 	b = append(b, ' ')
@@ -199,12 +199,12 @@ func (p *logPump) write() {
 	failing := false
 	for l := range p.q {
 		if n := p.dropped.Load(); n > 0 {
-			note := formatLine(time.Now(), streamFlowctl, fmt.Appendf(nil, "%d log lines dropped (the log could not be written fast enough or at all)", n))
+			note := FormatLine(time.Now(), streamFlowctl, fmt.Appendf(nil, "%d log lines dropped (the log could not be written fast enough or at all)", n))
 			if p.sink.writeLine(note) == nil {
 				p.dropped.Add(-n)
 			}
 		}
-		if err := p.sink.writeLine(formatLine(l.ts, l.stream, l.text)); err != nil {
+		if err := p.sink.writeLine(FormatLine(l.ts, l.stream, l.text)); err != nil {
 			p.dropped.Add(1)
 			if !failing {
 				fmt.Fprintf(p.diag, "%s log write failed, dropping lines until it works again: %v\n", time.Now().UTC().Format(tsLayout), err)
@@ -218,7 +218,7 @@ func (p *logPump) write() {
 		}
 	}
 	if n := p.dropped.Load(); n > 0 {
-		_ = p.sink.writeLine(formatLine(time.Now(), streamFlowctl, fmt.Appendf(nil, "%d log lines dropped", n)))
+		_ = p.sink.writeLine(FormatLine(time.Now(), streamFlowctl, fmt.Appendf(nil, "%d log lines dropped", n)))
 	}
 	_ = p.sink.close()
 }
