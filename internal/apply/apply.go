@@ -49,7 +49,27 @@ type Engine struct {
 	// leaves control-plane integration off.
 	ControlPlane string
 	// Token issues a component token for an instance; nil issues none.
-	Token func(c *config.Component, instanceID string) (string, error)
+	// TokenGeneration is recorded with each instance given a token (see
+	// state.Record.TokenGeneration).
+	Token           func(c *config.Component, instanceID string) (string, error)
+	TokenGeneration uint64
+	// Registered, when set, is part of readiness: after its health probe
+	// passes, a started instance is ready once Registered returns nil (it
+	// waits for the component to register with the control plane, when
+	// the component is one that registers). since is when it started.
+	Registered func(ctx context.Context, c *config.Component, instanceID string, since time.Time) error
+	// Seal, when set, encrypts a component's environment for state when it
+	// has sensitive values (state.Record.SealedEnv).
+	Seal func(plaintext []byte) (string, error)
+	// Annotate, when set, completes each history event before it is
+	// recorded (the restart watcher adds the attempt and the delay).
+	Annotate func(ev *state.Event)
+	// EventAtStart records a start's history event in the transaction
+	// that records the new instance, stamped with the time the start
+	// began, rather than once it is ready (the restart watcher: `logs -f`
+	// then never sees the new instance without its reason). A start that
+	// then fails to become ready gets a second event saying so.
+	EventAtStart bool
 	// ReadyTimeout bounds the wait for readiness (default 2m).
 	ReadyTimeout time.Duration
 	// ProgressEvery is how often "Still creating..." is printed (default 10s).
@@ -114,6 +134,8 @@ type node struct {
 	// status), committed with its history event: one transaction, one
 	// fsync, on the path to the dependents' start.
 	settle func(tx *state.Tx) error
+	// eventWritten: the history event went with the start (EventAtStart).
+	eventWritten bool
 }
 
 // Apply executes p. desired holds the full desired components (with
@@ -389,8 +411,17 @@ func (e *Engine) printf(format string, args ...any) {
 // event. Like every write of the walker it goes through Store.Batch, so the
 // components of a level share commits: the functions passed touch nothing
 // but the transaction, or nothing that repeating them changes.
-func (w *walker) record(n *node, err error) error {
+// event is the history event of n's change, annotated.
+func (w *walker) event(n *node) *state.Event {
 	ev := &state.Event{Operation: w.e.Operation, OpID: w.e.OpID, Address: n.ch.Address, Action: string(n.ch.Action), Reason: string(n.ch.Reason), Result: "ok", Detail: n.outcome.Detail}
+	if w.e.Annotate != nil {
+		w.e.Annotate(ev)
+	}
+	return ev
+}
+
+func (w *walker) record(n *node, err error) error {
+	ev := w.event(n)
 	if err != nil {
 		ev.Result, ev.Detail = "failed", firstLine(err.Error())
 		if ctx := n.outcome.Canceled; ctx {
@@ -402,6 +433,9 @@ func (w *walker) record(n *node, err error) error {
 			if err := n.settle(tx); err != nil {
 				return err
 			}
+		}
+		if n.eventWritten && err == nil {
+			return nil
 		}
 		return tx.AppendHistory(ev)
 	})
@@ -538,6 +572,17 @@ func (w *walker) start(ctx context.Context, n *node) (string, error) {
 		Pipeline: w.pipeline, Lineage: w.meta.Lineage, InstanceID: instanceID, SpecHash: n.ch.SpecHash,
 		Component: c, Env: buildEnv(c, inj, resolve), Ports: ports, WorkDir: w.e.WorkDir,
 	}
+	began := w.e.now().UTC()
+	var sealed string
+	if w.e.Seal != nil && hasSensitive(c) {
+		b, err := json.Marshal(c.Env)
+		if err == nil {
+			sealed, err = w.e.Seal(b)
+		}
+		if err != nil {
+			return "", fmt.Errorf("seal the environment of %s: %w", c.Address(), err)
+		}
+	}
 	h, err := prov.Start(ctx, spec)
 	if err != nil {
 		return "", fmt.Errorf("start: %w", err)
@@ -545,13 +590,31 @@ func (w *walker) start(ctx context.Context, n *node) (string, error) {
 	rec := &state.Record{
 		Address: c.Address(), Kind: string(c.Kind), ID: c.ID, Provider: c.Executor,
 		SpecHash: n.ch.SpecHash, ObjectSpecHash: n.ch.SpecHash, Spec: n.ch.Spec, Handle: h,
-		InstanceID: instanceID, Ports: ports, Status: state.StatusCreating, StartedAt: w.e.now().UTC(),
+		InstanceID: instanceID, Ports: ports, Status: state.StatusCreating, StartedAt: began,
+	}
+	if inj.token != "" {
+		rec.TokenGeneration = w.e.TokenGeneration
 	}
 	if prior != nil {
 		rec.RestartCount = prior.RestartCount
 		rec.CreatedAt = prior.CreatedAt
 	}
-	if err := w.e.Store.Batch(func(tx *state.Tx) error { return tx.PutComponent(rec) }); err != nil {
+	if n.ch.Action == plan.Restart {
+		rec.RestartCount++
+	}
+	rec.WorkDir, rec.SealedEnv = w.e.WorkDir, sealed
+	if err := w.e.Store.Batch(func(tx *state.Tx) error {
+		if err := tx.PutComponent(rec); err != nil {
+			return err
+		}
+		if !w.e.EventAtStart {
+			return nil
+		}
+		ev := w.event(n)
+		ev.Time = began
+		n.eventWritten = true
+		return tx.AppendHistory(ev)
+	}); err != nil {
 		// The object exists but state does not say so: stop it rather than
 		// leave an orphan behind.
 		_ = prov.Stop(context.WithoutCancel(ctx), h, c.StopTimeout.D())
@@ -565,7 +628,13 @@ func (w *walker) start(ctx context.Context, n *node) (string, error) {
 // (see node.settle); a failure carries the component's last log lines.
 func (w *walker) finishStart(ctx context.Context, n *node, prov providers.Provider, h providers.Handle, ports map[string]int, instanceID string) error {
 	c := n.comp
+	since := w.e.now()
 	readyErr := w.waitReady(ctx, prov, h, c, ports)
+	if readyErr == nil && w.e.Registered != nil {
+		rctx, cancel := context.WithTimeout(ctx, w.e.ReadyTimeout)
+		readyErr = w.e.Registered(rctx, c, instanceID, since)
+		cancel()
+	}
 	status, reason := state.StatusRunning, ""
 	if readyErr != nil {
 		status, reason = state.StatusFailed, firstLine(readyErr.Error())
@@ -824,4 +893,13 @@ func (w *walker) lastLogs(ctx context.Context, prov providers.Provider, h provid
 		return ""
 	}
 	return "\n  last log lines:\n    " + strings.ReplaceAll(string(b), "\n", "\n    ")
+}
+
+func hasSensitive(c *config.Component) bool {
+	for _, v := range c.Env {
+		if v.Sensitive {
+			return true
+		}
+	}
+	return false
 }

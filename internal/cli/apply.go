@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -17,16 +18,20 @@ import (
 	"github.com/flowctl/flowctl/internal/apply"
 	"github.com/flowctl/flowctl/internal/config"
 	"github.com/flowctl/flowctl/internal/plan"
+	"github.com/flowctl/flowctl/internal/state"
+	"github.com/flowctl/flowctl/internal/tokens"
 )
 
 type applyFlags struct {
-	autoApprove bool
-	parallelism int
+	autoApprove  bool
+	parallelism  int
+	controlPlane string
 }
 
 func (f *applyFlags) add(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&f.autoApprove, "auto-approve", false, "apply without asking for confirmation")
 	cmd.Flags().IntVar(&f.parallelism, "parallelism", 10, "how many components to change at once")
+	cmd.Flags().StringVar(&f.controlPlane, "control-plane", "", "host:port of the control plane components use (default: the pipeline's control_plane, else a flowctl serve started for this state file)")
 }
 
 func newApplyCommand(g *globals) *cobra.Command {
@@ -248,8 +253,18 @@ func execute(g *globals, ctx context.Context, ws *workspace, p *plan.Plan, desir
 		Store: ws.store, Providers: ws.providers, WorkDir: ws.workDir, Parallelism: af.parallelism,
 		Out: g.streams.Out, OpID: uuid.NewString(), Operation: op,
 	}
+	if startsComponents(p) {
+		if err := connectControlPlane(ctx, g, ws, eng, af.controlPlane); err != nil {
+			return err
+		}
+	}
 	start := time.Now()
 	res, err := eng.Apply(ctx, stop, p, desired)
+	if op == "destroy" {
+		if serr := stopServeIfIdle(ws); serr != nil {
+			fmt.Fprintf(g.streams.Err, "Warning: %v\n", serr)
+		}
+	}
 	if err != nil && res == nil {
 		return err
 	}
@@ -267,5 +282,48 @@ func execute(g *globals, ctx context.Context, ws *workspace, p *plan.Plan, desir
 		return errSilent
 	}
 	fmt.Fprintln(out, res.Summary(op == "destroy"))
+	return nil
+}
+
+// startsComponents says whether p starts anything (and so needs a control
+// plane first).
+func startsComponents(p *plan.Plan) bool {
+	for _, ch := range p.Changes {
+		switch ch.Action {
+		case plan.Create, plan.Replace, plan.Restart, plan.Adopt:
+			return true
+		}
+	}
+	return false
+}
+
+// connectControlPlane makes sure a control plane listens (see
+// ensureControlPlane) and has the engine tell components where it is, give
+// each instance its token, and wait for registering components to
+// register.
+func connectControlPlane(ctx context.Context, g *globals, ws *workspace, eng *apply.Engine, override string) error {
+	cp, err := ensureControlPlane(ctx, ws, override)
+	if err != nil {
+		return err
+	}
+	if cp.started {
+		fmt.Fprintf(g.streams.Out, "Control plane started in the background on %s (log: %s).\n\n", cp.endpoint, filepath.Join(ws.stateDir, serveLogName))
+	}
+	secret, gen, err := tokenSecret(ws)
+	if err != nil {
+		return err
+	}
+	iss := tokens.NewIssuer(secret)
+	var meta state.Meta
+	if err := ws.store.View(func(tx *state.Tx) error { meta = tx.Meta(); return nil }); err != nil {
+		return fmt.Errorf("read state: %w", err)
+	}
+	eng.ControlPlane = cp.endpoint
+	eng.TokenGeneration = gen
+	eng.Token = func(c *config.Component, instanceID string) (string, error) {
+		return iss.Issue(tokens.Subject{Address: c.Address(), Pipeline: meta.Pipeline, Lineage: meta.Lineage, InstanceID: instanceID})
+	}
+	eng.Registered = waitRegistered(registrationsIn(ws.store))
+	eng.Seal = secret.Seal
 	return nil
 }

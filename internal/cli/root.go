@@ -79,7 +79,9 @@ func NewRootCommand(s Streams, build BuildInfo) *cobra.Command {
 		newShowCommand(g),
 		newStateCommand(g),
 		newHistoryCommand(g),
+		newLogsCommand(g),
 		newForceUnlockCommand(g),
+		newServeCommand(g), newStatusCommand(g), newTokensCommand(g),
 		newShimCommand(),
 	)
 	return root

@@ -30,11 +30,12 @@ var (
 	}
 	pipelineSchema = &hcl.BodySchema{
 		Attributes: attrSchemas("executor", "description", "namespace", "labels", "annotations", "config", "component_registry",
-			"trusted_registries", "require_digest"),
+			"trusted_registries", "require_digest", "control_plane", "auth"),
+		Blocks: []hcl.BlockHeaderSchema{{Type: "nomad"}},
 	}
 	componentSchema = &hcl.BodySchema{
 		Attributes: attrSchemas("executor", "type", "image", "command", "args", "env", "config", "inputs", "depends_on",
-			"replicas", "stop_timeout", "secrets", "input_event_types", "output_event_types", "image_id", "pull"),
+			"replicas", "stop_timeout", "secrets", "input_event_types", "output_event_types", "image_id", "pull", "register"),
 		Blocks: []hcl.BlockHeaderSchema{{Type: "health"}, {Type: "restart"}, {Type: "resources"}, {Type: "port"}, {Type: "volume"}},
 	}
 	healthSchema = &hcl.BodySchema{
@@ -156,6 +157,8 @@ func (l *hclLoader) decodePipeline(p *Pipeline, b *hcl.Block) {
 	l.getString(o, attrs, "component_registry", "component_registry", &p.ComponentRegistry)
 	l.getStrings(o, attrs, "trusted_registries", "trusted_registries", &p.TrustedRegistries)
 	l.getBool(o, attrs, "require_digest", "require_digest", &p.RequireDigest)
+	l.getString(o, attrs, "control_plane", "control_plane", &p.ControlPlane)
+	l.getString(o, attrs, "auth", "auth", &p.Auth)
 	if m, _ := l.getStringMap(o, attrs, "labels", "labels"); len(m) > 0 {
 		p.Labels = m
 	}
@@ -164,6 +167,15 @@ func (l *hclLoader) decodePipeline(p *Pipeline, b *hcl.Block) {
 	}
 	if cfg, _ := l.getConfig(o, attrs, "config", false); len(cfg) > 0 {
 		p.Config = cfg
+	}
+	var nomads []*hcl.Block
+	for _, blk := range content.Blocks {
+		if blk.Type == "nomad" {
+			nomads = append(nomads, blk)
+		}
+	}
+	if nb := l.single(o, nomads); nb != nil {
+		l.decodeNomad(o, p, nb)
 	}
 }
 
@@ -192,6 +204,7 @@ func (l *hclLoader) decodeComponent(b *hcl.Block) *Component {
 	c.Inputs = l.getRefs(o, attrs, "inputs")
 	c.DependsOn = l.getRefs(o, attrs, "depends_on")
 	l.getInt(o, attrs, "replicas", "replicas", &c.Replicas)
+	l.getBool(o, attrs, "register", "register", &c.Register)
 	l.getDuration(o, attrs, "stop_timeout", "stop_timeout", &c.StopTimeout)
 	l.decodeEnv(o, c, attrs)
 

@@ -116,6 +116,15 @@ type Pipeline struct {
 	// checked by validation, before anything runs.
 	TrustedRegistries []string `json:"trusted_registries,omitempty"`
 	RequireDigest     bool     `json:"require_digest,omitempty"`
+	// ControlPlane is the host:port of a control plane the pipeline's
+	// components use; empty: flowctl starts one for the state folder.
+	// Auth is its token mode, "required" (default) or "permissive".
+	ControlPlane string `json:"control_plane,omitempty"`
+	Auth         string `json:"auth,omitempty"`
+	// Nomad is the nomad block: the cluster the nomad executor uses (nil:
+	// Nomad's own environment and defaults). Its token is never part of
+	// the canonical form.
+	Nomad *Nomad `json:"nomad,omitempty"`
 	// Components in canonical order: by kind, then by ID.
 	Components []*Component `json:"components"`
 
@@ -158,19 +167,23 @@ type Component struct {
 	Args    []string `json:"args,omitempty"`
 	// Env holds the user's environment, with registry-style config merged in
 	// as upper-cased keys. Injected variables (COMPAT.md) are not part of it.
-	Env              map[string]EnvValue `json:"env,omitempty"`
-	Inputs           []string            `json:"inputs,omitempty"`     // addresses, sorted
-	DependsOn        []string            `json:"depends_on,omitempty"` // addresses, sorted
-	Ports            []Port              `json:"ports,omitempty"`
-	Volumes          []Volume            `json:"volumes,omitempty"`
-	Resources        Resources           `json:"resources"`
-	Health           *Health             `json:"health,omitempty"`
-	Restart          Restart             `json:"restart"`
-	StopTimeout      Duration            `json:"stop_timeout"`
-	Replicas         int                 `json:"replicas"`
-	Secrets          []string            `json:"secrets,omitempty"`
-	InputEventTypes  []string            `json:"input_event_types,omitempty"`
-	OutputEventTypes []string            `json:"output_event_types,omitempty"`
+	Env         map[string]EnvValue `json:"env,omitempty"`
+	Inputs      []string            `json:"inputs,omitempty"`     // addresses, sorted
+	DependsOn   []string            `json:"depends_on,omitempty"` // addresses, sorted
+	Ports       []Port              `json:"ports,omitempty"`
+	Volumes     []Volume            `json:"volumes,omitempty"`
+	Resources   Resources           `json:"resources"`
+	Health      *Health             `json:"health,omitempty"`
+	Restart     Restart             `json:"restart"`
+	StopTimeout Duration            `json:"stop_timeout"`
+	Replicas    int                 `json:"replicas"`
+	// Register says the component registers with the control plane: apply
+	// then counts it ready only once registered and healthy. Setting
+	// ENABLE_FLOWCTL=true in env says the same.
+	Register         bool     `json:"register,omitempty"`
+	Secrets          []string `json:"secrets,omitempty"`
+	InputEventTypes  []string `json:"input_event_types,omitempty"`
+	OutputEventTypes []string `json:"output_event_types,omitempty"`
 
 	// DeclRange is the component's block or list item; Ranges holds the
 	// ranges of its attributes by name ("image", "inputs", "env.FOO",

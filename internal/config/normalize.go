@@ -28,6 +28,7 @@ func normalize(p *Pipeline) {
 		}
 	}
 	p.TrustedRegistries = sortedUnique(trusted)
+	normalizeNomad(p)
 	for _, c := range p.Components {
 		normalizeComponent(p, c)
 	}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 
@@ -35,15 +36,29 @@ func Validate(p *Pipeline) hcl.Diagnostics {
 		byID[c.ID] = c
 		byAddr[c.Address()] = c
 	}
+	switch p.Auth {
+	case "", "required", "permissive":
+	default:
+		diags = append(diags, errorf(p.Ranges["auth"], "Invalid auth mode",
+			"pipeline %s: auth %q: must be \"required\" or \"permissive\"", p.Name, p.Auth))
+	}
+	if p.ControlPlane != "" {
+		if host, port, err := net.SplitHostPort(p.ControlPlane); err != nil || host == "" || port == "" {
+			diags = append(diags, errorf(p.Ranges["control_plane"], "Invalid control plane address",
+				"pipeline %s: control_plane %q: must be host:port", p.Name, p.ControlPlane))
+		}
+	}
 	for i, t := range p.TrustedRegistries {
 		if t == "" || strings.ContainsAny(t, " \t@") {
 			diags = append(diags, errorf(p.Ranges["trusted_registries"], "Invalid trusted registry",
 				"pipeline %s: trusted_registries[%d] %q is not a registry host (\"ghcr.io\") or repository prefix (\"docker.io/withobsrvr\")", p.Name, i, t))
 		}
 	}
+	diags = append(diags, validateNomad(p)...)
 	for _, c := range p.Components {
 		diags = append(diags, validateComponent(p, c, byAddr)...)
 		diags = append(diags, validateImage(p, c)...)
+		diags = append(diags, validateNomadComponent(c)...)
 	}
 	diags = append(diags, validateHostPorts(p)...)
 

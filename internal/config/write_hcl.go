@@ -52,9 +52,19 @@ func writeHCLPipeline(body *hclwrite.Body, p *Pipeline) {
 	if p.RequireDigest {
 		b.SetAttributeValue("require_digest", cty.True)
 	}
+	setString(b, "control_plane", p.ControlPlane)
+	setString(b, "auth", p.Auth)
 	setStringMap(b, "labels", p.Labels)
 	setStringMap(b, "annotations", p.Annotations)
 	setStringMap(b, "config", p.Config)
+	if n := p.Nomad; n != nil {
+		// The token is never written (see Nomad.Token).
+		nb := b.AppendNewBlock("nomad", nil).Body()
+		setString(nb, "address", n.Address)
+		setString(nb, "region", n.Region)
+		setString(nb, "namespace", n.Namespace)
+		setStringList(nb, "datacenters", n.Datacenters)
+	}
 }
 
 func writeHCLComponent(body *hclwrite.Body, p *Pipeline, c *Component, secrets *sensitiveVars) {
@@ -77,6 +87,9 @@ func writeHCLComponent(body *hclwrite.Body, p *Pipeline, c *Component, secrets *
 	}
 	if c.Replicas != 1 {
 		b.SetAttributeValue("replicas", cty.NumberIntVal(int64(c.Replicas)))
+	}
+	if c.Register {
+		b.SetAttributeValue("register", cty.True)
 	}
 	if c.StopTimeout != DefaultStopTimeout {
 		setString(b, "stop_timeout", c.StopTimeout.String())

@@ -32,7 +32,18 @@ func WriteYAML(p *Pipeline) []byte {
 	if p.RequireDigest {
 		spec.bool("require_digest", true)
 	}
+	spec.strOpt("control_plane", p.ControlPlane)
+	spec.strOpt("auth", p.Auth)
 	spec.strMap("config", p.Config)
+	if n := p.Nomad; n != nil {
+		// The token is never written (see Nomad.Token).
+		nm := newMap()
+		nm.strOpt("address", n.Address)
+		nm.strOpt("region", n.Region)
+		nm.strOpt("namespace", n.Namespace)
+		nm.strList("datacenters", n.Datacenters)
+		spec.set("nomad", nm.node)
+	}
 	ids := idsByAddress(p)
 	for _, kind := range Kinds {
 		var list []*yaml.Node
@@ -99,6 +110,9 @@ func yamlComponent(p *Pipeline, c *Component, ids map[string]string) *yamlMap {
 	}
 	if c.Replicas != 1 {
 		m.int("replicas", c.Replicas)
+	}
+	if c.Register {
+		m.bool("register", true)
 	}
 	if c.StopTimeout != DefaultStopTimeout {
 		m.str("stop_timeout", c.StopTimeout.String())

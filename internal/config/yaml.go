@@ -47,10 +47,10 @@ const (
 var (
 	ylTopKeys       = []string{"apiVersion", "kind", "metadata", "spec"}
 	ylMetadataKeys  = []string{"name", "namespace", "labels", "annotations", "description"}
-	ylSpecKeys      = []string{"description", "driver", "executor", "sources", "processors", "sinks", "config", "component_registry", "trusted_registries", "require_digest"}
+	ylSpecKeys      = []string{"description", "driver", "executor", "sources", "processors", "sinks", "config", "component_registry", "trusted_registries", "require_digest", "nomad", "control_plane", "auth"}
 	ylComponentKeys = []string{
 		"id", "type", "config", "image", "command", "args", "env", "inputs", "depends_on",
-		"health_port", "health_check", "health_endpoint", "replicas", "volumes", "restart_policy",
+		"health_port", "health_check", "health_endpoint", "replicas", "register", "volumes", "restart_policy",
 		"ports", "secrets", "resources", "input_event_types", "output_event_types",
 		"executor", "driver", "stop_timeout", "health", "restart", "pull", "image_id",
 	}
@@ -892,6 +892,17 @@ func (l *yamlLoader) spec(p *Pipeline, m *yaml.Node) {
 		p.RequireDigest, _ = l.boolean(e.v, "", "spec.require_digest")
 		p.Ranges["require_digest"] = l.rng(l.deref(e.v))
 	}
+	if e, ok := es["nomad"]; ok {
+		l.nomad(p, e)
+	}
+	if e, ok := es["control_plane"]; ok {
+		p.ControlPlane, _ = l.str(e.v, "", "spec.control_plane")
+		p.Ranges["control_plane"] = l.rng(l.deref(e.v))
+	}
+	if e, ok := es["auth"]; ok {
+		p.Auth, _ = l.str(e.v, "", "spec.auth")
+		p.Ranges["auth"] = l.rng(l.deref(e.v))
+	}
 	if e, ok := es["config"]; ok {
 		cfg, kept := l.configMap(e.v, "", "spec.config")
 		if len(cfg) > 0 {
@@ -1023,6 +1034,10 @@ func (l *yamlLoader) component(kind Kind, list string, index int, item *yaml.Nod
 	if e, ok := es["replicas"]; ok {
 		rec("replicas", e)
 		c.Replicas, _ = l.atLeastOne(e.v, who, "replicas")
+	}
+	if e, ok := es["register"]; ok {
+		rec("register", e)
+		c.Register, _ = l.boolean(e.v, who, "register")
 	}
 	if e, ok := es["stop_timeout"]; ok {
 		rec("stop_timeout", e)

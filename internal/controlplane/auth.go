@@ -155,6 +155,9 @@ func (s *Server) authenticate(ctx context.Context, method string) (*caller, erro
 		return nil, s.refuse(ctx, method, codes.Unauthenticated, reason, detail, "")
 	}
 	exp := s.expectedComponent(claims.Subject, claims.ID)
+	if (exp == nil || exp.InstanceID != claims.ID) && s.fresh(claims) {
+		exp = s.awaitInstance(ctx, claims.Subject, claims.ID)
+	}
 	if exp == nil {
 		return nil, s.refuse(ctx, method, codes.PermissionDenied, ReasonUnknownComponent,
 			fmt.Sprintf("the token is for %s, which the pipeline's state does not have (destroyed?)", claims.Subject), claims.Subject)
@@ -179,6 +182,43 @@ func (s *Server) expectedComponent(addr, instance string) *ExpectedComponent {
 }
 
 const minForcedRefresh = 250 * time.Millisecond
+
+// An instance registers as soon as it starts, which may be before apply
+// has recorded it in state. A token issued less than pendingWindow ago
+// whose instance state does not (yet) name is therefore given up to
+// Options.PendingWait for the record to appear before it is refused.
+const (
+	pendingWindow = time.Minute
+	pendingPoll   = 50 * time.Millisecond
+)
+
+// fresh says whether c was issued less than pendingWindow ago.
+func (s *Server) fresh(c *tokens.Claims) bool {
+	return c.IssuedAt != nil && s.now().Sub(c.IssuedAt.Time) < pendingWindow
+}
+
+// awaitInstance re-reads the expected components until addr's instance is
+// instance, for at most Options.PendingWait (or until ctx ends), and
+// returns what it has then.
+func (s *Server) awaitInstance(ctx context.Context, addr, instance string) *ExpectedComponent {
+	deadline := time.NewTimer(s.opts.PendingWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(pendingPoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+		case <-deadline.C:
+		case <-tick.C:
+			c := s.expectedComponent(addr, instance)
+			if c == nil || c.InstanceID != instance {
+				continue
+			}
+			return c
+		}
+		return s.expected.Load().byAddr[addr]
+	}
+}
 
 // refreshExpected re-reads the expected components. A forced refresh is
 // skipped when one finished less than minForcedRefresh ago.

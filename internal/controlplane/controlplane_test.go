@@ -874,3 +874,26 @@ func TestStateExpected(t *testing.T) {
 		t.Fatalf("persisted keys %v", keys)
 	}
 }
+
+func TestPendingInstanceIsAccepted(t *testing.T) {
+	// A component may register before apply has recorded its instance: a
+	// fresh token naming an instance state does not have yet waits for it.
+	h := newHarness(t, func(_ *harness, o *Options) { o.PendingWait = time.Minute })
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.v1.RegisterComponent(as(h.token("processor.ttp", "i-ttp-next")), &flowctlv1.RegisterRequest{})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("answered before the instance was recorded: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	list := pipelineComponents()
+	list[1].InstanceID = "i-ttp-next"
+	h.expected.Set(list...)
+	h.clock.Advance(time.Second) // past minForcedRefresh
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

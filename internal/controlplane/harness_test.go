@@ -113,6 +113,9 @@ func newHarness(t testing.TB, hopts ...harnessOption) *harness {
 		Expected: h.expected,
 		Logger:   slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:      h.clock.Now,
+		// Refusals of unknown instances come at once in these tests;
+		// TestPendingInstanceIsAccepted covers the wait.
+		PendingWait: time.Millisecond,
 	}
 	for _, o := range hopts {
 		o(h, &opts)

@@ -70,6 +70,11 @@ type Options struct {
 	// FlushInterval is how often heartbeats are written to the state
 	// (default 1s). Registrations are written at once.
 	FlushInterval time.Duration
+	// PendingWait is how long a call whose fresh token names an instance
+	// the expected components do not (yet) have waits for them to catch up
+	// before it is refused (default 5s): a component registers as soon as
+	// it starts, possibly before apply has recorded it.
+	PendingWait time.Duration
 	// ExpectedRefresh is how often Expected is re-read (default 2s); it is
 	// also re-read when a token names an unknown component or instance.
 	ExpectedRefresh time.Duration
@@ -128,6 +133,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.FlushInterval <= 0 {
 		opts.FlushInterval = time.Second
+	}
+	if opts.PendingWait <= 0 {
+		opts.PendingWait = 5 * time.Second
 	}
 	if opts.ExpectedRefresh <= 0 {
 		opts.ExpectedRefresh = 2 * time.Second

@@ -292,13 +292,18 @@ func TestDockerLifecyclePlanApplyNoOpReplaceDestroy(t *testing.T) {
 	}
 }
 
+// neverRestart is the restart block of a component the restart watcher
+// must leave as it ends.
+const neverRestart = "  restart {\n    policy = \"never\"\n  }\n"
+
 func TestDockerDriftIsPlannedAndRepaired(t *testing.T) {
 	t.Parallel()
 	df := newDockerFixture(t)
 	cs := []dcomp{
-		{kind: "source", id: "gone", health: "-"},
-		{kind: "source", id: "stopped", health: "-"},
-		{kind: "source", id: "relabelled", health: "-"},
+		// Left as they end (no restart watcher repairs behind the plan).
+		{kind: "source", id: "gone", health: "-", extra: neverRestart},
+		{kind: "source", id: "stopped", health: "-", extra: neverRestart},
+		{kind: "source", id: "relabelled", health: "-", extra: neverRestart},
 	}
 	df.writeDocker(cs)
 	df.apply()

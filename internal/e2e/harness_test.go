@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/flowctl/flowctl/internal/procinfo"
+	"github.com/flowctl/flowctl/internal/serve"
 	"github.com/flowctl/flowctl/internal/state"
 	"github.com/flowctl/flowctl/internal/testutil"
 )
@@ -437,6 +438,24 @@ func (f *fixture) cleanup() {
 	if left := f.killAll(); len(left) > 0 {
 		f.t.Errorf("cleanup: processes of pipeline %s were left running after destroy: %v", f.name, left)
 	}
+	if rec := f.serveRecord(); rec != nil && rec.Alive() {
+		f.t.Errorf("cleanup: the control plane of pipeline %s (pid %d) was left running after destroy", f.name, rec.Process.PID)
+		_ = procinfo.Signal(rec.Process, syscall.SIGKILL)
+	}
+}
+
+// serveRecord is the control plane recorded in the fixture's state (nil
+// when none or no state).
+func (f *fixture) serveRecord() *serve.Record {
+	if _, err := os.Stat(f.statePath()); err != nil {
+		return nil
+	}
+	st, err := state.Open(f.statePath(), "")
+	if err != nil {
+		return nil
+	}
+	rec, _ := serve.ReadRecord(st)
+	return rec
 }
 
 // waitFor polls cond until it holds or d passes.

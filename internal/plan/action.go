@@ -93,6 +93,8 @@ func (r Reason) Describe() string {
 		return "its last start never became ready"
 	case ReasonStartUnconfirmed:
 		return "started by an apply that ended before it was ready"
+	case ReasonTokenRotated:
+		return "its token was signed with a token secret rotated since"
 	}
 	return string(r)
 }

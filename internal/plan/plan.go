@@ -24,6 +24,10 @@ const (
 	// ReasonStartUnconfirmed marks one started by an apply that ended
 	// before seeing it ready.
 	ReasonStartUnconfirmed Reason = "start_unconfirmed"
+	// ReasonTokenRotated marks an instance whose component token was signed
+	// with a token secret rotated since (state.Record.TokenGeneration below
+	// the state's): it is replaced so that apply hands it a new token.
+	ReasonTokenRotated Reason = "token_rotated"
 )
 
 // Plan is an ordered change set, and what it was made against.
@@ -198,7 +202,7 @@ func Make(ctx context.Context, in Input) (*Plan, error) {
 	adopted := map[int]bool{}
 	for _, addr := range sortedKeys(desired) {
 		c := desired[addr]
-		ch := planComponent(c, records[addr], observed[addr], replace[addr], in.Options.NoRefresh)
+		ch := planComponent(c, records[addr], observed[addr], replace[addr], in.Options.NoRefresh, in.Meta.TokenGeneration)
 		if ch.Action == Create {
 			// An unrecorded object that is this very component, running:
 			// adopt it rather than start a twin. State may still name an
@@ -260,7 +264,8 @@ func Make(ctx context.Context, in Input) (*Plan, error) {
 	return p, nil
 }
 
-func planComponent(c *config.Component, rec *state.Record, obs *providers.Observed, replace, noRefresh bool) *Change {
+// tokenGen is the state's token-secret generation (state.Meta).
+func planComponent(c *config.Component, rec *state.Record, obs *providers.Observed, replace, noRefresh bool, tokenGen uint64) *Change {
 	hash, spec := hashAndSpec(c)
 	ch := &Change{Address: c.Address(), Provider: c.Executor, SpecHash: hash, Spec: spec, Upstreams: c.Upstreams()}
 	if rec == nil {
@@ -301,6 +306,9 @@ func planComponent(c *config.Component, rec *state.Record, obs *providers.Observ
 		ch.Action, ch.Reason = Replace, ReasonSpecChanged
 	case rec.Status == state.StatusFailed:
 		ch.Action, ch.Reason = Replace, ReasonTainted
+	case rec.TokenGeneration > 0 && rec.TokenGeneration < tokenGen:
+		// Its token is refused since `flowctl tokens rotate`; 0: given none.
+		ch.Action, ch.Reason = Replace, ReasonTokenRotated
 	case rec.Status == state.StatusCreating && !noRefresh && obs != nil && obs.Running && rec.SpecHash == ch.SpecHash:
 		// The last apply started it but stopped before seeing it ready:
 		// take it as it is once it proves ready.

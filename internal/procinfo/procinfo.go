@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // Identity names one process for its whole life: the kernel may reuse a pid,
@@ -127,4 +128,17 @@ func PIDs() ([]int, error) {
 		}
 	}
 	return out, nil
+}
+
+// ErrGone is returned by Signal when the process an identity names is no
+// longer there.
+var ErrGone = errors.New("process is gone")
+
+// Signal sends sig to the process id names, if it still is that process
+// (a reused pid is never signalled).
+func Signal(id Identity, sig syscall.Signal) error {
+	if !Alive(id) {
+		return ErrGone
+	}
+	return syscall.Kill(id.PID, sig)
 }

@@ -160,6 +160,13 @@ type Preflighter interface {
 	Preflight(ctx context.Context, components []*config.Component) error
 }
 
+// SelfRestarter is implemented by providers whose executor restarts failed
+// components itself by the restart policy flowctl hands it (Nomad's restart
+// and reschedule blocks): the restart watcher then only observes them.
+type SelfRestarter interface {
+	RestartsItself() bool
+}
+
 // HealthHostResolver is implemented by providers whose health probes must
 // target an address other than 127.0.0.1 (a container's bridge address).
 type HealthHostResolver interface {

@@ -37,6 +37,18 @@ type Record struct {
 	// Ports allocated by flowctl (PORT, HEALTH_PORT), kept across
 	// replacements.
 	Ports map[string]int `json:"ports,omitempty"`
+	// TokenGeneration is the token-secret generation (Tx.TokenGeneration)
+	// that signed this instance's token; 0 when it was given none. A plan
+	// replaces the instance (reason token_rotated) when it is below the
+	// state's generation: `flowctl tokens rotate` happened since.
+	TokenGeneration uint64 `json:"token_generation,omitempty"`
+	// SealedEnv is the component's environment, encrypted with a key
+	// derived from the token secret (tokens.Secret.Seal), when Spec is
+	// redacted (it has sensitive values): what the restart watcher needs
+	// to start the component again. WorkDir is the folder its relative
+	// paths resolve against (the pipeline file's).
+	SealedEnv string `json:"sealed_env,omitempty"`
+	WorkDir   string `json:"work_dir,omitempty"`
 
 	Status       string    `json:"status"`
 	StatusReason string    `json:"status_reason,omitempty"`

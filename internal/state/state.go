@@ -241,6 +241,9 @@ type Meta struct {
 	Pipeline      string    `json:"pipeline"`
 	FormatVersion uint64    `json:"format_version"`
 	CreatedAt     time.Time `json:"created_at"`
+	// TokenGeneration is Tx.TokenGeneration: the generation of the secret
+	// that signs component tokens now.
+	TokenGeneration uint64 `json:"token_generation"`
 }
 
 // Meta returns the file's lineage, serial and pipeline.
@@ -253,6 +256,8 @@ func (tx *Tx) Meta() Meta {
 		Pipeline:      string(m.Get(keyPipeline)),
 		FormatVersion: btoi(m.Get(keyVersion)),
 		CreatedAt:     created,
+
+		TokenGeneration: tx.TokenGeneration(),
 	}
 }
 

@@ -24,15 +24,22 @@ type Binaries struct {
 	// with ./cmd/flowctl-shim beside it (FlowctlShim), as installed.
 	Flowctl     string
 	FlowctlShim string
+	// SDKComponent is ./internal/testutil/sdkcomponent (a component built
+	// on pkg/component that registers with the control plane), built only
+	// when WithSDKComponent is passed.
+	SDKComponent string
 }
 
 // BuildOption selects optional binaries.
 type BuildOption func(*buildOptions)
 
-type buildOptions struct{ flowctl bool }
+type buildOptions struct{ flowctl, sdk bool }
 
 // WithFlowctl also builds ./cmd/flowctl into Binaries.Flowctl.
 func WithFlowctl() BuildOption { return func(o *buildOptions) { o.flowctl = true } }
+
+// WithSDKComponent also builds ./internal/testutil/sdkcomponent.
+func WithSDKComponent() BuildOption { return func(o *buildOptions) { o.sdk = true } }
 
 type built struct {
 	once sync.Once
@@ -44,6 +51,7 @@ var (
 	testComponent built
 	flowctl       built
 	flowctlShim   built
+	sdkComponent  built
 )
 
 // BuildBinaries builds the binaries tests need and returns their paths. A
@@ -76,6 +84,11 @@ func BuildBinaries(t testing.TB, opts ...BuildOption) Binaries {
 		}
 		if b.FlowctlShim, err = flowctlShim.get("./cmd/flowctl-shim", "flowctl-shim", false); err != nil {
 			t.Fatalf("build flowctl-shim: %v", err)
+		}
+	}
+	if o.sdk {
+		if b.SDKComponent, err = sdkComponent.get("./internal/testutil/sdkcomponent", "sdkcomponent", false); err != nil {
+			t.Fatalf("build sdk component: %v", err)
 		}
 	}
 	return b

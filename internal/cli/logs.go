@@ -1,0 +1,135 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/flowctl/flowctl/internal/config"
+	"github.com/flowctl/flowctl/internal/logs"
+	"github.com/flowctl/flowctl/internal/state"
+)
+
+func newLogsCommand(g *globals) *cobra.Command {
+	var (
+		sf         stateFlags
+		follow     bool
+		since      string
+		tail       int
+		timestamps bool
+		noPrefix   bool
+		output     string
+		asJSON     bool
+	)
+	cmd := &cobra.Command{
+		Use:   "logs [PIPELINE] [ADDR...]",
+		Short: "Show the components' logs, merged in time order",
+		Long: "Shows the log lines of every component (or of the ADDRs given, like source.ledger)\n" +
+			"whatever executor runs it, merged in time order, each prefixed by its component.\n" +
+			"With -f it keeps following: across restarts and replacements (marked by lines like\n" +
+			"\"--- restarted (exited code=2), attempt 3 ---\") and components created later,\n" +
+			"until interrupted. --tail counts lines per component. Works from the state file\n" +
+			"alone (--state).",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if asJSON {
+				output = "json"
+			}
+			if output != "text" && output != "json" {
+				return fmt.Errorf("-o %q: want text or json", output)
+			}
+			pipelineArgs, addrs, err := splitLogsArgs(args)
+			if err != nil {
+				return err
+			}
+			opts := logs.Options{Addresses: addrs, Tail: tail, Follow: follow}
+			if since != "" {
+				if opts.Since, err = logs.ParseSince(since, time.Now()); err != nil {
+					return err
+				}
+			}
+			ws, err := openWorkspace(g, pipelineArgs, &sf, true)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			if follow {
+				var stop context.CancelFunc
+				ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+				defer stop()
+			}
+			out := g.streams.Out
+			printer := logs.NewPrinter(out, logs.Format{
+				Prefix:     !noPrefix,
+				Color:      output == "text" && g.color(out),
+				Timestamps: timestamps,
+				JSON:       output == "json",
+			}, prefixAddresses(ws, addrs))
+			opts.Warn = func(addr string, err error) {
+				fmt.Fprintf(g.streams.Err, "Warning: %v\n", err)
+			}
+			inv := &logs.StateInventory{Store: ws.store, Providers: ws.providers}
+			readers := func(name string) (logs.Reader, error) { return ws.providers.Get(name) }
+			return logs.Run(ctx, inv, readers, opts, printer.Print)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&sf.statePath, "state", "", "state file (default .flowctl/<pipeline>.state.db beside the pipeline file)")
+	addVarFlags(fs, &sf.vars)
+	fs.BoolVarP(&follow, "follow", "f", false, "keep following the logs until interrupted")
+	fs.StringVar(&since, "since", "", "show lines since a time (2006-01-02T15:04:05Z, 2006-01-02 15:04) or for a duration back (10m)")
+	fs.IntVar(&tail, "tail", -1, "show the last N lines of each component (-1: all; 0: none, with -f only new lines)")
+	fs.BoolVarP(&timestamps, "timestamps", "t", false, "show each line's time")
+	fs.BoolVar(&noPrefix, "no-prefix", false, "do not start lines with their component")
+	fs.StringVarP(&output, "output", "o", "text", "text or json (one object per line: time, component, stream, line)")
+	fs.BoolVar(&asJSON, "json", false, "same as -o json")
+	return cmd
+}
+
+// splitLogsArgs tells the optional pipeline argument from the addresses
+// after it: the first argument is the pipeline unless it reads KIND.ID and
+// no such file exists.
+func splitLogsArgs(args []string) (pipeline, addrs []string, err error) {
+	if len(args) > 0 {
+		if _, _, ok := config.ParseAddress(args[0]); !ok || fileExists(args[0]) {
+			pipeline, args = args[:1], args[1:]
+		}
+	}
+	for _, a := range args {
+		if _, _, ok := config.ParseAddress(a); !ok {
+			return nil, nil, fmt.Errorf("%q is not a component address (KIND.ID, like source.ledger); only the first argument may name the pipeline", a)
+		}
+	}
+	return pipeline, args, nil
+}
+
+// prefixAddresses are the addresses whose longest sets the prefix width:
+// those asked for, or every component of the pipeline and the state.
+func prefixAddresses(ws *workspace, addrs []string) []string {
+	if len(addrs) > 0 {
+		return addrs
+	}
+	var out []string
+	if ws.pipeline != nil {
+		for _, c := range ws.pipeline.Components {
+			out = append(out, c.Address())
+		}
+	}
+	_ = ws.store.View(func(tx *state.Tx) error {
+		recs, err := tx.Components()
+		for _, r := range recs {
+			out = append(out, r.Address)
+		}
+		return err
+	})
+	return out
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}

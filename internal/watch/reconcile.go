@@ -1,0 +1,509 @@
+package watch
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/flowctl/flowctl/internal/apply"
+	"github.com/flowctl/flowctl/internal/config"
+	"github.com/flowctl/flowctl/internal/controlplane"
+	"github.com/flowctl/flowctl/internal/health"
+	"github.com/flowctl/flowctl/internal/plan"
+	"github.com/flowctl/flowctl/internal/providers"
+	"github.com/flowctl/flowctl/internal/state"
+)
+
+// DefaultPoll is the reconciler's safety-net poll; exits are usually seen
+// at once through Options.Wake.
+const DefaultPoll = time.Second
+
+// exitSettle is how soon to look again at an instance whose exit is
+// being recorded.
+const exitSettle = 50 * time.Millisecond
+
+// failureOf describes how an instance that is not running ended.
+func failureOf(obs providers.Observed) Failure {
+	if sig, ok := strings.CutPrefix(obs.Detail, "killed by "); ok {
+		return Signaled(sig)
+	}
+	if obs.ExitCode != nil {
+		return Exited(*obs.ExitCode)
+	}
+	return Exited(-1)
+}
+
+// lockOperation names the watcher's restarts in the operation lock and in
+// history.
+const lockOperation = "restart"
+
+// Options configure a Reconciler.
+type Options struct {
+	Store     *state.Store
+	Providers *providers.Registry
+	// Engine returns an engine set up as apply sets it up (control plane
+	// endpoint, token issuer, registration wait, sealing) to start one
+	// restart. Required.
+	Engine func() *apply.Engine
+	// Open decrypts a record's SealedEnv (tokens.Secret.Open); nil: records
+	// with a sealed environment cannot be restarted.
+	Open func(sealed string) ([]byte, error)
+	// Registrations returns the control plane's registrations now (with
+	// Alive computed); nil disables the heartbeat watch.
+	Registrations func() []controlplane.Registration
+	// Wake, when set, is signalled when something may have ended (the
+	// process executor's run folder changed, a container died): the
+	// reconciler looks at once instead of at the next poll.
+	Wake <-chan struct{}
+	// Poll is the safety-net poll interval (default DefaultPoll).
+	Poll  time.Duration
+	Clock Clock
+	Rand  Rand
+	Log   *slog.Logger
+}
+
+// Reconciler is the restart watcher's loop: it keeps every component that
+// state says should run running, by the component's restart policy (see
+// the package documentation).
+type Reconciler struct {
+	opts     Options
+	trackers map[string]*tracked
+	mu       sync.Mutex // guards trackers for Statuses
+}
+
+// tracked is the loop's view of one component.
+type tracked struct {
+	t        *Tracker
+	instance string
+	liveness *Liveness
+	probe    health.Probe
+	nextLive time.Time
+	hb       time.Time // last heartbeat seen
+}
+
+// NewReconciler returns a reconciler; Run runs it.
+func NewReconciler(opts Options) *Reconciler {
+	if opts.Poll <= 0 {
+		opts.Poll = DefaultPoll
+	}
+	if opts.Clock == nil {
+		opts.Clock = SystemClock{}
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Reconciler{opts: opts, trackers: map[string]*tracked{}}
+}
+
+// Run reconciles until ctx ends.
+func (r *Reconciler) Run(ctx context.Context) error {
+	for {
+		next := r.reconcile(ctx)
+		wait := r.opts.Poll
+		if !next.IsZero() {
+			wait = min(wait, max(next.Sub(r.opts.Clock.Now()), 0))
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-r.opts.Wake:
+			t.Stop()
+		case <-t.C:
+		}
+	}
+}
+
+// Statuses is the watcher's view of each tracked component, by address.
+func (r *Reconciler) Statuses() map[string]Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]Status, len(r.trackers))
+	for a, tr := range r.trackers {
+		out[a] = tr.t.Status()
+	}
+	return out
+}
+
+// reconcile looks at every component once and acts; it returns when it
+// next needs to look (the earliest pending restart or liveness check).
+func (r *Reconciler) reconcile(ctx context.Context) time.Time {
+	var recs []*state.Record
+	saved := map[string][]byte{}
+	err := r.opts.Store.View(func(tx *state.Tx) error {
+		var err error
+		recs, err = tx.Components()
+		if err != nil {
+			return err
+		}
+		return tx.ForEachData(DataNamespace, func(k string, v []byte) error {
+			saved[k] = append([]byte(nil), v...)
+			return nil
+		})
+	})
+	if err != nil {
+		r.opts.Log.Warn("restart watcher: read state", "err", err)
+		return time.Time{}
+	}
+	present := map[string]bool{}
+	var next time.Time
+	soonest := func(t time.Time) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	for _, rec := range recs {
+		present[rec.Address] = true
+		if ctx.Err() != nil {
+			return next
+		}
+		soonest(r.one(ctx, rec, saved[rec.Address]))
+	}
+	r.mu.Lock()
+	var gone []string
+	for a := range r.trackers {
+		if !present[a] {
+			gone = append(gone, a)
+			delete(r.trackers, a)
+		}
+	}
+	r.mu.Unlock()
+	for a := range saved {
+		if !present[a] {
+			gone = append(gone, a)
+		}
+	}
+	if len(gone) > 0 {
+		// Destroyed or forgotten: nothing of them is kept.
+		_ = r.opts.Store.Update(func(tx *state.Tx) error {
+			for _, a := range gone {
+				if err := tx.DeleteData(DataNamespace, a); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	return next
+}
+
+// one reconciles one component and returns when it next needs a look.
+func (r *Reconciler) one(ctx context.Context, rec *state.Record, saved []byte) time.Time {
+	log := r.opts.Log.With("component", rec.Address)
+	// Stopped on purpose, or being started by an apply: not the watcher's.
+	if rec.Status == state.StatusStopped || rec.Status == state.StatusCreating || len(rec.Handle) == 0 {
+		return time.Time{}
+	}
+	comp, err := componentOf(rec)
+	if err != nil {
+		log.Warn("restart watcher: cannot read the component's recorded spec", "err", err)
+		return time.Time{}
+	}
+	pol := PolicyOf(comp.Restart)
+	r.mu.Lock()
+	tr := r.trackers[rec.Address]
+	if tr == nil {
+		tr = &tracked{instance: rec.InstanceID}
+		if st, err := UnmarshalState(saved); saved != nil && err == nil {
+			tr.t = Restore(pol, r.opts.Clock, r.rand(), st)
+			if st.Instance != "" && st.Instance != rec.InstanceID {
+				tr.t.Reset() // an apply started a new instance meanwhile
+			}
+		} else {
+			tr.t = New(pol, r.opts.Clock, r.rand())
+		}
+		r.trackers[rec.Address] = tr
+	}
+	r.mu.Unlock()
+	tr.t.SetPolicy(pol)
+	if rec.InstanceID != tr.instance {
+		// An apply replaced or restarted it: a deliberate start ends any
+		// streak, backoff or crashloop.
+		tr.instance = rec.InstanceID
+		tr.t.Reset()
+		tr.liveness, tr.probe, tr.hb = nil, nil, time.Time{}
+		r.save(rec.Address, tr)
+	}
+
+	switch tr.t.State().Phase {
+	case PhaseCrashloop, PhaseEnded:
+		return time.Time{}
+	case PhaseBackoff:
+		at, _ := tr.t.Pending()
+		if r.opts.Clock.Now().Before(at) {
+			return at
+		}
+		r.restart(ctx, rec, comp, tr)
+		return time.Time{}
+	}
+
+	prov, err := r.opts.Providers.Get(rec.Provider)
+	if err != nil {
+		return time.Time{}
+	}
+	if sr, ok := prov.(providers.SelfRestarter); ok && sr.RestartsItself() {
+		return time.Time{} // the executor restarts its own (Nomad): observe only
+	}
+	obs, err := prov.Observe(ctx, rec.Handle)
+	if err != nil {
+		log.Debug("restart watcher: observe", "err", err)
+		return time.Time{}
+	}
+	var f *Failure
+	switch {
+	case !obs.Exists:
+		ff := Exited(-1) // removed behind flowctl's back
+		f = &ff
+	case !obs.Running && obs.ExitCode == nil && strings.Contains(obs.Detail, "recording"):
+		// The process executor's shim is writing the exit status down;
+		// its record will wake the loop.
+		return r.opts.Clock.Now().Add(exitSettle)
+	case !obs.Running:
+		ff := failureOf(obs)
+		f = &ff
+	}
+	var next time.Time
+	if f == nil {
+		f, next = r.checkRunning(ctx, rec, comp, tr, obs)
+	}
+	if f == nil {
+		return next
+	}
+	d := tr.t.Failed(*f)
+	r.save(rec.Address, tr)
+	switch d.Action {
+	case ActRestart:
+		log.Info("restart watcher: component failed", "reason", d.Reason, "attempt", d.Attempt, "delay", d.Delay)
+		r.setStatus(rec.Address, rec.InstanceID, state.StatusFailed, fmt.Sprintf("%s; restart %d in %s", d.Reason, d.Attempt, d.Delay), d.ExitCode)
+		if !r.opts.Clock.Now().Before(d.At) {
+			r.restart(ctx, rec, comp, tr)
+			return time.Time{}
+		}
+		return d.At
+	case ActCrashloop:
+		log.Warn("restart watcher: crash loop", "reason", d.Reason, "restarts", d.Attempt)
+		r.setStatus(rec.Address, rec.InstanceID, state.StatusCrashloop, fmt.Sprintf("%s after %d restarts", d.Reason, d.Attempt), d.ExitCode)
+		r.history(&state.Event{Operation: lockOperation, Address: rec.Address, Action: "crashloop", Reason: d.Reason, Result: "failed", Attempt: d.Attempt})
+	default:
+		// The policy leaves it as it ended; plan shows what it needs.
+		log.Info("restart watcher: component ended; its restart policy leaves it", "reason", d.Reason)
+	}
+	return time.Time{}
+}
+
+// checkRunning looks at a running instance's liveness probe and
+// heartbeats; it returns a failure, or when to look again.
+func (r *Reconciler) checkRunning(ctx context.Context, rec *state.Record, comp *config.Component, tr *tracked, obs providers.Observed) (*Failure, time.Time) {
+	now := r.opts.Clock.Now()
+	healthy := obs.Health != providers.HealthUnhealthy
+	var next time.Time
+	if h := comp.Health; h != nil && h.Liveness {
+		if tr.liveness == nil {
+			tr.liveness = &Liveness{Threshold: h.FailureThreshold}
+			host := "127.0.0.1"
+			if hr, ok := mustProvider(r.opts.Providers, rec.Provider).(providers.HealthHostResolver); ok {
+				if hh, err := hr.HealthHost(ctx, rec.Handle); err == nil {
+					host = hh
+				}
+			}
+			p, err := health.FromConfig(h, host, rec.Ports["HEALTH_PORT"], rec.WorkDir, nil)
+			if err == nil {
+				tr.probe = p
+			}
+			tr.nextLive = now.Add(h.StartPeriod.D())
+		}
+		if tr.probe != nil {
+			if !now.Before(tr.nextLive) {
+				cctx, cancel := context.WithTimeout(ctx, h.Timeout.D())
+				err := tr.probe.Check(cctx)
+				cancel()
+				tr.nextLive = now.Add(h.Interval.D())
+				if f, failed := tr.liveness.Probe(err == nil); failed {
+					return &f, time.Time{}
+				}
+				healthy = healthy && err == nil
+			}
+			next = tr.nextLive
+		}
+	}
+	if r.opts.Registrations != nil {
+		for _, reg := range r.opts.Registrations() {
+			if reg.Component != rec.Address || (reg.InstanceID != "" && reg.InstanceID != rec.InstanceID) {
+				continue
+			}
+			if reg.Alive {
+				tr.hb = reg.LastHeartbeat
+				continue
+			}
+			if reg.Heartbeats > 0 && !reg.LastHeartbeat.IsZero() && reg.RegisteredAt.After(rec.StartedAt.Add(-time.Second)) {
+				f := HeartbeatMissed(now.Sub(reg.LastHeartbeat))
+				return &f, time.Time{}
+			}
+		}
+	}
+	if healthy && rec.Status == state.StatusRunning {
+		before := tr.t.State()
+		tr.t.Healthy()
+		if tr.t.State() != before {
+			r.save(rec.Address, tr)
+		}
+	}
+	return nil, next
+}
+
+// restart starts the pending attempt's new instance, through the engine,
+// under the operation lock (it waits for an apply to finish).
+func (r *Reconciler) restart(ctx context.Context, rec *state.Record, comp *config.Component, tr *tracked) {
+	log := r.opts.Log.With("component", rec.Address)
+	st := tr.t.State()
+	lock, err := r.opts.Store.Acquire(ctx, state.LockOptions{Operation: lockOperation})
+	if err != nil {
+		// An apply holds the lock: the next look tries again.
+		log.Debug("restart watcher: operation lock busy", "err", err)
+		return
+	}
+	defer lock.Release()
+	// Re-read under the lock: an apply may have changed it meanwhile.
+	var cur *state.Record
+	if err := r.opts.Store.View(func(tx *state.Tx) error {
+		var err error
+		cur, err = tx.Component(rec.Address)
+		return err
+	}); err != nil || cur == nil || cur.InstanceID != rec.InstanceID || cur.Status == state.StatusStopped {
+		return
+	}
+	if cur.SealedEnv != "" {
+		if r.opts.Open == nil {
+			log.Warn("restart watcher: the component's environment is sealed and no secret opens it")
+			return
+		}
+		b, err := r.opts.Open(cur.SealedEnv)
+		if err == nil {
+			err = json.Unmarshal(b, &comp.Env)
+		}
+		if err != nil {
+			log.Warn("restart watcher: cannot open the component's sealed environment (token secret rotated?)", "err", err)
+			tr.t.Failed(StartFailed(err))
+			r.save(rec.Address, tr)
+			return
+		}
+	}
+	eng := r.opts.Engine()
+	eng.Operation = lockOperation
+	eng.WorkDir = cur.WorkDir
+	eng.Parallelism = 1
+	eng.EventAtStart = true
+	eng.Annotate = func(ev *state.Event) {
+		ev.Attempt, ev.Delay = st.Attempt, st.Delay.String()
+		ev.Reason = st.Reason
+	}
+	p := &plan.Plan{Pipeline: pipelineOf(r.opts.Store), Changes: []*plan.Change{{
+		Address: rec.Address, Action: plan.Restart, Reason: plan.Reason(st.Reason),
+		Provider: cur.Provider, PriorProvider: cur.Provider, Handle: cur.Handle,
+		SpecHash: cur.SpecHash, Spec: cur.Spec,
+	}}}
+	desired := &config.Pipeline{Name: p.Pipeline, Components: []*config.Component{comp}}
+	log.Info("restart watcher: restarting", "reason", st.Reason, "attempt", st.Attempt, "delay", st.Delay)
+	res, err := eng.Apply(ctx, nil, p, desired)
+	if err != nil {
+		msg := err.Error()
+		if res != nil {
+			for _, o := range res.Failed() {
+				if o.Err != nil {
+					msg = o.Err.Error()
+				}
+			}
+		}
+		log.Warn("restart watcher: restart failed", "err", msg)
+		tr.t.Failed(StartFailed(errors.New(msg)))
+		r.save(rec.Address, tr)
+		return
+	}
+	// The engine recorded the new instance; follow it.
+	var now *state.Record
+	_ = r.opts.Store.View(func(tx *state.Tx) error { now, _ = tx.Component(rec.Address); return nil })
+	if now != nil {
+		tr.instance = now.InstanceID
+	}
+	tr.t.Restarted()
+	tr.liveness, tr.probe, tr.hb = nil, nil, time.Time{}
+	r.save(rec.Address, tr)
+}
+
+// save persists a tracker's state.
+func (r *Reconciler) save(addr string, tr *tracked) {
+	st := tr.t.State()
+	st.Instance = tr.instance
+	b, err := st.Marshal()
+	if err != nil {
+		return
+	}
+	if err := r.opts.Store.Update(func(tx *state.Tx) error { return tx.PutData(DataNamespace, addr, b) }); err != nil {
+		r.opts.Log.Warn("restart watcher: save", "component", addr, "err", err)
+	}
+}
+
+// setStatus records a status on the component's record, if it is still the
+// instance the watcher looked at.
+func (r *Reconciler) setStatus(addr, instance, status, reason string, code *int) {
+	err := r.opts.Store.Update(func(tx *state.Tx) error {
+		cur, err := tx.Component(addr)
+		if err != nil || cur == nil || cur.InstanceID != instance {
+			return err
+		}
+		cur.Status, cur.StatusReason = status, reason
+		if code != nil {
+			c := *code
+			cur.LastExitCode = &c
+		}
+		return tx.PutComponent(cur)
+	})
+	if err != nil {
+		r.opts.Log.Warn("restart watcher: record status", "component", addr, "err", err)
+	}
+}
+
+func (r *Reconciler) history(ev *state.Event) {
+	if err := r.opts.Store.Update(func(tx *state.Tx) error { return tx.AppendHistory(ev) }); err != nil {
+		r.opts.Log.Warn("restart watcher: record history", "err", err)
+	}
+}
+
+func (r *Reconciler) rand() Rand {
+	if r.opts.Rand != nil {
+		return r.opts.Rand
+	}
+	return defaultRand{}
+}
+
+// componentOf decodes the component a record was started from.
+func componentOf(rec *state.Record) (*config.Component, error) {
+	var c config.Component
+	if err := json.Unmarshal(rec.Spec, &c); err != nil {
+		return nil, fmt.Errorf("decode the spec of %s: %w", rec.Address, err)
+	}
+	return &c, nil
+}
+
+func pipelineOf(store *state.Store) string {
+	var name string
+	_ = store.View(func(tx *state.Tx) error { name = tx.Meta().Pipeline; return nil })
+	return name
+}
+
+func mustProvider(reg *providers.Registry, name string) providers.Provider {
+	p, _ := reg.Get(name)
+	return p
+}
+
+// defaultRand draws jitter from math/rand/v2's generator.
+type defaultRand struct{}
+
+func (defaultRand) Float64() float64 { return rand.Float64() }
