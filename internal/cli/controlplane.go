@@ -171,6 +171,9 @@ func stopServeIfIdle(ws *workspace) error {
 	if err != nil || rec == nil {
 		return err
 	}
+	if rec.Process.PID == os.Getpid() {
+		return nil // flowctl run serves in this process and stops it itself
+	}
 	if err := procinfo.Signal(rec.Process, syscall.SIGTERM); err != nil {
 		return fmt.Errorf("stop the control plane (pid %d): %w", rec.Process.PID, err)
 	}

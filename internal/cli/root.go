@@ -81,7 +81,7 @@ func NewRootCommand(s Streams, build BuildInfo) *cobra.Command {
 		newHistoryCommand(g),
 		newLogsCommand(g),
 		newForceUnlockCommand(g),
-		newServeCommand(g), newStatusCommand(g), newTokensCommand(g),
+		newServeCommand(g), newStatusCommand(g), newTokensCommand(g), newRunCommand(g),
 		newShimCommand(),
 	)
 	return root

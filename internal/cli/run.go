@@ -1,0 +1,288 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/spf13/cobra"
+
+	"github.com/flowctl/flowctl/internal/controlplane"
+	"github.com/flowctl/flowctl/internal/logs"
+	"github.com/flowctl/flowctl/internal/plan"
+	"github.com/flowctl/flowctl/internal/serve"
+)
+
+// watchDebounce gathers the bursts of events one save makes.
+const watchDebounce = 200 * time.Millisecond
+
+func newRunCommand(g *globals) *cobra.Command {
+	var (
+		sf    stateFlags
+		keep  bool
+		watch bool
+		par   int
+	)
+	cmd := &cobra.Command{
+		Use:   "run [PIPELINE]",
+		Short: "Dev mode: apply, then run the control plane and follow the logs; Ctrl-C destroys",
+		Long: "Run applies the pipeline without asking, then runs its control plane and restart\n" +
+			"watcher in the foreground and follows every component's log. Ctrl-C destroys\n" +
+			"the pipeline (unless --keep) and exits. With --watch, every save of the pipeline\n" +
+			"file is planned and applied; a file that does not load is reported and the\n" +
+			"running pipeline is left as it is.",
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runDev(g, cmd.Context(), args, &sf, devOptions{keep: keep, watch: watch, parallelism: par})
+		},
+	}
+	sf.add(cmd.Flags(), true)
+	cmd.Flags().BoolVar(&keep, "keep", false, "leave the pipeline running on exit (a flowctl serve is started in the background to look after it)")
+	cmd.Flags().BoolVar(&watch, "watch", false, "re-plan and apply on every save of the pipeline file")
+	cmd.Flags().IntVar(&par, "parallelism", 10, "how many components to change at once")
+	return cmd
+}
+
+type devOptions struct {
+	keep, watch bool
+	parallelism int
+}
+
+func runDev(g *globals, parent context.Context, args []string, sf *stateFlags, o devOptions) error {
+	ws, err := openWorkspace(g, args, sf, false)
+	if err != nil {
+		return err
+	}
+	out := g.streams.Out
+	// Ctrl-C (or SIGTERM) ends the session; a second one during the final
+	// destroy aborts it (execute's own handling).
+	ctx, stopSignals := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
+
+	// The control plane (and the restart watcher) run in this process,
+	// unless one already serves this state file.
+	serveCtx, stopServe := context.WithCancel(context.WithoutCancel(parent))
+	defer stopServe()
+	serveDone := make(chan error, 1)
+	endpoint, inProcess, err := startDevServe(serveCtx, g, ws, serveDone)
+	if err != nil {
+		return err
+	}
+	if inProcess {
+		fmt.Fprintf(out, "Control plane listening on %s (log: %s).\n\n", endpoint, filepath.Join(ws.stateDir, serveLogName))
+	} else {
+		fmt.Fprintf(out, "Using the control plane already serving this pipeline on %s.\n\n", endpoint)
+	}
+	af := &applyFlags{autoApprove: true, parallelism: o.parallelism, controlPlane: endpoint}
+
+	applyOnce := func() error {
+		l, err := ws.lock(ctx, g, "apply", sf.lockTimeout)
+		if err != nil {
+			return err
+		}
+		defer l.Release()
+		p, err := makePlan(ctx, ws, plan.Options{})
+		if err != nil {
+			return err
+		}
+		plan.Render(out, p, plan.RenderOptions{Color: g.color(out)})
+		if !p.HasChanges() {
+			return nil
+		}
+		fmt.Fprintln(out)
+		return execute(g, context.WithoutCancel(ctx), ws, p, ws.pipeline, af, "apply")
+	}
+	applyErr := applyOnce()
+	if applyErr != nil && !errors.Is(applyErr, errSilent) {
+		fmt.Fprintf(g.streams.Err, "Error: %v\n", applyErr)
+	}
+
+	if ctx.Err() == nil && applyErr == nil {
+		fmt.Fprintf(out, "\nFollowing the logs; Ctrl-C %s.\n\n", map[bool]string{true: "stops following and leaves the pipeline running", false: "destroys the pipeline"}[o.keep])
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			followLogs(ctx, g, ws)
+		}()
+		if o.watch && ws.file != "" {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				watchPipelineFile(ctx, g, ws, sf, applyOnce)
+			}()
+		}
+		<-ctx.Done()
+		wg.Wait()
+	}
+	stopSignals()
+
+	var result error
+	if applyErr != nil {
+		result = errSilent
+	}
+	if o.keep {
+		stopServe()
+		<-serveDone
+		if inProcess {
+			if cp, err := ensureControlPlane(context.WithoutCancel(parent), ws, ""); err != nil {
+				fmt.Fprintf(g.streams.Err, "Warning: the pipeline keeps running without a control plane: %v\n", err)
+			} else {
+				fmt.Fprintf(out, "\nThe pipeline keeps running; its control plane now runs in the background on %s.\n", cp.endpoint)
+			}
+		}
+		return result
+	}
+	fmt.Fprintln(out, "\nDestroying the pipeline...")
+	dctx := context.WithoutCancel(parent)
+	if err := destroyAll(g, dctx, ws, sf, af); err != nil {
+		fmt.Fprintf(g.streams.Err, "Error: destroy: %v\n", err)
+		result = errSilent
+	}
+	stopServe()
+	<-serveDone
+	return result
+}
+
+// startDevServe runs serve for ws's state file in this process (with the
+// restart watcher), its log in .flowctl/serve.log, and waits until it
+// listens; when another process already serves the file, it uses that
+// one. done receives serve's end.
+func startDevServe(ctx context.Context, g *globals, ws *workspace, done chan error) (endpoint string, inProcess bool, err error) {
+	if rec, err := serve.Running(ws.store); err != nil {
+		return "", false, err
+	} else if rec != nil {
+		done <- nil
+		return rec.Endpoint(), false, nil
+	}
+	statePath, err := filepath.Abs(ws.store.Path())
+	if err != nil {
+		return "", false, err
+	}
+	logPath := filepath.Join(ws.stateDir, serveLogName)
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return "", false, fmt.Errorf("control plane log: %w", err)
+	}
+	listen := serve.DefaultListen
+	if l, err := net.Listen("tcp", listen); err != nil {
+		listen = "127.0.0.1:0"
+	} else {
+		_ = l.Close()
+	}
+	mode := controlplane.AuthRequired
+	if ws.pipeline != nil && ws.pipeline.Auth != "" {
+		mode = controlplane.AuthMode(ws.pipeline.Auth)
+	}
+	ready := make(chan serve.Addrs, 1)
+	go func() {
+		err := serve.Run(ctx, serve.Options{
+			StatePath: statePath, Listen: listen, HTTPListen: "127.0.0.1:0", AuthMode: mode,
+			Logger:      slog.New(slog.NewTextHandler(logf, nil)),
+			Ready:       func(a serve.Addrs) { ready <- a },
+			Background:  runWatcher,
+			MemoryLimit: -1,
+		})
+		_ = logf.Close()
+		done <- err
+	}()
+	select {
+	case a := <-ready:
+		return serve.DialAddr(a.GRPC), true, nil
+	case err := <-done:
+		done <- err
+		if err == nil {
+			err = errors.New("it stopped at once")
+		}
+		return "", false, fmt.Errorf("start the control plane: %w", err)
+	case <-time.After(serveStartTimeout):
+		return "", false, fmt.Errorf("start the control plane: not listening after %s (log: %s)", serveStartTimeout, logPath)
+	}
+}
+
+// followLogs prints every component's log as it comes until ctx ends.
+func followLogs(ctx context.Context, g *globals, ws *workspace) {
+	out := g.streams.Out
+	printer := logs.NewPrinter(out, logs.Format{Prefix: true, Color: g.color(out)}, nil)
+	inv := &logs.StateInventory{Store: ws.store, Providers: ws.providers}
+	readers := func(name string) (logs.Reader, error) { return ws.providers.Get(name) }
+	opts := logs.Options{Follow: true, Tail: 10, Warn: func(addr string, err error) {
+		fmt.Fprintf(g.streams.Err, "Warning: %v\n", err)
+	}}
+	if err := logs.Run(ctx, inv, readers, opts, printer.Print); err != nil && ctx.Err() == nil {
+		fmt.Fprintf(g.streams.Err, "Warning: logs: %v\n", err)
+	}
+}
+
+// watchPipelineFile re-plans and applies on every save of ws's pipeline
+// file. A file that does not load is reported; what runs is left alone.
+func watchPipelineFile(ctx context.Context, g *globals, ws *workspace, sf *stateFlags, applyOnce func() error) {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		fmt.Fprintf(g.streams.Err, "Warning: --watch: %v\n", err)
+		return
+	}
+	defer w.Close()
+	// Editors save by writing a new file and renaming it: watch the folder.
+	dir, file := filepath.Dir(ws.file), filepath.Clean(ws.file)
+	if err := w.Add(dir); err != nil {
+		fmt.Fprintf(g.streams.Err, "Warning: --watch: %v\n", err)
+		return
+	}
+	var timer <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-w.Events:
+			if !ok {
+				return
+			}
+			if filepath.Clean(ev.Name) == file && ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename) != 0 {
+				timer = time.After(watchDebounce)
+			}
+		case <-w.Errors:
+		case <-timer:
+			timer = nil
+			fmt.Fprintf(g.streams.Out, "\n%s changed: planning.\n", ws.file)
+			p, err := loadValidPipeline(g, ws.file, sf.vars)
+			if err != nil {
+				if !errors.Is(err, errSilent) {
+					fmt.Fprintf(g.streams.Err, "Error: %v\n", err)
+				}
+				fmt.Fprintln(g.streams.Out, "The pipeline keeps running as it is.")
+				continue
+			}
+			ws.pipeline = p
+			if err := applyOnce(); err != nil && !errors.Is(err, errSilent) {
+				fmt.Fprintf(g.streams.Err, "Error: %v\n", err)
+			}
+		}
+	}
+}
+
+// destroyAll destroys everything the state records.
+func destroyAll(g *globals, ctx context.Context, ws *workspace, sf *stateFlags, af *applyFlags) error {
+	l, err := ws.lock(ctx, g, "destroy", 30*time.Second)
+	if err != nil {
+		return err
+	}
+	defer l.Release()
+	p, err := makePlan(ctx, ws, plan.Options{Destroy: true})
+	if err != nil {
+		return err
+	}
+	if !p.HasChanges() {
+		return nil
+	}
+	return execute(g, ctx, ws, p, ws.pipeline, af, "destroy")
+}
