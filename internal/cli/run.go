@@ -191,6 +191,12 @@ func startDevServe(ctx context.Context, g *globals, ws *workspace, done chan err
 			Ready:       func(a serve.Addrs) { ready <- a },
 			Background:  runWatcher,
 			MemoryLimit: -1,
+			AlsoListenHosts: func() []string {
+				if gw := serve.DockerGatewayHost(); gw != "" {
+					return []string{gw}
+				}
+				return nil
+			}(),
 		})
 		_ = logf.Close()
 		done <- err

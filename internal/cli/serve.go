@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -22,6 +23,7 @@ type serveFlags struct {
 	tlsCert, tlsKey, tlsClientCA  string
 	logLevel                      string
 	noWatch                       bool
+	noDockerGateway               bool
 }
 
 func newServeCommand(g *globals) *cobra.Command {
@@ -53,6 +55,7 @@ func newServeCommand(g *globals) *cobra.Command {
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	fs.StringVar(&f.tlsClientCA, "tls-client-ca", "", "PEM CA bundle: require client certificates it signed (mTLS)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&f.noDockerGateway, "no-docker-gateway", false, "do not also listen on the Docker bridge's gateway (docker0), where containers reach the host as host.docker.internal")
 	fs.BoolVar(&f.noWatch, "no-restart-watcher", false, "serve only: do not run the restart watcher (components that end stay ended)")
 	return cmd
 }
@@ -90,6 +93,10 @@ func runServe(g *globals, cmd *cobra.Command, args []string, sf *stateFlags, f *
 	if f.noWatch {
 		background = nil
 	}
+	var alsoHosts []string
+	if gw := serve.DockerGatewayHost(); gw != "" && !f.noDockerGateway && isLoopbackListen(f.listen) {
+		alsoHosts = []string{gw}
+	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err = serve.Run(ctx, serve.Options{
@@ -104,10 +111,25 @@ func runServe(g *globals, cmd *cobra.Command, args []string, sf *stateFlags, f *
 		TLSClientCA:       f.tlsClientCA,
 		Logger:            log,
 		Background:        background,
+		AlsoListenHosts:   alsoHosts,
 	})
 	var running *serve.RunningError
 	if errors.As(err, &running) {
 		return fmt.Errorf("%w\n(stop it first, or use it: components reach it at %s)", err, running.Record.Endpoint())
 	}
 	return err
+}
+
+// isLoopbackListen says whether a listen address is on loopback only (a
+// wildcard one reaches the Docker bridge already).
+func isLoopbackListen(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

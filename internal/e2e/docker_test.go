@@ -22,6 +22,7 @@ import (
 
 	"github.com/docker/docker/client"
 
+	"github.com/flowctl/flowctl/internal/controlplane"
 	"github.com/flowctl/flowctl/internal/state"
 	"github.com/flowctl/flowctl/internal/testutil/dockertest"
 )
@@ -841,4 +842,27 @@ func execOutput(name string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
 	b, err := cmd.CombinedOutput()
 	return string(b), err
+}
+
+func TestDockerComponentRegistersThroughTheHostGateway(t *testing.T) {
+	t.Parallel()
+	df := newDockerFixture(t)
+	sdkImage := dockertest.TestImage(t, df.cli, dockertest.ImageOptions{SDK: true})
+	cs := []dcomp{{kind: "source", id: "reg", image: sdkImage, health: "-", extra: "  register = true\n"}}
+	df.writeDocker(cs)
+	df.apply()
+	df.assertDockerConverged(daddrs(cs))
+	st, err := state.Open(df.statePath(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	regs, err := controlplane.ReadRegistrations(st, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(regs) != 1 || regs[0].Component != "source.reg" || regs[0].AttributedBy != controlplane.ByToken || !regs[0].Healthy {
+		t.Fatalf("registrations: %+v", regs)
+	}
+	df.must(0, "destroy", "-auto-approve")
+	df.assertNothingLeft()
 }

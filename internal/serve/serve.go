@@ -82,6 +82,12 @@ type Options struct {
 	// Ready is called once, when both listeners are bound and serving and
 	// the Record is in the state, with the bound addresses.
 	Ready func(Addrs)
+	// AlsoListenHosts are further hosts (IP addresses) the gRPC services
+	// listen on, with the port Listen bound: the Docker bridge's gateway,
+	// so that containers reach the control plane at
+	// host.docker.internal:<the same port> (DockerGatewayHost finds it). A
+	// host that cannot be bound is logged and skipped.
+	AlsoListenHosts []string
 	// Background, when set, runs beside the listeners once they serve
 	// (the restart watcher) with what serve holds; its context ends when
 	// serve stops, which waits for it to return.
@@ -103,6 +109,8 @@ type Options struct {
 type Addrs struct {
 	// GRPC is the bound gRPC address (host:port).
 	GRPC string `json:"grpc"`
+	// AlsoGRPC are the further gRPC addresses (Options.AlsoListenHosts).
+	AlsoGRPC []string `json:"also_grpc,omitempty"`
 	// HTTP is the bound HTTP address; "" when none.
 	HTTP string `json:"http,omitempty"`
 	// TLS: both listeners speak TLS. ClientAuth: they require a client
@@ -220,6 +228,20 @@ func Run(ctx context.Context, opts Options) error {
 		defer hlis.Close()
 	}
 	addrs := Addrs{GRPC: lis.Addr().String(), TLS: tlsCfg != nil, ClientAuth: tlsCfg != nil && tlsCfg.ClientAuth == tls.RequireAndVerifyClientCert}
+	var also []net.Listener
+	if len(opts.AlsoListenHosts) > 0 {
+		_, port, _ := net.SplitHostPort(addrs.GRPC)
+		for _, h := range opts.AlsoListenHosts {
+			l, err := net.Listen("tcp", net.JoinHostPort(h, port))
+			if err != nil {
+				log.Warn("serve: not listening on a further address", "host", h, "err", err)
+				continue
+			}
+			defer l.Close()
+			also = append(also, l)
+			addrs.AlsoGRPC = append(addrs.AlsoGRPC, l.Addr().String())
+		}
+	}
 	if hlis != nil {
 		addrs.HTTP = hlis.Addr().String()
 	}
@@ -260,15 +282,17 @@ func Run(ctx context.Context, opts Options) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 2)
+	errc := make(chan error, 2+len(also))
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := gs.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			errc <- fmt.Errorf("serve: gRPC: %w", err)
-		}
-	}()
+	for _, l := range append([]net.Listener{lis}, also...) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := gs.Serve(l); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				errc <- fmt.Errorf("serve: gRPC on %s: %w", l.Addr(), err)
+			}
+		}()
+	}
 	if hs != nil {
 		wg.Add(1)
 		go func() {
@@ -411,4 +435,24 @@ func watchSecret(ctx context.Context, s *tokens.Secret, every time.Duration, log
 			log.Warn(w)
 		}
 	}
+}
+
+// DockerGatewayHost is the IPv4 address of the Docker bridge (docker0) on
+// this machine, which containers reach as host.docker.internal; "" when
+// there is none.
+func DockerGatewayHost() string {
+	ifc, err := net.InterfaceByName("docker0")
+	if err != nil {
+		return ""
+	}
+	addrs, err := ifc.Addrs()
+	if err != nil {
+		return ""
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
+			return n.IP.String()
+		}
+	}
+	return ""
 }

@@ -80,6 +80,10 @@ type ImageOptions struct {
 	// Healthcheck adds a HEALTHCHECK that runs "testcomponent healthcheck"
 	// every 100ms; failures in the first 3s do not count.
 	Healthcheck bool
+	// SDK makes the image of internal/testutil/sdkcomponent (a component
+	// that registers with the control plane) instead of the test
+	// component.
+	SDK bool
 }
 
 var (
@@ -94,12 +98,18 @@ var (
 // built once per machine and reused while the test component is unchanged.
 func TestImage(t testing.TB, cli *client.Client, opts ImageOptions) string {
 	t.Helper()
-	bins := testutil.BuildBinaries(t)
-	bin, err := os.ReadFile(bins.TestComponent)
+	path := testutil.BuildBinaries(t).TestComponent
+	if opts.SDK {
+		path = testutil.BuildBinaries(t, testutil.WithSDKComponent()).SDKComponent
+	}
+	bin, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dockerfile := "FROM scratch\nCOPY tc /tc\nENV TC_LISTEN_HOST=0.0.0.0\nLABEL io.flowctl.test=1\nENTRYPOINT [\"/tc\"]\n"
+	if opts.SDK {
+		dockerfile = strings.Replace(dockerfile, "io.flowctl.test=1", "io.flowctl.test=sdk", 1)
+	}
 	if opts.Healthcheck {
 		dockerfile += "HEALTHCHECK --interval=100ms --timeout=2s --retries=3 --start-period=3s CMD [\"/tc\", \"healthcheck\"]\n"
 	}
