@@ -461,7 +461,7 @@ func (w *walker) execute(ctx context.Context, n *node) (string, error) {
 	ch := n.ch
 	switch ch.Action {
 	case plan.Delete, plan.DeleteOrphan:
-		if err := w.stopObject(ctx, ch.PriorProvider, ch.Handle, w.graceFor(ch)); err != nil {
+		if err := w.stopObject(ctx, ch.PriorProvider, ch.Handle, w.graceFor(ch), false); err != nil {
 			return "", err
 		}
 		if ch.Action == plan.Delete {
@@ -486,7 +486,7 @@ func (w *walker) execute(ctx context.Context, n *node) (string, error) {
 		return w.adopt(ctx, n)
 	case plan.Replace, plan.Restart:
 		if len(ch.Handle) > 0 {
-			if err := w.stopObject(ctx, ch.PriorProvider, ch.Handle, n.comp.StopTimeout.D()); err != nil {
+			if err := w.stopObject(ctx, ch.PriorProvider, ch.Handle, n.comp.StopTimeout.D(), ch.PriorProvider == n.comp.Executor); err != nil {
 				return "", err
 			}
 		}
@@ -527,7 +527,10 @@ func (w *walker) graceFor(ch *plan.Change) time.Duration {
 	return config.DefaultStopTimeout.D()
 }
 
-func (w *walker) stopObject(ctx context.Context, provName string, h providers.Handle, grace time.Duration) error {
+// stopObject stops the object h names; replaced says that a new instance
+// on the same provider follows at once, which keeps what the pipeline's
+// objects share there (providers.ReplaceStopper).
+func (w *walker) stopObject(ctx context.Context, provName string, h providers.Handle, grace time.Duration, replaced bool) error {
 	if len(h) == 0 {
 		return nil
 	}
@@ -535,7 +538,11 @@ func (w *walker) stopObject(ctx context.Context, provName string, h providers.Ha
 	if err != nil {
 		return err
 	}
-	if err := prov.Stop(ctx, h, grace); err != nil {
+	stop := prov.Stop
+	if rs, ok := prov.(providers.ReplaceStopper); ok && replaced {
+		stop = rs.StopForReplace
+	}
+	if err := stop(ctx, h, grace); err != nil {
 		return fmt.Errorf("stop: %w", err)
 	}
 	return nil
@@ -826,7 +833,7 @@ func (w *walker) waitReady(ctx context.Context, prov providers.Provider, h provi
 		}
 		return nil
 	}
-	if c.Health == nil {
+	if sr, ok := prov.(providers.SelfRestarter); c.Health == nil || (ok && sr.RestartsItself()) {
 		return w.waitOwnHealth(ctx, prov, h)
 	}
 	host := "127.0.0.1"

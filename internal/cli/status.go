@@ -21,6 +21,7 @@ import (
 	"github.com/flowctl/flowctl/internal/providers"
 	"github.com/flowctl/flowctl/internal/serve"
 	"github.com/flowctl/flowctl/internal/state"
+	"github.com/flowctl/flowctl/internal/watch"
 )
 
 // Component states `status` reports.
@@ -205,12 +206,20 @@ type unmanagedRow struct {
 func collectStatus(ctx context.Context, ws *workspace, now time.Time) (*statusDoc, error) {
 	doc := &statusDoc{StateFile: ws.store.Path(), Time: now.UTC(), Components: []statusRow{}, Unmanaged: []unmanagedRow{}}
 	var recs []*state.Record
+	watched := map[string]watch.State{}
 	err := ws.store.View(func(tx *state.Tx) error {
 		m := tx.Meta()
 		doc.Pipeline, doc.Lineage, doc.Serial = m.Pipeline, m.Lineage, m.Serial
 		var err error
-		recs, err = tx.Components()
-		return err
+		if recs, err = tx.Components(); err != nil {
+			return err
+		}
+		return tx.ForEachData(watch.DataNamespace, func(k string, v []byte) error {
+			if st, err := watch.UnmarshalState(v); err == nil {
+				watched[k] = st
+			}
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read state: %w", err)
@@ -264,6 +273,9 @@ func collectStatus(ctx context.Context, ws *workspace, now time.Time) (*statusDo
 	addrs = append(addrs, extra...)
 	for _, addr := range addrs {
 		row := statusFor(addr, byAddr[addr], desired[addr], observed[addr], regsOf[addr], doc.ControlPlane.Running, now)
+		if st, ok := watched[addr]; ok && byAddr[addr] != nil && (st.Instance == "" || st.Instance == byAddr[addr].InstanceID) {
+			withWatcher(&row, byAddr[addr], st, now)
+		}
 		doc.Components = append(doc.Components, row)
 	}
 	return doc, nil
@@ -559,3 +571,28 @@ func orDefault(s, def string) string {
 	}
 	return s
 }
+
+// withWatcher completes a row with the restart watcher's view: a pending
+// restart ("backoff: exited code=2, attempt 3 of 5, next attempt in 4s") or
+// a crash loop with its last exit code and reason.
+func withWatcher(row *statusRow, rec *state.Record, st watch.State, now time.Time) {
+	var c config.Component
+	if err := json.Unmarshal(rec.Spec, &c); err != nil {
+		return
+	}
+	t := watch.Restore(watch.PolicyOf(c.Restart), fixedClock(now), nil, st)
+	ws := t.Status()
+	switch ws.Phase {
+	case watch.PhaseBackoff:
+		if row.State != stateRunning {
+			row.State, row.Detail = stateRestarting, ws.String()
+		}
+	case watch.PhaseCrashloop:
+		row.State, row.Detail = stateCrashloop, ws.String()
+	}
+}
+
+// fixedClock is a watch.Clock stopped at one time.
+type fixedClock time.Time
+
+func (c fixedClock) Now() time.Time { return time.Time(c) }

@@ -14,6 +14,7 @@ import (
 	"github.com/flowctl/flowctl/internal/plan"
 	"github.com/flowctl/flowctl/internal/providers"
 	"github.com/flowctl/flowctl/internal/providers/docker"
+	"github.com/flowctl/flowctl/internal/providers/nomad"
 	"github.com/flowctl/flowctl/internal/providers/process"
 	"github.com/flowctl/flowctl/internal/state"
 )
@@ -83,11 +84,17 @@ func openWorkspace(g *globals, args []string, f *stateFlags, allowStateOnly bool
 		ws.workDir = abs
 	}
 	ws.stateDir = filepath.Dir(ws.store.Path())
-	// The docker provider contacts the engine on first use only: commands
-	// on pipelines without docker components never need one.
+	// The docker and nomad providers contact their engine on first use
+	// only: commands on pipelines without such components never need one.
+	// Nomad's connection is the pipeline's nomad block over NOMAD_*.
+	var nomadOpts nomad.Options
+	if ws.pipeline != nil {
+		nomadOpts.Settings, nomadOpts.PipelineNamespace = ws.pipeline.Nomad, ws.pipeline.Namespace
+	}
 	ws.providers = providers.NewRegistry(
 		process.New(process.Options{Dir: ws.stateDir}),
 		docker.New(docker.Options{}),
+		nomad.New(nomadOpts),
 	)
 	return ws, nil
 }

@@ -43,7 +43,7 @@ var (
 			"failure_threshold", "success_threshold", "liveness"),
 	}
 	restartSchema = &hcl.BodySchema{
-		Attributes: attrSchemas("policy", "max_retries"),
+		Attributes: attrSchemas("policy", "max_retries", "restart_dependents"),
 		Blocks:     []hcl.BlockHeaderSchema{{Type: "backoff"}},
 	}
 	backoffSchema   = &hcl.BodySchema{Attributes: attrSchemas("initial", "max", "multiplier")}
@@ -507,6 +507,7 @@ func (l *hclLoader) decodeRestart(o *hclOwner, c *Component, b *hcl.Block) {
 	l.diags = append(l.diags, diags...)
 	attrs := content.Attributes
 	l.getString(o, attrs, "policy", "restart.policy", &c.Restart.Policy)
+	l.getBool(o, attrs, "restart_dependents", "restart.restart_dependents", &c.Restart.Dependents)
 	var n int
 	if l.getInt(o, attrs, "max_retries", "restart.max_retries", &n) {
 		c.SetMaxRetries(n)

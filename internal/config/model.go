@@ -319,6 +319,9 @@ type Restart struct {
 	Policy     string  `json:"policy"`
 	MaxRetries int     `json:"max_retries"` // UnlimitedRetries for no limit
 	Backoff    Backoff `json:"backoff"`
+	// Dependents: after the restart watcher restarts this component, it
+	// restarts the components downstream of it too (restart_dependents).
+	Dependents bool `json:"restart_dependents,omitempty"`
 }
 
 // Backoff is exponential backoff between restarts.

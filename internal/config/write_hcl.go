@@ -179,6 +179,9 @@ func writeHCLRestart(body *hclwrite.Body, r Restart) {
 	}
 	b := newBlock(body, "restart")
 	setString(b, "policy", r.Policy)
+	if r.Dependents {
+		b.SetAttributeValue("restart_dependents", cty.True)
+	}
 	if r.MaxRetries != defaultMaxRetries(r.Policy) {
 		b.SetAttributeValue("max_retries", cty.NumberIntVal(int64(r.MaxRetries)))
 	}
@@ -213,7 +216,7 @@ func isDefaultBackoff(b Backoff) bool {
 // isDefaultRestart reports whether r is what a component that says nothing
 // about restarts gets.
 func isDefaultRestart(r Restart) bool {
-	return r.Policy == DefaultRestartPolicy && r.MaxRetries == DefaultOnFailureRetries && isDefaultBackoff(r.Backoff)
+	return r.Policy == DefaultRestartPolicy && r.MaxRetries == DefaultOnFailureRetries && isDefaultBackoff(r.Backoff) && !r.Dependents
 }
 
 func writeHCLPort(body *hclwrite.Body, pt Port) {

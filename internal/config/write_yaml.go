@@ -262,12 +262,15 @@ func yamlRestart(m *yamlMap, r Restart) {
 	if isDefaultRestart(r) {
 		return
 	}
-	if r.MaxRetries == defaultMaxRetries(r.Policy) && isDefaultBackoff(r.Backoff) {
+	if r.MaxRetries == defaultMaxRetries(r.Policy) && isDefaultBackoff(r.Backoff) && !r.Dependents {
 		m.str("restart_policy", r.Policy)
 		return
 	}
 	rm := newMap()
 	rm.str("policy", r.Policy)
+	if r.Dependents {
+		rm.bool("restart_dependents", true)
+	}
 	if r.MaxRetries != defaultMaxRetries(r.Policy) {
 		rm.int("max_retries", r.MaxRetries)
 	}

@@ -55,7 +55,7 @@ var (
 		"executor", "driver", "stop_timeout", "health", "restart", "pull", "image_id",
 	}
 	ylHealthKeys   = []string{"http", "tcp", "exec", "port", "interval", "timeout", "start_period", "failure_threshold", "success_threshold", "liveness"}
-	ylRestartKeys  = []string{"policy", "max_retries", "backoff"}
+	ylRestartKeys  = []string{"policy", "max_retries", "backoff", "restart_dependents"}
 	ylBackoffKeys  = []string{"initial", "max", "multiplier"}
 	ylPortKeys     = []string{"name", "containerPort", "container_port", "hostPort", "host_port", "hostIP", "host_ip", "protocol"}
 	ylVolumeKeys   = []string{"name", "host_path", "container_path", "readonly", "read_only"}
@@ -1449,6 +1449,10 @@ func (l *yamlLoader) restart(c *Component, who string, es map[string]ylEntry) {
 			rec("policy", pe)
 			c.Restart.Policy = v
 		}
+	}
+	if de, ok := rs["restart_dependents"]; ok {
+		rec("restart_dependents", de)
+		c.Restart.Dependents, _ = l.boolean(de.v, who, "restart.restart_dependents")
 	}
 	if re, ok := rs["max_retries"]; ok {
 		rec("max_retries", re)

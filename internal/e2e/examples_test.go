@@ -7,17 +7,20 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/flowctl/flowctl/internal/providers/nomad/nomadtest"
 	"github.com/flowctl/flowctl/internal/testutil"
 )
 
 // The YAML and HCL forms of each example give the same plan, byte for byte,
 // leaving out what differs between any two state files (lineage) and file
 // paths and times (a plan -json has none). Plan starts nothing, so the
-// examples' images and binaries need not exist. An executor that is not
-// available (nomad is not registered in the CLI yet; a machine may have no
-// Docker engine) cannot be asked about reality: such an example is planned
-// with -refresh=false, from the file and the state alone.
+// examples' images and binaries need not exist. Nomad examples are planned
+// against the Nomad API emulator (NOMAD_ADDR). An executor that is not
+// available (a machine may have no Docker engine) cannot be asked about
+// reality: such an example is planned with -refresh=false, from the file
+// and the state alone.
 func TestExamplesPlanTheSameFromYAMLAndHCL(t *testing.T) {
+	t.Setenv("NOMAD_ADDR", nomadtest.Start(t, nomadtest.Options{}).URL())
 	root, err := testutil.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)

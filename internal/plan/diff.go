@@ -18,6 +18,12 @@ var forcingAttrs = map[string]bool{
 	"secrets": true,
 }
 
+// ownRestartsAndChecks are the executors that run a component's health
+// checks and restart policy themselves (Nomad's service checks and restart
+// blocks): there a change of health or restart changes the object, so it
+// forces a new instance too.
+var ownRestartsAndChecks = map[string]bool{"nomad": true}
+
 // leaf is one flattened attribute value.
 type leaf struct {
 	text      string

@@ -282,6 +282,13 @@ func planComponent(c *config.Component, rec *state.Record, obs *providers.Observ
 	// is most components of most plans.
 	if rec.SpecHash != ch.SpecHash {
 		ch.Attrs = diffAttrs(rec.Spec, ch.Spec, sensitiveKeys(c))
+		if ownRestartsAndChecks[c.Executor] {
+			for i := range ch.Attrs {
+				if top := topAttr(ch.Attrs[i].Path); top == "health" || top == "restart" {
+					ch.Attrs[i].Forces = true
+				}
+			}
+		}
 		if !hasVisibleChange(ch.Attrs) {
 			for _, k := range sensitiveKeys(c) {
 				ch.Attrs = append(ch.Attrs, AttrChange{Path: "env." + k, Old: config.RedactedValue, New: config.RedactedValue, HasOld: true, HasNew: true, Sensitive: true, Forces: true})

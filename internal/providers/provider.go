@@ -162,7 +162,9 @@ type Preflighter interface {
 
 // SelfRestarter is implemented by providers whose executor restarts failed
 // components itself by the restart policy flowctl hands it (Nomad's restart
-// and reschedule blocks): the restart watcher then only observes them.
+// and reschedule blocks), and runs their health checks itself: the restart
+// watcher then only observes them, and readiness is the executor's verdict
+// (Observed.Health), not a probe from where flowctl runs.
 type SelfRestarter interface {
 	RestartsItself() bool
 }
@@ -171,4 +173,13 @@ type SelfRestarter interface {
 // target an address other than 127.0.0.1 (a container's bridge address).
 type HealthHostResolver interface {
 	HealthHost(ctx context.Context, h Handle) (string, error)
+}
+
+// ReplaceStopper is implemented by providers whose Stop also removes what
+// the objects of a pipeline share once the last of them is gone (the docker
+// executor's network). The engine calls StopForReplace instead of Stop when
+// a new instance on the same provider follows at once (replace, restart):
+// what is shared stays, rather than be removed and made again in between.
+type ReplaceStopper interface {
+	StopForReplace(ctx context.Context, h Handle, grace time.Duration) error
 }

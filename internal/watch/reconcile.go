@@ -14,6 +14,7 @@ import (
 	"github.com/flowctl/flowctl/internal/apply"
 	"github.com/flowctl/flowctl/internal/config"
 	"github.com/flowctl/flowctl/internal/controlplane"
+	"github.com/flowctl/flowctl/internal/graph"
 	"github.com/flowctl/flowctl/internal/health"
 	"github.com/flowctl/flowctl/internal/plan"
 	"github.com/flowctl/flowctl/internal/providers"
@@ -359,7 +360,8 @@ func (r *Reconciler) checkRunning(ctx context.Context, rec *state.Record, comp *
 }
 
 // restart starts the pending attempt's new instance, through the engine,
-// under the operation lock (it waits for an apply to finish).
+// under the operation lock (it waits for an apply to finish), then, when
+// the component says restart_dependents, its downstream components.
 func (r *Reconciler) restart(ctx context.Context, rec *state.Record, comp *config.Component, tr *tracked) {
 	log := r.opts.Log.With("component", rec.Address)
 	st := tr.t.State()
@@ -371,28 +373,100 @@ func (r *Reconciler) restart(ctx context.Context, rec *state.Record, comp *confi
 	}
 	defer lock.Release()
 	// Re-read under the lock: an apply may have changed it meanwhile.
-	var cur *state.Record
-	if err := r.opts.Store.View(func(tx *state.Tx) error {
-		var err error
-		cur, err = tx.Component(rec.Address)
-		return err
-	}); err != nil || cur == nil || cur.InstanceID != rec.InstanceID || cur.Status == state.StatusStopped {
+	cur := r.record(rec.Address)
+	if cur == nil || cur.InstanceID != rec.InstanceID || cur.Status == state.StatusStopped {
 		return
 	}
+	log.Info("restart watcher: restarting", "reason", st.Reason, "attempt", st.Attempt, "delay", st.Delay)
+	newInstance, err := r.startAgain(ctx, cur, comp, st.Reason, func(ev *state.Event) {
+		ev.Attempt, ev.Delay = st.Attempt, st.Delay.String()
+	})
+	if err != nil {
+		log.Warn("restart watcher: restart failed", "err", err)
+		tr.t.Failed(StartFailed(err))
+		r.save(rec.Address, tr)
+		return
+	}
+	tr.instance = newInstance
+	tr.t.Restarted()
+	tr.liveness, tr.probe, tr.hb = nil, nil, time.Time{}
+	r.save(rec.Address, tr)
+	if comp.Restart.Dependents {
+		r.restartDependents(ctx, rec.Address)
+	}
+}
+
+// restartDependents restarts, upstream first, every component downstream
+// of addr (restart_dependents): they reconnect to its new instance.
+func (r *Reconciler) restartDependents(ctx context.Context, addr string) {
+	var recs []*state.Record
+	if err := r.opts.Store.View(func(tx *state.Tx) error {
+		var err error
+		recs, err = tx.Components()
+		return err
+	}); err != nil {
+		return
+	}
+	comps := map[string]*config.Component{}
+	var nodes []string
+	for _, rec := range recs {
+		c, err := componentOf(rec)
+		if err != nil {
+			continue
+		}
+		comps[rec.Address] = c
+		nodes = append(nodes, rec.Address)
+	}
+	g := graph.New(nodes, func(n string) []string { return comps[n].Upstreams() })
+	down := map[string]bool{}
+	for _, d := range g.Descendants(addr) {
+		down[d] = true
+	}
+	order, err := g.Order()
+	if err != nil {
+		return
+	}
+	reason := "upstream " + addr + " restarted"
+	for _, d := range order {
+		if !down[d] || ctx.Err() != nil {
+			continue
+		}
+		cur := r.record(d)
+		if cur == nil || cur.Status == state.StatusStopped || len(cur.Handle) == 0 {
+			continue
+		}
+		r.opts.Log.Info("restart watcher: restarting a dependent", "component", d, "reason", reason)
+		newInstance, err := r.startAgain(ctx, cur, comps[d], reason, nil)
+		if err != nil {
+			r.opts.Log.Warn("restart watcher: restarting a dependent failed", "component", d, "err", err)
+			continue
+		}
+		r.mu.Lock()
+		if tr := r.trackers[d]; tr != nil {
+			// A deliberate start, not a failure: the streak is over.
+			tr.instance = newInstance
+			tr.t.Reset()
+			tr.liveness, tr.probe, tr.hb = nil, nil, time.Time{}
+		}
+		r.mu.Unlock()
+	}
+}
+
+// startAgain stops cur's instance and starts a new one of comp through the
+// engine (a new instance ID and token, the same ports), recording one
+// history event with reason; it returns the new instance ID. The caller
+// holds the operation lock.
+func (r *Reconciler) startAgain(ctx context.Context, cur *state.Record, comp *config.Component, reason string, annotate func(*state.Event)) (string, error) {
 	if cur.SealedEnv != "" {
 		if r.opts.Open == nil {
-			log.Warn("restart watcher: the component's environment is sealed and no secret opens it")
-			return
+			return "", errors.New("its environment is sealed and no secret opens it")
 		}
 		b, err := r.opts.Open(cur.SealedEnv)
 		if err == nil {
 			err = json.Unmarshal(b, &comp.Env)
 		}
 		if err != nil {
-			log.Warn("restart watcher: cannot open the component's sealed environment (token secret rotated?)", "err", err)
-			tr.t.Failed(StartFailed(err))
-			r.save(rec.Address, tr)
-			return
+			return "", fmt.Errorf("open its sealed environment (token secret rotated?): %w", err)
 		}
 	}
 	eng := r.opts.Engine()
@@ -401,40 +475,43 @@ func (r *Reconciler) restart(ctx context.Context, rec *state.Record, comp *confi
 	eng.Parallelism = 1
 	eng.EventAtStart = true
 	eng.Annotate = func(ev *state.Event) {
-		ev.Attempt, ev.Delay = st.Attempt, st.Delay.String()
-		ev.Reason = st.Reason
+		ev.Reason = reason
+		if annotate != nil {
+			annotate(ev)
+		}
 	}
 	p := &plan.Plan{Pipeline: pipelineOf(r.opts.Store), Changes: []*plan.Change{{
-		Address: rec.Address, Action: plan.Restart, Reason: plan.Reason(st.Reason),
+		Address: cur.Address, Action: plan.Restart, Reason: plan.Reason(reason),
 		Provider: cur.Provider, PriorProvider: cur.Provider, Handle: cur.Handle,
 		SpecHash: cur.SpecHash, Spec: cur.Spec,
 	}}}
 	desired := &config.Pipeline{Name: p.Pipeline, Components: []*config.Component{comp}}
-	log.Info("restart watcher: restarting", "reason", st.Reason, "attempt", st.Attempt, "delay", st.Delay)
 	res, err := eng.Apply(ctx, nil, p, desired)
 	if err != nil {
-		msg := err.Error()
 		if res != nil {
 			for _, o := range res.Failed() {
 				if o.Err != nil {
-					msg = o.Err.Error()
+					err = o.Err
 				}
 			}
 		}
-		log.Warn("restart watcher: restart failed", "err", msg)
-		tr.t.Failed(StartFailed(errors.New(msg)))
-		r.save(rec.Address, tr)
-		return
+		return "", err
 	}
-	// The engine recorded the new instance; follow it.
-	var now *state.Record
-	_ = r.opts.Store.View(func(tx *state.Tx) error { now, _ = tx.Component(rec.Address); return nil })
-	if now != nil {
-		tr.instance = now.InstanceID
+	if now := r.record(cur.Address); now != nil {
+		return now.InstanceID, nil
 	}
-	tr.t.Restarted()
-	tr.liveness, tr.probe, tr.hb = nil, nil, time.Time{}
-	r.save(rec.Address, tr)
+	return "", nil
+}
+
+// record reads one component record (nil when gone or unreadable).
+func (r *Reconciler) record(addr string) *state.Record {
+	var rec *state.Record
+	_ = r.opts.Store.View(func(tx *state.Tx) error {
+		var err error
+		rec, err = tx.Component(addr)
+		return err
+	})
+	return rec
 }
 
 // save persists a tracker's state.
