@@ -184,12 +184,14 @@ func startDevServe(ctx context.Context, g *globals, ws *workspace, done chan err
 		mode = controlplane.AuthMode(ws.pipeline.Auth)
 	}
 	ready := make(chan serve.Addrs, 1)
+	bg := newServeBackground(true)
 	go func() {
 		err := serve.Run(ctx, serve.Options{
 			StatePath: statePath, Listen: listen, HTTPListen: "127.0.0.1:0", AuthMode: mode,
 			Logger:      slog.New(slog.NewTextHandler(logf, nil)),
 			Ready:       func(a serve.Addrs) { ready <- a },
-			Background:  runWatcher,
+			Background:  bg.run,
+			Collectors:  bg.collectors(),
 			MemoryLimit: -1,
 			AlsoListenHosts: func() []string {
 				if gw := serve.DockerGatewayHost(); gw != "" {

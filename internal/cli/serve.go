@@ -89,10 +89,7 @@ func runServe(g *globals, cmd *cobra.Command, args []string, sf *stateFlags, f *
 	}
 
 	log := slog.New(slog.NewTextHandler(g.streams.Err, &slog.HandlerOptions{Level: level}))
-	background := runWatcher
-	if f.noWatch {
-		background = nil
-	}
+	bg := newServeBackground(!f.noWatch)
 	var alsoHosts []string
 	if gw := serve.DockerGatewayHost(); gw != "" && !f.noDockerGateway && isLoopbackListen(f.listen) {
 		alsoHosts = []string{gw}
@@ -110,7 +107,8 @@ func runServe(g *globals, cmd *cobra.Command, args []string, sf *stateFlags, f *
 		TLSKey:            f.tlsKey,
 		TLSClientCA:       f.tlsClientCA,
 		Logger:            log,
-		Background:        background,
+		Background:        bg.run,
+		Collectors:        bg.collectors(),
 		AlsoListenHosts:   alsoHosts,
 	})
 	var running *serve.RunningError

@@ -19,6 +19,7 @@ import (
 	"github.com/flowctl/flowctl/internal/config"
 	"github.com/flowctl/flowctl/internal/controlplane"
 	"github.com/flowctl/flowctl/internal/providers"
+	"github.com/flowctl/flowctl/internal/relay"
 	"github.com/flowctl/flowctl/internal/serve"
 	"github.com/flowctl/flowctl/internal/state"
 	"github.com/flowctl/flowctl/internal/watch"
@@ -140,6 +141,9 @@ type statusDoc struct {
 	Components   []statusRow        `json:"components"`
 	// Unmanaged are registrations attributed to no component.
 	Unmanaged []unmanagedRow `json:"unmanaged"`
+	// DataFlows are the relay's per-edge counters, as serve last saved
+	// them.
+	DataFlows []relay.Edge `json:"data_flows"`
 }
 
 // controlPlaneStatus says whether a serve is running for the state file.
@@ -204,7 +208,10 @@ type unmanagedRow struct {
 // collectStatus reads the state, the registry persisted in it, the serve
 // record, and asks each record's executor about its object.
 func collectStatus(ctx context.Context, ws *workspace, now time.Time) (*statusDoc, error) {
-	doc := &statusDoc{StateFile: ws.store.Path(), Time: now.UTC(), Components: []statusRow{}, Unmanaged: []unmanagedRow{}}
+	doc := &statusDoc{StateFile: ws.store.Path(), Time: now.UTC(), Components: []statusRow{}, Unmanaged: []unmanagedRow{}, DataFlows: readRelayEdges(ws.store)}
+	if doc.DataFlows == nil {
+		doc.DataFlows = []relay.Edge{}
+	}
 	var recs []*state.Record
 	watched := map[string]watch.State{}
 	err := ws.store.View(func(tx *state.Tx) error {
@@ -493,6 +500,23 @@ func writeStatusTable(w io.Writer, doc *statusDoc) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n",
 				r.Address, dash(r.Executor), r.State, dash(r.Health), registeredText(r.RegisteredAs),
 				ageText(r.HeartbeatAgeSeconds), r.Restarts, uptimeText(r.UptimeSeconds), dash(r.Auth), r.Detail)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	if len(doc.DataFlows) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "Data flows (moved by the relay):")
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "FROM\tTO\tEVENTS\tBYTES\tLAST EVENT")
+		for _, e := range doc.DataFlows {
+			last := "-"
+			if !e.LastAt.IsZero() {
+				a := doc.Time.Sub(e.LastAt).Seconds()
+				last = ageText(&a)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", e.From, e.To, e.Events, e.Bytes, last)
 		}
 		if err := tw.Flush(); err != nil {
 			return err

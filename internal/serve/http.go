@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/flowctl/flowctl/internal/controlplane"
@@ -63,8 +64,11 @@ type httpAPI struct {
 	metrics      http.Handler
 }
 
-func newHTTPAPI(cp *controlplane.Server, store *state.Store, rec Record, opToken string, requireToken bool, log *slog.Logger) *httpAPI {
+func newHTTPAPI(cp *controlplane.Server, store *state.Store, rec Record, opToken string, requireToken bool, log *slog.Logger, extra ...prometheus.Collector) *httpAPI {
 	reg := newMetricsRegistry(cp, controlplane.StateExpected(store), log)
+	for _, c := range extra {
+		reg.MustRegister(c)
+	}
 	return &httpAPI{
 		cp: cp, store: store, rec: rec, opToken: opToken, requireToken: requireToken, log: log,
 		metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}),

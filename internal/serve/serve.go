@@ -31,6 +31,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
@@ -88,6 +89,9 @@ type Options struct {
 	// host.docker.internal:<the same port> (DockerGatewayHost finds it). A
 	// host that cannot be bound is logged and skipped.
 	AlsoListenHosts []string
+	// Collectors are further Prometheus collectors /metrics exports (the
+	// relay's).
+	Collectors []prometheus.Collector
 	// Background, when set, runs beside the listeners once they serve
 	// (the restart watcher) with what serve holds; its context ends when
 	// serve stops, which waits for it to return.
@@ -267,7 +271,7 @@ func Run(ctx context.Context, opts Options) error {
 
 	var hs *http.Server
 	if hlis != nil {
-		api := newHTTPAPI(cp, store, rec, opToken, requiresOperatorToken(hlis.Addr()), log)
+		api := newHTTPAPI(cp, store, rec, opToken, requiresOperatorToken(hlis.Addr()), log, opts.Collectors...)
 		hs = &http.Server{
 			Handler:           api.handler(),
 			ReadHeaderTimeout: 10 * time.Second,

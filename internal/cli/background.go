@@ -1,0 +1,170 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flowctl/flowctl/internal/config"
+	"github.com/flowctl/flowctl/internal/controlplane"
+	"github.com/flowctl/flowctl/internal/providers"
+	"github.com/flowctl/flowctl/internal/providers/docker"
+	"github.com/flowctl/flowctl/internal/providers/process"
+	"github.com/flowctl/flowctl/internal/relay"
+	"github.com/flowctl/flowctl/internal/serve"
+	"github.com/flowctl/flowctl/internal/state"
+)
+
+// relayNamespace and relayKey keep the relay's edge counters in state, for
+// `flowctl status`.
+const (
+	relayNamespace = "relay"
+	relayKey       = "edges"
+	relaySaveEvery = 2 * time.Second
+)
+
+// serveBackground is what serve runs beside the control plane: the restart
+// watcher (unless turned off) and the relay.
+type serveBackground struct {
+	watch     bool
+	relay     *relay.Relay
+	env       atomic.Pointer[serve.Env]
+	providers atomic.Pointer[providers.Registry]
+}
+
+func newServeBackground(watch bool) *serveBackground {
+	b := &serveBackground{watch: watch}
+	b.relay = relay.New(relay.Options{Topology: b.topology})
+	return b
+}
+
+// collectors are the relay's metrics, for /metrics.
+func (b *serveBackground) collectors() []prometheus.Collector {
+	return []prometheus.Collector{b.relay.Collector()}
+}
+
+// run is serve.Options.Background.
+func (b *serveBackground) run(ctx context.Context, env serve.Env) {
+	stateDir := filepath.Dir(env.Store.Path())
+	b.providers.Store(providers.NewRegistry(process.New(process.Options{Dir: stateDir}), docker.New(docker.Options{})))
+	b.env.Store(&env)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		_ = b.relay.Run(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		b.saveEdges(ctx, env.Store)
+	}()
+	if b.watch {
+		runWatcher(ctx, env)
+	}
+	wg.Wait()
+}
+
+// saveEdges writes the relay's edge counters into state now and then.
+func (b *serveBackground) saveEdges(ctx context.Context, store *state.Store) {
+	t := time.NewTicker(relaySaveEvery)
+	defer t.Stop()
+	var last []byte
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		edges := b.relay.Edges()
+		if len(edges) == 0 {
+			continue
+		}
+		v, err := json.Marshal(edges)
+		if err != nil || string(v) == string(last) {
+			continue
+		}
+		if err := store.Update(func(tx *state.Tx) error { return tx.PutData(relayNamespace, relayKey, v) }); err == nil {
+			last = v
+		}
+	}
+}
+
+// topology is the relay's view of the pipeline: the components that serve
+// the SDK's data plane (registered with the current protocol, announcing a
+// data endpoint, alive), with where to reach them.
+func (b *serveBackground) topology(ctx context.Context) ([]relay.Node, error) {
+	env, reg := b.env.Load(), b.providers.Load()
+	if env == nil || reg == nil {
+		return nil, nil
+	}
+	var recs []*state.Record
+	if err := env.Store.View(func(tx *state.Tx) error {
+		var err error
+		recs, err = tx.Components()
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	dataPlane := map[string]bool{}
+	for _, r := range env.ControlPlane.Snapshot() {
+		if r.Protocol == controlplane.ProtocolV1 && r.Endpoint != "" && r.Alive && r.Component != "" {
+			dataPlane[r.Component+"/"+r.InstanceID] = true
+			if r.InstanceID == "" {
+				dataPlane[r.Component+"/"] = true
+			}
+		}
+	}
+	var nodes []relay.Node
+	for _, rec := range recs {
+		if !dataPlane[rec.Address+"/"+rec.InstanceID] && !dataPlane[rec.Address+"/"] {
+			continue
+		}
+		port := rec.Ports["PORT"]
+		if port == 0 || rec.Status != state.StatusRunning {
+			continue
+		}
+		var c config.Component
+		if err := json.Unmarshal(rec.Spec, &c); err != nil {
+			continue
+		}
+		host := "127.0.0.1"
+		if p, err := reg.Get(rec.Provider); err == nil {
+			if hr, ok := p.(providers.HealthHostResolver); ok {
+				if h, err := hr.HealthHost(ctx, rec.Handle); err == nil && h != "" {
+					host = h
+				}
+			}
+		}
+		kind := relay.Sink
+		switch c.Kind {
+		case config.KindSource:
+			kind = relay.Source
+		case config.KindProcessor:
+			kind = relay.Processor
+		}
+		nodes = append(nodes, relay.Node{
+			Address: rec.Address, ID: c.ID, Kind: kind,
+			Dial: net.JoinHostPort(host, strconv.Itoa(port)), Inputs: c.Inputs,
+		})
+	}
+	return nodes, nil
+}
+
+// readRelayEdges reads the edge counters serve last saved.
+func readRelayEdges(store *state.Store) []relay.Edge {
+	var edges []relay.Edge
+	_ = store.View(func(tx *state.Tx) error {
+		if v := tx.GetData(relayNamespace, relayKey); v != nil {
+			_ = json.Unmarshal(v, &edges)
+		}
+		return nil
+	})
+	return edges
+}
