@@ -5,15 +5,34 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 FUZZTIME ?= 30s
-DEMO    ?= examples/docker-ttp/pipeline.hcl
+DEMO    ?= examples/quickstart/pipeline.hcl
+# The example components (examples/components/NAME), and the name and tag
+# of their images: $(IMAGE_PREFIX)NAME:$(IMAGE_TAG).
+COMPONENTS   := counter-source transform-processor file-sink
+IMAGE_PREFIX ?= flowctl/
+IMAGE_TAG    ?= latest
 
-.PHONY: build test demo fmt fuzz proto
+.PHONY: build test demo fmt fuzz proto images
 
 ## build: compile flowctl into bin/flowctl, and beside it flowctl-shim (the
-## lean supervisor the process executor runs for each component)
+## lean supervisor the process executor runs for each component) and the
+## example components (bin/counter-source, bin/transform-processor,
+## bin/file-sink; static)
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/flowctl ./cmd/flowctl
 	CGO_ENABLED=0 $(GO) build -o bin/flowctl-shim ./cmd/flowctl-shim
+	CGO_ENABLED=0 $(GO) build -o bin/ $(COMPONENTS:%=./examples/components/%)
+
+## images: build each example component into a FROM scratch image
+## $(IMAGE_PREFIX)NAME:$(IMAGE_TAG) (default flowctl/NAME:latest). The static
+## Linux binary is built here, outside Docker, and is the whole build
+## context: nothing is pulled.
+images:
+	@set -e; for c in $(COMPONENTS); do \
+		CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -o bin/images/$$c/$$c ./examples/components/$$c; \
+		docker build -q -f examples/components/$$c/Dockerfile -t $(IMAGE_PREFIX)$$c:$(IMAGE_TAG) bin/images/$$c; \
+		echo "built $(IMAGE_PREFIX)$$c:$(IMAGE_TAG)"; \
+	done
 
 ## test: fail on unformatted Go or vet findings, then run every test with the race detector
 test:
@@ -24,10 +43,11 @@ test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 
-## demo: build flowctl, then validate the Docker TTP example and show its graph
+## demo: build everything, then run the quickstart pipeline (examples/quickstart)
+## with flowctl run: processes, the control plane flowctl starts, events moving
+## into examples/quickstart/out/events.ndjson; Ctrl-C destroys it
 demo: build
-	./bin/flowctl validate $(DEMO)
-	./bin/flowctl graph $(DEMO)
+	./bin/flowctl run $(DEMO)
 
 ## fmt: format the Go code and the HCL examples
 fmt:

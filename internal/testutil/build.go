@@ -28,15 +28,22 @@ type Binaries struct {
 	// on pkg/component that registers with the control plane), built only
 	// when WithSDKComponent is passed.
 	SDKComponent string
+	// Examples are the example components (examples/components/NAME) by
+	// name, built only when WithExamples is passed.
+	Examples map[string]string
 }
 
 // BuildOption selects optional binaries.
 type BuildOption func(*buildOptions)
 
-type buildOptions struct{ flowctl, sdk bool }
+type buildOptions struct{ flowctl, sdk, examples bool }
 
 // WithFlowctl also builds ./cmd/flowctl into Binaries.Flowctl.
 func WithFlowctl() BuildOption { return func(o *buildOptions) { o.flowctl = true } }
+
+// WithExamples also builds the example components (counter-source,
+// transform-processor, file-sink).
+func WithExamples() BuildOption { return func(o *buildOptions) { o.examples = true } }
 
 // WithSDKComponent also builds ./internal/testutil/sdkcomponent.
 func WithSDKComponent() BuildOption { return func(o *buildOptions) { o.sdk = true } }
@@ -52,6 +59,7 @@ var (
 	flowctl       built
 	flowctlShim   built
 	sdkComponent  built
+	examples      = map[string]*built{"counter-source": {}, "transform-processor": {}, "file-sink": {}}
 )
 
 // BuildBinaries builds the binaries tests need and returns their paths. A
@@ -84,6 +92,16 @@ func BuildBinaries(t testing.TB, opts ...BuildOption) Binaries {
 		}
 		if b.FlowctlShim, err = flowctlShim.get("./cmd/flowctl-shim", "flowctl-shim", false); err != nil {
 			t.Fatalf("build flowctl-shim: %v", err)
+		}
+	}
+	if o.examples {
+		b.Examples = map[string]string{}
+		for name, bl := range examples {
+			p, err := bl.get("./examples/components/"+name, name, false)
+			if err != nil {
+				t.Fatalf("build %s: %v", name, err)
+			}
+			b.Examples[name] = p
 		}
 	}
 	if o.sdk {

@@ -3,23 +3,51 @@
 // (see COMPAT.md of the flowctl ecosystem):
 //
 //   - reads the environment flowctl gives every component (Config,
-//     FromEnv): its id, the control-plane endpoint, its token, its ports;
+//     FromEnv): its id, the control-plane endpoint, its token, its ports,
+//     its state folder;
+//   - serves the data-plane gRPC service of its kind on PORT: an
+//     EventSource answers SourceService (StreamEvents, GetState/SaveState
+//     backed by a Store), an EventProcessor answers
+//     ProcessorService.Process, an EventSink answers
+//     ConsumerService.Consume; flowctl calls them and moves the events;
 //   - serves GET /health on HEALTH_PORT (200 when healthy, 503 otherwise);
 //   - registers with the control plane (protocol flowctl.v1) with its
-//     token, blocking until the control plane answers, as the public SDK
-//     does; keeps the fresh token the control plane hands out when the
-//     current one is past half its life; and heartbeats at
-//     FLOWCTL_HEARTBEAT_INTERVAL;
-//   - on Close (call it when SIGTERM arrives), unregisters and stops.
+//     token and its data endpoint, blocking until the control plane
+//     answers, as the public SDK does; keeps the fresh token the control
+//     plane hands out when the current one is past half its life; and
+//     heartbeats at FLOWCTL_HEARTBEAT_INTERVAL;
+//   - on Close (Run calls it when SIGTERM arrives), stops the data plane,
+//     unregisters and stops.
 //
 // A component with ENABLE_FLOWCTL unset or not "true" runs without a
-// control plane: nothing registers, /health is still served.
+// control plane: nothing registers; /health and the data plane are still
+// served.
 //
-//	c, err := component.New(component.FromEnv(), component.Info{Type: component.Source, Name: "counter"})
+// Backpressure is gRPC flow control and nothing else: the SDK holds no
+// queue. A source's Emit blocks while its reader is behind, a processor
+// reads its next input only once the outputs of the last are sent, and a
+// sink reads as fast as Consume returns. Windows are static (DataStreamWindow
+// per stream), so what a slow reader leaves in flight stays bounded.
+//
+// Delivery is at-least-once, by positions. Every event a source emits
+// carries its position in Metadata[ResumeTokenKey], and a processor's
+// outputs inherit it. A sink answers a Consume stream only when it ends
+// and after a flush, so the answer says its events are durable: whoever
+// moves the events (flowctl's relay) then commits the position of the last
+// one with SourceService.SaveState({ResumeTokenKey: position}), kept in the
+// source's Store across restarts. StreamEvents with resume=true (or with
+// resume_token set) continues right after the committed position; what
+// came after it may arrive twice, so sinks de-duplicate by event id.
+//
+// A component is a main that builds one handler and runs it:
+//
+//	src := component.SourceFunc(func(ctx context.Context, req component.StreamRequest, emit component.Emit) error { ... })
+//	c, err := component.New(component.FromEnv(), component.Info{Name: "counter"}, component.WithSource(src))
 //	...
-//	if err := c.Start(ctx); err != nil { ... } // registered; /health answers
-//	defer c.Close(context.Background())
-//	c.SetHealthy(true)
+//	if err := c.Run(context.Background()); err != nil { ... } // until SIGTERM
+//
+// Start, SetHealthy and Close are the same steps one at a time, for
+// components that need to do something in between.
 package component
 
 import (
@@ -30,9 +58,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -73,8 +104,12 @@ type Config struct {
 	// Heartbeat is FLOWCTL_HEARTBEAT_INTERVAL.
 	Heartbeat time.Duration
 	// HealthPort is HEALTH_PORT (0: no health server); Port is PORT, the
-	// data port.
+	// data port (0: a component with a data plane listens on an ephemeral
+	// port of 127.0.0.1, see DataAddr).
 	HealthPort, Port int
+	// StateDir is FLOWCTL_STATE_DIR, the folder of the component's Store
+	// (DefaultStateDir when empty).
+	StateDir string
 }
 
 // FromEnv reads Config from the process environment.
@@ -92,6 +127,7 @@ func FromEnv() Config {
 		Enabled:  strings.EqualFold(os.Getenv("ENABLE_FLOWCTL"), "true"),
 		Endpoint: first("FLOWCTL_ENDPOINT"),
 		Token:    first("FLOWCTL_COMPONENT_TOKEN", "COMPONENT_TOKEN"),
+		StateDir: os.Getenv("FLOWCTL_STATE_DIR"),
 	}
 	if c.Endpoint == "" {
 		c.Endpoint = "localhost:8080"
@@ -106,6 +142,8 @@ func FromEnv() Config {
 
 // Info describes the component to the control plane.
 type Info struct {
+	// Type may be left zero when the component has a data-plane handler
+	// (WithSource, WithProcessor, WithSink): it follows the handler.
 	Type             flowctlv1.ComponentType
 	Name             string
 	Description      string
@@ -127,12 +165,32 @@ type Component struct {
 	healthy   bool
 	metrics   map[string]string
 
-	conn     *grpc.ClientConn
-	client   flowctlv1.ControlPlaneServiceClient
-	health   *http.Server
+	conn   *grpc.ClientConn
+	client flowctlv1.ControlPlaneServiceClient
+	health *http.Server
+
+	// stop is closed by StopHeartbeats; hbDone is closed when the heartbeat
+	// loop ends, and stays nil (under mu) when it never started.
 	stop     chan struct{}
 	stopOnce sync.Once
-	done     chan struct{}
+	hbDone   chan struct{}
+
+	// The data plane: at most one handler is set.
+	source    EventSource
+	processor EventProcessor
+	sink      EventSink
+	sinkMu    sync.Mutex // serialises EventSink calls
+	data      *grpc.Server
+	dataLis   net.Listener
+
+	eventsIn, eventsOut, eventsFailed atomic.Int64
+
+	storeOnce sync.Once
+	store     *Store
+	storeErr  error
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Option adjusts a Component.
@@ -141,7 +199,19 @@ type Option func(*Component)
 // WithLogger sends the component's own messages to l (default: discarded).
 func WithLogger(l *slog.Logger) Option { return func(c *Component) { c.log = l } }
 
-// New prepares a component; Start runs it.
+// WithSource makes the component a source serving SourceService with s.
+func WithSource(s EventSource) Option { return func(c *Component) { c.source = s } }
+
+// WithProcessor makes the component a processor serving ProcessorService
+// with p.
+func WithProcessor(p EventProcessor) Option { return func(c *Component) { c.processor = p } }
+
+// WithSink makes the component a sink serving ConsumerService with s.
+func WithSink(s EventSink) Option { return func(c *Component) { c.sink = s } }
+
+// New prepares a component; Start (or Run) runs it. It fails when the
+// component has more than one data-plane handler, or one that disagrees
+// with info.Type.
 func New(cfg Config, info Info, opts ...Option) (*Component, error) {
 	if cfg.ID == "" && cfg.Enabled {
 		return nil, errors.New("component: no id (FLOWCTL_COMPONENT_ID)")
@@ -150,12 +220,30 @@ func New(cfg Config, info Info, opts ...Option) (*Component, error) {
 		cfg.Heartbeat = DefaultHeartbeat
 	}
 	c := &Component{cfg: cfg, info: info, token: cfg.Token, metrics: map[string]string{},
-		stop: make(chan struct{}), done: make(chan struct{})}
+		stop: make(chan struct{})}
 	for _, o := range opts {
 		o(c)
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
+	}
+	var kinds []flowctlv1.ComponentType
+	if c.source != nil {
+		kinds = append(kinds, Source)
+	}
+	if c.processor != nil {
+		kinds = append(kinds, Processor)
+	}
+	if c.sink != nil {
+		kinds = append(kinds, Sink)
+	}
+	switch {
+	case len(kinds) > 1:
+		return nil, fmt.Errorf("component: more than one data-plane handler (%v)", kinds)
+	case len(kinds) == 1 && c.info.Type == flowctlv1.ComponentType_COMPONENT_TYPE_UNSPECIFIED:
+		c.info.Type = kinds[0]
+	case len(kinds) == 1 && c.info.Type != kinds[0]:
+		return nil, fmt.Errorf("component: info type %v but a %v handler", c.info.Type, kinds[0])
 	}
 	return c, nil
 }
@@ -189,9 +277,59 @@ func (c *Component) Token() string {
 	return c.token
 }
 
-// Start serves /health and, when Enabled, registers with the control plane
-// (waiting as long as ctx allows for it to answer) and starts heartbeating.
+// Store returns the component's state store, opened at StatePath on first
+// use. SourceService.GetState and SaveState use it.
+func (c *Component) Store() (*Store, error) {
+	c.storeOnce.Do(func() {
+		c.store, c.storeErr = OpenStore(StatePath(c.cfg, c.info.Name))
+	})
+	return c.store, c.storeErr
+}
+
+// DataAddr is the address (host:port) the data plane answers on, as dialled
+// from this host; "" when the component has no data plane or before Start.
+func (c *Component) DataAddr() string {
+	if c.dataLis == nil {
+		return ""
+	}
+	_, port, err := net.SplitHostPort(c.dataLis.Addr().String())
+	if err != nil {
+		return c.dataLis.Addr().String()
+	}
+	return net.JoinHostPort("127.0.0.1", port)
+}
+
+// endpoint is the data endpoint the component registers.
+func (c *Component) endpoint() string {
+	if a := c.DataAddr(); a != "" {
+		return a
+	}
+	if c.cfg.Port > 0 {
+		return net.JoinHostPort("127.0.0.1", strconv.Itoa(c.cfg.Port))
+	}
+	return ""
+}
+
+// Start serves the data plane (when the component has a handler) and
+// /health and, when Enabled, registers with the control plane (waiting as
+// long as ctx allows for it to answer) and starts heartbeating. The data
+// plane listens on PORT on every interface, or, when PORT is 0, on an
+// ephemeral port of 127.0.0.1. After a failed Start, call Close to release
+// what was started.
 func (c *Component) Start(ctx context.Context) error {
+	if srv := c.newDataServer(); srv != nil {
+		addr := "127.0.0.1:0"
+		if c.cfg.Port > 0 {
+			addr = net.JoinHostPort("", strconv.Itoa(c.cfg.Port))
+		}
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("component: data plane: %w", err)
+		}
+		c.data, c.dataLis = srv, l
+		go func() { _ = srv.Serve(l) }()
+		c.log.Info("data plane listening", "addr", c.DataAddr(), "kind", c.info.Type.String())
+	}
 	if c.cfg.HealthPort > 0 {
 		l, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(c.cfg.HealthPort)))
 		if err != nil {
@@ -212,7 +350,6 @@ func (c *Component) Start(ctx context.Context) error {
 		go func() { _ = c.health.Serve(l) }()
 	}
 	if !c.cfg.Enabled {
-		close(c.done)
 		return nil
 	}
 	conn, err := grpc.NewClient(c.cfg.Endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -223,7 +360,11 @@ func (c *Component) Start(ctx context.Context) error {
 	if err := c.register(ctx); err != nil {
 		return err
 	}
-	go c.heartbeats()
+	done := make(chan struct{})
+	c.mu.Lock()
+	c.hbDone = done
+	c.mu.Unlock()
+	go c.heartbeats(done)
 	return nil
 }
 
@@ -244,9 +385,7 @@ func (c *Component) register(ctx context.Context) error {
 			Metadata: c.info.Metadata,
 		},
 	}
-	if c.cfg.Port > 0 {
-		req.Component.Endpoint = net.JoinHostPort("127.0.0.1", strconv.Itoa(c.cfg.Port))
-	}
+	req.Component.Endpoint = c.endpoint()
 	resp, err := c.client.RegisterComponent(c.callCtx(ctx), req, grpc.WaitForReady(true))
 	if err != nil {
 		return fmt.Errorf("component: register with %s: %w", c.cfg.Endpoint, err)
@@ -261,8 +400,8 @@ func (c *Component) register(ctx context.Context) error {
 	return nil
 }
 
-func (c *Component) heartbeats() {
-	defer close(c.done)
+func (c *Component) heartbeats(done chan struct{}) {
+	defer close(done)
 	t := time.NewTicker(c.cfg.Heartbeat)
 	defer t.Stop()
 	for {
@@ -286,6 +425,7 @@ func (c *Component) heartbeat() {
 		req.Metrics[k] = v
 	}
 	c.mu.Unlock()
+	c.statMetrics(req.Metrics)
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Heartbeat)
 	defer cancel()
 	var header metadata.MD
@@ -305,13 +445,71 @@ func (c *Component) heartbeat() {
 // by heartbeat use it).
 func (c *Component) StopHeartbeats() {
 	c.stopOnce.Do(func() { close(c.stop) })
-	<-c.done
+	c.mu.Lock()
+	done := c.hbDone
+	c.mu.Unlock()
+	if done != nil {
+		<-done
+	}
 }
 
-// Close stops heartbeating, unregisters and stops the health server.
+// ShutdownGrace bounds how long Run's Close may take.
+const ShutdownGrace = 10 * time.Second
+
+// Run starts the component, marks it healthy and serves until ctx ends or
+// SIGTERM or SIGINT arrives; then it closes the component (within
+// ShutdownGrace). A signal during Start (still waiting for the control
+// plane) is a clean stop too.
+func (c *Component) Run(ctx context.Context) error {
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	closeGrace := func() error {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownGrace)
+		defer cancel()
+		return c.Close(cctx)
+	}
+	if err := c.Start(ctx); err != nil {
+		cerr := closeGrace()
+		if ctx.Err() != nil {
+			return nil
+		}
+		return errors.Join(err, cerr)
+	}
+	c.SetHealthy(true)
+	c.log.Info("running", "id", c.cfg.ID, "kind", c.info.Type.String(), "data", c.DataAddr())
+	<-ctx.Done()
+	c.log.Info("stopping")
+	return closeGrace()
+}
+
+// Close stops the data plane (open streams end; a sink is flushed first),
+// stops heartbeating, unregisters and stops the health server. Calls after
+// the first return the first's result.
 func (c *Component) Close(ctx context.Context) error {
-	c.StopHeartbeats()
+	c.closeOnce.Do(func() { c.closeErr = c.close(ctx) })
+	return c.closeErr
+}
+
+func (c *Component) close(ctx context.Context) error {
+	c.SetHealthy(false)
 	var errs []error
+	if c.data != nil {
+		// Stop, not GracefulStop: data streams never end by themselves.
+		// Stop cancels them and, with WaitForHandlers, returns once every
+		// handler did (a sink has flushed); a handler that ignores its
+		// context is left behind when ctx ends.
+		stopped := make(chan struct{})
+		go func() {
+			c.data.Stop()
+			close(stopped)
+		}()
+		select {
+		case <-stopped:
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("component: data plane handlers still running: %w", ctx.Err()))
+		}
+	}
+	c.StopHeartbeats()
 	if c.client != nil && c.ServiceID() != "" {
 		uctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		_, err := c.client.UnregisterComponent(c.callCtx(uctx), &flowctlv1.UnregisterRequest{ServiceId: c.ServiceID()})
