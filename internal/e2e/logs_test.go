@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -136,7 +135,7 @@ func TestLogsFollowPicksUpAComponentCreatedLater(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
 	// From the state file alone, in another folder.
-	follow := f.command(ctx, os.TempDir(), "logs", "-f", "--state", f.statePath())
+	follow := f.command(ctx, t.TempDir(), "logs", "-f", "--state", f.statePath())
 	var out, errb syncBuffer
 	follow.Stdout, follow.Stderr = &out, &errb
 	if err := follow.Start(); err != nil {

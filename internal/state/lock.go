@@ -54,6 +54,15 @@ type LockOptions struct {
 	OnBreak func(stale LockInfo)
 }
 
+// BriefWait is how long Acquire waits, whatever Timeout says, for a lock
+// held by a brief operation: the restart watcher's restarts hold it for a
+// moment only, and a user's command should not fail because a component
+// was being restarted just then.
+const BriefWait = time.Minute
+
+// brief says whether an operation holds the lock for a moment only.
+func brief(operation string) bool { return operation == "restart" }
+
 // Acquire takes the operation lock. A lock whose holder ran on this host and
 // no longer exists (its pid and start time are gone) is broken, and OnBreak
 // is told. A live holder makes it retry until the timeout, then fail with a
@@ -71,7 +80,7 @@ func (s *Store) Acquire(ctx context.Context, opts LockOptions) (*Lock, error) {
 	if u := os.Getenv("USER"); u != "" {
 		info.Who = u + "@" + host
 	}
-	deadline := time.Now().Add(opts.Timeout)
+	start := time.Now()
 	for {
 		var holder *LockInfo
 		var broken *LockInfo
@@ -103,7 +112,11 @@ func (s *Store) Acquire(ctx context.Context, opts LockOptions) (*Lock, error) {
 			}
 			return &Lock{store: s, Info: info}, nil
 		}
-		if !time.Now().Before(deadline) {
+		limit := opts.Timeout
+		if brief(holder.Operation) {
+			limit = max(limit, BriefWait)
+		}
+		if time.Since(start) >= limit {
 			return nil, &LockedError{Holder: *holder}
 		}
 		select {

@@ -256,3 +256,26 @@ func TestDataNamespacesDoNotMoveTheSerial(t *testing.T) {
 		t.Fatalf("data = %q serial = %d", got, meta(t, s).Serial)
 	}
 }
+
+func TestAcquireWaitsForTheRestartWatchersBriefLock(t *testing.T) {
+	s := newStore(t)
+	held, err := s.Acquire(context.Background(), LockOptions{Operation: "restart"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		_ = held.Release()
+	}()
+	// Timeout 0 fails at once for any other holder, but a restart is
+	// waited for.
+	l, err := s.Acquire(context.Background(), LockOptions{Operation: "apply"})
+	if err != nil {
+		t.Fatalf("apply did not wait for the watcher's restart: %v", err)
+	}
+	defer l.Release()
+	// An apply's lock, on the other hand, is not waited for.
+	if _, err := s.Acquire(context.Background(), LockOptions{Operation: "restart"}); err == nil {
+		t.Fatal("took a lock an apply holds")
+	}
+}
