@@ -25,6 +25,10 @@ import (
 // at once through Options.Wake.
 const DefaultPoll = time.Second
 
+// restartReadyTimeout bounds a restarted instance's wait for readiness; a
+// start that takes longer counts as a failed attempt.
+const restartReadyTimeout = 30 * time.Second
+
 // exitSettle is how soon to look again at an instance whose exit is
 // being recorded.
 const exitSettle = 50 * time.Millisecond
@@ -474,6 +478,9 @@ func (r *Reconciler) startAgain(ctx context.Context, cur *state.Record, comp *co
 	eng.WorkDir = cur.WorkDir
 	eng.Parallelism = 1
 	eng.EventAtStart = true
+	// The restart holds the operation lock while the new instance becomes
+	// ready: bounded, so that an apply waiting for it is not held long.
+	eng.ReadyTimeout = restartReadyTimeout
 	eng.Annotate = func(ev *state.Event) {
 		ev.Reason = reason
 		if annotate != nil {
