@@ -23,9 +23,10 @@ import (
 // providers, tokens from the same secret, this control plane's endpoint).
 func runWatcher(ctx context.Context, env serve.Env) {
 	stateDir := filepath.Dir(env.Store.Path())
+	dock := docker.New(docker.Options{})
 	reg := providers.NewRegistry(
 		process.New(process.Options{Dir: stateDir}),
-		docker.New(docker.Options{}),
+		dock,
 	)
 	iss := tokens.NewIssuer(env.Secret)
 	snapshot := func() ([]controlplane.Registration, error) { return env.ControlPlane.Snapshot(), nil }
@@ -41,34 +42,45 @@ func runWatcher(ctx context.Context, env serve.Env) {
 			Log:        env.Logger,
 		}
 	}
+	// Ends are seen at once from either side: a shim's exit record, or
+	// the engine's events (followed once the watcher has reached the
+	// engine for a docker component; never a reason to fail or wait).
+	wake := make(chan struct{}, 1)
+	signal := func() {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	}
+	wakeOnExit(ctx, filepath.Join(stateDir, "run"), signal, env)
+	go dock.WatchEnds(ctx, env.Meta.Pipeline, signal, env.Logger)
 	r := watch.NewReconciler(watch.Options{
 		Store: env.Store, Providers: reg, Engine: engine, Open: env.Secret.Open,
 		Registrations: env.ControlPlane.Snapshot,
-		Wake:          wakeOnExit(ctx, filepath.Join(stateDir, "run"), env),
+		Wake:          wake,
 		Log:           env.Logger,
 	})
 	env.Logger.Info("restart watcher running")
 	_ = r.Run(ctx)
 }
 
-// wakeOnExit signals when the process executor's run folder changes (a
-// shim records an exit there), so that the watcher reacts at once rather
-// than at its next poll. Without fsnotify it never signals (the poll
-// remains).
-func wakeOnExit(ctx context.Context, runDir string, env serve.Env) <-chan struct{} {
-	wake := make(chan struct{}, 1)
+// wakeOnExit calls signal when the process executor's run folder changes
+// (a shim records an exit there), so that the watcher reacts at once
+// rather than at its next poll. Without fsnotify it never signals (the
+// poll remains).
+func wakeOnExit(ctx context.Context, runDir string, signal func(), env serve.Env) {
 	if err := os.MkdirAll(runDir, 0o700); err != nil {
-		return wake
+		return
 	}
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		env.Logger.Warn("restart watcher: no file notifications; polling only", "err", err)
-		return wake
+		return
 	}
 	if err := w.Add(runDir); err != nil {
 		env.Logger.Warn("restart watcher: no file notifications; polling only", "err", err)
 		_ = w.Close()
-		return wake
+		return
 	}
 	go func() {
 		defer w.Close()
@@ -83,21 +95,14 @@ func wakeOnExit(ctx context.Context, runDir string, env serve.Env) <-chan struct
 				if filepath.Ext(ev.Name) != ".json" {
 					continue // temporary files of an atomic write
 				}
-				select {
-				case wake <- struct{}{}:
-				default:
-				}
+				signal()
 			case _, ok := <-w.Errors:
 				if !ok {
 					return
 				}
 				// An overflow loses events: look anyway.
-				select {
-				case wake <- struct{}{}:
-				default:
-				}
+				signal()
 			}
 		}
 	}()
-	return wake
 }

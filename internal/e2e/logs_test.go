@@ -190,3 +190,82 @@ func TestDockerLogsFollowAContainerReplacementMergedWithAProcess(t *testing.T) {
 	checkReplacementOrder(t, "logs -f", out.String())
 	df.must(0, "destroy", "-auto-approve")
 }
+
+// checkRestartOrder checks source.crashy's lines around the watcher's
+// first restart: the first instance's (its start, its ticks in order, its
+// last words) all before the marker, the second instance's start and ticks
+// in order after it.
+func checkRestartOrder(t *testing.T, what, out string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	marker := indexOfLine(lines, "source.crashy | --- restarted (exited code=2), attempt 1 ---")
+	if marker < 0 {
+		t.Fatalf("%s: no restart marker\n%s", what, out)
+	}
+	// The second instance's lines end at the next restart, if there was one.
+	end := len(lines)
+	for i := marker + 1; i < len(lines); i++ {
+		if strings.HasPrefix(lines[i], "source.crashy | --- restarted ") {
+			end = i
+			break
+		}
+	}
+	tick := regexp.MustCompile(`^source\.crashy \| tick (\d+)$`)
+	for n, part := range [][]string{lines[:marker], lines[marker+1 : end]} {
+		if len(part) == 0 || !strings.HasPrefix(part[0], "source.crashy | testcomponent starting pid=") {
+			t.Fatalf("%s: instance %d does not begin with its start\n%s", what, n+1, out)
+		}
+		last := 0
+		for _, l := range part[1:] {
+			m := tick.FindStringSubmatch(l)
+			if m == nil {
+				continue
+			}
+			if k, _ := strconv.Atoi(m[1]); k != last+1 {
+				t.Fatalf("%s: instance %d: tick %d after tick %d\n%s", what, n+1, k, last, out)
+			}
+			last++
+		}
+		if last < 3 {
+			t.Fatalf("%s: instance %d printed %d ticks\n%s", what, n+1, last, out)
+		}
+	}
+	if indexOfLine(lines[:marker], "source.crashy | exiting with code 2") < 0 {
+		t.Fatalf("%s: the first instance's last words are not before the marker\n%s", what, out)
+	}
+}
+
+func TestLogsFollowsAComponentAcrossAWatcherRestart(t *testing.T) {
+	f := newFixture(t)
+	f.write("pipeline.hcl", crashyPipeline(f, `    TC_PRINT          = "tick {n}"
+    TC_PRINT_INTERVAL = "30ms"
+    TC_EXIT_AFTER     = "1500ms"
+    TC_EXIT_CODE      = "2"`, "200ms"))
+	f.apply()
+
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	follow := f.command(ctx, f.dir, "logs", "-f")
+	var out, errb syncBuffer
+	follow.Stdout, follow.Stderr = &out, &errb
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "the restarted instance's lines", func() bool {
+		s := out.String()
+		i := strings.Index(s, "--- restarted (exited code=2), attempt 1 ---")
+		return i >= 0 && strings.Contains(s[i:], "source.crashy | tick 3\n")
+	})
+	if err := follow.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if err := follow.Wait(); err != nil {
+		t.Fatalf("logs -f after SIGINT: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errb.String())
+	}
+	if ctx.Err() != nil {
+		t.Fatal("logs -f did not stop on SIGINT")
+	}
+	checkRestartOrder(t, "logs -f", out.String())
+	// The file and the history tell the same afterwards.
+	checkRestartOrder(t, "logs", f.must(0, "logs", "source.crashy").out)
+}

@@ -271,3 +271,29 @@ func TestWatcherRestartedMidBackoffKeepsTheSchedule(t *testing.T) {
 		t.Fatalf("attempt 2 delay %s, want 8s ±10%%", s.Delay)
 	}
 }
+
+func TestWatcherRestartsAKilledContainer(t *testing.T) {
+	df := newDockerFixture(t)
+	const addr = "source.box"
+	df.writeDocker([]dcomp{{kind: "source", id: "box",
+		extra: "  restart {\n    policy = \"on-failure\"\n    backoff {\n      initial = \"100ms\"\n    }\n  }\n"}})
+	df.apply()
+	before := df.records()[addr]
+	// The engine's die event wakes the watcher.
+	docker(t, "kill", containerOf(before.Handle))
+	waitFor(t, 60*time.Second, "a new running container", func() bool {
+		r := df.records()[addr]
+		return r.InstanceID != before.InstanceID && r.Status == state.StatusRunning
+	})
+	evs := df.restarts(addr)
+	// The engine reports a container killed by SIGKILL as exited with
+	// 128+9.
+	if len(evs) != 1 || evs[0].Reason != "exited code=137" || evs[0].Attempt != 1 {
+		t.Fatalf("restart events: %+v", evs)
+	}
+	rec := df.records()[addr]
+	if containerOf(rec.Handle) == containerOf(before.Handle) || rec.RestartCount != 1 {
+		t.Fatalf("record after the restart: %+v", rec)
+	}
+	df.assertDockerConverged([]string{addr})
+}

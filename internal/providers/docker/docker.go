@@ -117,6 +117,11 @@ type Provider struct {
 
 	mu  sync.Mutex
 	cli *client.Client
+	// contacted is closed once a client has reached the engine (WatchEnds
+	// waits for it: a pipeline without docker components never makes the
+	// watcher touch the engine).
+	contactedOnce, markContacted sync.Once
+	contacted                    chan struct{}
 
 	// netMu orders network removal after starts: a Start holds it for
 	// reading from ensuring the network to starting the container, the
@@ -136,6 +141,7 @@ var (
 	_ providers.AddressResolver    = (*Provider)(nil)
 	_ providers.HealthHostResolver = (*Provider)(nil)
 	_ providers.Preflighter        = (*Provider)(nil)
+	_ providers.ReplaceStopper     = (*Provider)(nil)
 )
 
 // New returns a docker provider. It does not contact the engine.
@@ -213,7 +219,14 @@ func (p *Provider) api(ctx context.Context) (*client.Client, error) {
 		return nil, &EngineUnreachableError{Host: host, Source: source, Err: pingError(host, err)}
 	}
 	p.cli = cli
+	p.markContacted.Do(func() { close(p.contactedChan()) })
 	return cli, nil
+}
+
+// contactedChan is closed once the provider has reached the engine.
+func (p *Provider) contactedChan() chan struct{} {
+	p.contactedOnce.Do(func() { p.contacted = make(chan struct{}) })
+	return p.contacted
 }
 
 // pingError finds the cause of a failed ping: the client reports a failed

@@ -534,3 +534,25 @@ func TestExitedContainerReportsItsExitCode(t *testing.T) {
 	}
 	r.stop(h, time.Second)
 }
+
+func TestStopForReplaceKeepsTheNetworkForTheNextInstance(t *testing.T) {
+	r := newRig(t, dockertest.ImageOptions{})
+	spec := r.spec("again", nil)
+	h := r.start(spec)
+	id := r.inspect(h).NetworkSettings.Networks[NetworkName(r.pipeline)].NetworkID
+	if err := r.p.StopForReplace(ctx(t), h, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if o := r.observe(h); o.Exists {
+		t.Errorf("after StopForReplace: %+v", o)
+	}
+	if !dockertest.NetworkExists(t, r.cli, NetworkName(r.pipeline)) {
+		t.Fatal("StopForReplace removed the network")
+	}
+	next := r.start(spec)
+	if got := r.inspect(next).NetworkSettings.Networks[NetworkName(r.pipeline)].NetworkID; got != id {
+		t.Errorf("the next instance is on network %s, want the same %s", got, id)
+	}
+	r.stop(next, time.Second)
+	dockertest.AssertNoNetwork(t, r.cli, NetworkName(r.pipeline))
+}
