@@ -45,7 +45,7 @@ func containerRequest(spec *providers.ComponentSpec, image string) (*createReque
 			LabelSpecHash:  spec.SpecHash,
 			LabelLineage:   spec.Lineage,
 			LabelInstance:  spec.InstanceID,
-			LabelPorts:     portsLabel(spec.Ports),
+			LabelPorts:     providers.FormatPorts(spec.Ports),
 		},
 	}
 	if len(c.Command) > 0 {

@@ -168,7 +168,7 @@ func TestLineWriterFormatsBothForms(t *testing.T) {
 func TestListedReadsStateHealthExitCodeAndPortsFromTheListEntry(t *testing.T) {
 	labels := map[string]string{
 		LabelPipeline: "pl", LabelComponent: "source.a", LabelSpecHash: "0123456789abcdef0123", LabelLineage: "lin",
-		LabelInstance: "inst", LabelPorts: portsLabel(map[string]int{"PORT": 9000, "HEALTH_PORT": 8081}),
+		LabelInstance: "inst", LabelPorts: providers.FormatPorts(map[string]int{"PORT": 9000, "HEALTH_PORT": 8081}),
 	}
 	id := "abcdef0123456789abcdef"
 	for _, tc := range []struct {

@@ -182,7 +182,7 @@ func listed(c container.Summary) providers.Observed {
 		Handle: encodeHandle(handle{ID: c.ID, Name: name, Address: l[LabelComponent],
 			Pipeline: l[LabelPipeline], Lineage: l[LabelLineage]}),
 		Fingerprint: fingerprint(c.ID, l[LabelSpecHash]),
-		Ports:       parsePortsLabel(l[LabelPorts]),
+		Ports:       providers.ParsePorts(l[LabelPorts]),
 	}
 	if m := healthStatus.FindStringSubmatch(c.Status); m != nil {
 		o.Health = strings.TrimPrefix(m[1], "health: ")
@@ -208,34 +208,6 @@ func listed(c container.Summary) providers.Observed {
 		o.Detail = fmt.Sprintf("%s (container %s)", c.State, id)
 	}
 	return o
-}
-
-// portsLabel records the PORT and HEALTH_PORT a container was started with.
-func portsLabel(ports map[string]int) string {
-	keys := make([]string, 0, len(ports))
-	for k := range ports {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = k + "=" + strconv.Itoa(ports[k])
-	}
-	return strings.Join(parts, ",")
-}
-
-func parsePortsLabel(s string) map[string]int {
-	out := map[string]int{}
-	for _, kv := range strings.Split(s, ",") {
-		k, v, _ := strings.Cut(kv, "=")
-		if n, err := strconv.Atoi(v); err == nil && n > 0 && k != "" {
-			out[k] = n
-		}
-	}
-	if len(out) == 0 {
-		return nil
-	}
-	return out
 }
 
 // listContainers lists every container labelled with the pipeline (and the

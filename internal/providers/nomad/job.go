@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -84,7 +82,7 @@ func Job(spec *providers.ComponentSpec, conn Connection) (*api.Job, error) {
 			MetaSpecHash:  spec.SpecHash,
 			MetaLineage:   spec.Lineage,
 			MetaInstance:  spec.InstanceID,
-			MetaPorts:     portsMeta(spec.Ports),
+			MetaPorts:     providers.FormatPorts(spec.Ports),
 		},
 	}
 	if conn.Region != "" {
@@ -384,32 +382,4 @@ func service(spec *providers.ComponentSpec) *api.Service {
 	}
 	s.Checks = []api.ServiceCheck{check}
 	return s
-}
-
-// portsMeta records PORT and HEALTH_PORT.
-func portsMeta(ports map[string]int) string {
-	keys := make([]string, 0, len(ports))
-	for k := range ports {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = k + "=" + strconv.Itoa(ports[k])
-	}
-	return strings.Join(parts, ",")
-}
-
-func parsePortsMeta(s string) map[string]int {
-	out := map[string]int{}
-	for _, kv := range strings.Split(s, ",") {
-		k, v, _ := strings.Cut(kv, "=")
-		if n, err := strconv.Atoi(v); err == nil && n > 0 && k != "" {
-			out[k] = n
-		}
-	}
-	if len(out) == 0 {
-		return nil
-	}
-	return out
 }

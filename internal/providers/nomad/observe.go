@@ -84,7 +84,7 @@ func observed(job *api.Job, allocs []*api.AllocationListStub, region string) pro
 		Handle: encodeHandle(handle{JobID: id, Namespace: deref(job.Namespace), Region: pick(deref(job.Region), region),
 			JobModifyIndex: idx, Task: taskName(job), Address: m[MetaComponent], Pipeline: m[MetaPipeline], Lineage: m[MetaLineage]}),
 		Fingerprint: fingerprint(id, idx),
-		Ports:       parsePortsMeta(m[MetaPorts]),
+		Ports:       providers.ParsePorts(m[MetaPorts]),
 	}
 	a := summarize(job, allocs)
 	if a.latest != nil && !a.latest.startedAt.IsZero() {
@@ -405,7 +405,7 @@ func listed(st *api.JobListStub, m map[string]string, region string) providers.O
 		Handle: encodeHandle(handle{JobID: st.ID, Namespace: st.Namespace, Region: region, JobModifyIndex: st.JobModifyIndex,
 			Task: task, Address: m[MetaComponent], Pipeline: m[MetaPipeline], Lineage: m[MetaLineage]}),
 		Fingerprint: fingerprint(st.ID, st.JobModifyIndex),
-		Ports:       parsePortsMeta(m[MetaPorts]),
+		Ports:       providers.ParsePorts(m[MetaPorts]),
 	}
 	switch {
 	case st.Stop:
