@@ -605,6 +605,23 @@ func TestRegistrationWrittenAtOnce(t *testing.T) {
 	}
 }
 
+func TestAHeartbeatAsAComponentRegistersIsNoCadence(t *testing.T) {
+	h := newHarness(t, permissive)
+	ctx := context.Background()
+	ack, _ := h.legacy.Register(ctx, &flowctlpb.ServiceInfo{ComponentId: "ttp"})
+	h.clock.Advance(10 * time.Millisecond)
+	h.legacy.Heartbeat(ctx, &flowctlpb.ServiceHeartbeat{ServiceId: ack.ServiceId})
+	// Its next beat is 10s away: still alive then, on the default cadence.
+	h.clock.Advance(10 * time.Second)
+	if r := h.reg(ack.ServiceId); !r.Alive || r.Cadence.D() != 0 {
+		t.Fatalf("dead, or a cadence from the beat at registration: %+v", r)
+	}
+	h.legacy.Heartbeat(ctx, &flowctlpb.ServiceHeartbeat{ServiceId: ack.ServiceId})
+	if r := h.reg(ack.ServiceId); r.Cadence.D() != 10*time.Second {
+		t.Fatalf("cadence %s after the second beat, want 10s", r.Cadence.D())
+	}
+}
+
 func TestLiveness(t *testing.T) {
 	h := newHarness(t, permissive)
 	ctx := context.Background()

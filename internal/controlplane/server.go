@@ -417,11 +417,15 @@ func (s *Server) heartbeat(ctx context.Context, method string, c *caller, e *ent
 		e.mu.Unlock()
 		return s.mayActOn(ctx, method, c, &r)
 	}
-	last := e.reg.LastHeartbeat
-	if last.IsZero() {
-		last = e.reg.RegisteredAt
+	// The time from registration to the first heartbeat is an interval
+	// only when it is not that of a component that heartbeats as it
+	// registers (the SDK does): taken as a cadence, those few milliseconds
+	// would declare it dead long before its next beat.
+	if last := e.reg.LastHeartbeat; !last.IsZero() {
+		e.reg.Cadence = durationOf(observeCadence(e.reg.Cadence.D(), now.Sub(last)))
+	} else if since := now.Sub(e.reg.RegisteredAt); since >= MinCadence {
+		e.reg.Cadence = durationOf(observeCadence(e.reg.Cadence.D(), since))
 	}
-	e.reg.Cadence = durationOf(observeCadence(e.reg.Cadence.D(), now.Sub(last)))
 	e.reg.LastHeartbeat = now
 	e.reg.Heartbeats++
 	if status != "" {

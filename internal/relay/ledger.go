@@ -15,21 +15,23 @@ type ledger struct {
 	sources map[string]*sourceLedger
 }
 
+// sourceLedger holds one source's positions in the order sent: pending[i]
+// is the position of sequence number oldest+i. A sink acknowledges
+// positions in the order it received them, so looking one up starts after
+// the sink's last acknowledgement and usually stops within one batch.
 type sourceLedger struct {
 	sinks     []string
-	next      uint64            // sequence number of the next event
-	seqOf     map[string]uint64 // position -> sequence number
-	posOf     map[uint64]string // sequence number -> position
-	oldest    uint64            // lowest sequence number remembered
-	acked     map[string]uint64 // sink -> highest acknowledged
+	next      uint64   // sequence number of the next event
+	oldest    uint64   // sequence number of pending[0]
+	pending   []string // positions from oldest to next-1
+	acked     map[string]uint64
 	committed uint64
 }
 
 func newLedger(reach map[string][]string) *ledger {
 	l := &ledger{sources: map[string]*sourceLedger{}}
 	for src, sinks := range reach {
-		l.sources[src] = &sourceLedger{sinks: sinks, next: 1, oldest: 1,
-			seqOf: map[string]uint64{}, posOf: map[uint64]string{}, acked: map[string]uint64{}}
+		l.sources[src] = &sourceLedger{sinks: sinks, next: 1, oldest: 1, acked: map[string]uint64{}}
 	}
 	return l
 }
@@ -45,15 +47,33 @@ func (l *ledger) sent(src, pos string) uint64 {
 	}
 	seq := s.next
 	s.next++
-	s.seqOf[pos], s.posOf[seq] = seq, pos
-	for len(s.posOf) > maxPending {
-		if p, ok := s.posOf[s.oldest]; ok {
-			delete(s.seqOf, p)
-			delete(s.posOf, s.oldest)
-		}
-		s.oldest++
+	s.pending = append(s.pending, pos)
+	if len(s.pending) > maxPending {
+		drop := len(s.pending) - maxPending
+		clear(s.pending[:drop])
+		s.pending = s.pending[drop:]
+		s.oldest += uint64(drop)
 	}
 	return seq
+}
+
+// seqOf finds pos among the pending positions, first after from.
+func (s *sourceLedger) seqOf(pos string, from uint64) (uint64, bool) {
+	start := 0
+	if from >= s.oldest {
+		start = int(from - s.oldest + 1)
+	}
+	for i := start; i < len(s.pending); i++ {
+		if s.pending[i] == pos {
+			return s.oldest + uint64(i), true
+		}
+	}
+	for i := 0; i < start && i < len(s.pending); i++ {
+		if s.pending[i] == pos {
+			return s.oldest + uint64(i), true
+		}
+	}
+	return 0, false
 }
 
 // acked records that sink acknowledged src's events up to position pos. It
@@ -66,7 +86,7 @@ func (l *ledger) acked(src, sink, pos string) (string, bool) {
 	if s == nil {
 		return "", false
 	}
-	seq, ok := s.seqOf[pos]
+	seq, ok := s.seqOf(pos, s.acked[sink])
 	if !ok {
 		return "", false
 	}
@@ -79,16 +99,13 @@ func (l *ledger) acked(src, sink, pos string) (string, bool) {
 			low = a
 		}
 	}
-	if low <= s.committed {
+	if low <= s.committed || low < s.oldest {
 		return "", false
 	}
-	out, ok := s.posOf[low]
-	for q := s.oldest; q <= low; q++ {
-		if p, ok := s.posOf[q]; ok {
-			delete(s.seqOf, p)
-			delete(s.posOf, q)
-		}
-	}
+	i := int(low - s.oldest)
+	out := s.pending[i]
+	clear(s.pending[:i+1])
+	s.pending = s.pending[i+1:]
 	s.oldest, s.committed = low+1, low
-	return out, ok
+	return out, true
 }

@@ -8,8 +8,9 @@
 // # Flow control
 //
 // Each component has one bounded input queue (Options.Buffer events); a
-// queue that is full blocks whoever feeds it, and gRPC flow control carries
-// that back to the source: memory stays bounded whatever the rates.
+// queue that is full blocks whoever feeds it, and gRPC flow control (static
+// windows, as the SDK's) carries that back to the source: memory stays
+// bounded whatever the rates.
 //
 // # Delivery
 //
@@ -19,10 +20,19 @@
 // Options.CommitEvery events or Options.CommitInterval: its
 // ConsumeResponse acknowledges what it received, and once every sink
 // downstream of a source has acknowledged an event, the relay saves its
-// position in the source (SaveState). When any stream breaks (a component
-// restarted or was replaced), the relay stops the whole flow, waits a
-// moment, and starts again from each source's saved position: events after
-// it are delivered again, which a de-duplicating sink absorbs.
+// position in the source (SaveState, off the events' path, at most every
+// saveGap). When any stream breaks (a component restarted or was
+// replaced), the relay stops the whole flow, waits a moment, and starts
+// again from each source's saved position: events after it are delivered
+// again, which a de-duplicating sink absorbs.
+//
+// # Cost per event
+//
+// Events move as the bytes that came off the wire (wire.go): the relay
+// reads an event's source id and position from them and never decodes nor
+// re-encodes it. Per event and edge it does a channel send and two atomic
+// additions; no lock but the ledger's (once per source event), no clock
+// read (an edge's LastAt is stamped by the topology poll).
 package relay
 
 import (
@@ -40,7 +50,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/protobuf/proto"
 
 	flowctlv1 "github.com/flowctl/flowctl/proto/gen/flowctl/v1"
 )
@@ -96,8 +105,11 @@ type EdgeStats struct {
 	From, To string
 	Events   atomic.Uint64
 	Bytes    atomic.Uint64
-	// LastAt is the UnixNano time of the last event.
+	// LastAt is the UnixNano time of the last event, to within
+	// Options.Poll.
 	LastAt atomic.Int64
+
+	stamped uint64 // Events when LastAt was last set
 }
 
 // NodeStats counts a node's stream failures and acknowledged events.
@@ -257,11 +269,24 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// envelope is an event on its way, with the source it came from.
-type envelope struct {
-	ev  *flowctlv1.Event
-	src string // source address
-	seq uint64
+// Flow-control windows and socket buffers of the relay's connections. The
+// windows are static, as the SDK's are: what a component sends ahead of
+// the relay stays within streamWindow per stream, whatever the rates. The
+// buffers let one write or read system call carry many events.
+const (
+	streamWindow = 256 << 10
+	connWindow   = 1 << 20
+	socketBuffer = 128 << 10
+)
+
+// saveGap is the least time between two saves of the sources' positions.
+const saveGap = 100 * time.Millisecond
+
+// outlet is one edge out of a node: the downstream's queue and the edge's
+// counters.
+type outlet struct {
+	to    chan []byte
+	stats *EdgeStats
 }
 
 // session runs one flow over nodes until a stream breaks, the topology
@@ -277,15 +302,24 @@ func (r *Relay) session(parent context.Context, nodes []Node) error {
 	}
 
 	by := map[string]Node{}
-	inbox := map[string]chan envelope{}
+	inbox := map[string]chan []byte{}
 	down := map[string][]string{}
 	for _, n := range nodes {
 		by[n.Address] = n
 		if n.Kind != Source {
-			inbox[n.Address] = make(chan envelope, r.opts.Buffer)
+			inbox[n.Address] = make(chan []byte, r.opts.Buffer)
 		}
 		for _, in := range n.Inputs {
 			down[in] = append(down[in], n.Address)
+		}
+	}
+	outlets := map[string][]outlet{}
+	var edges []*EdgeStats
+	for from, tos := range down {
+		for _, to := range tos {
+			e := r.edge(from, to)
+			outlets[from] = append(outlets[from], outlet{to: inbox[to], stats: e})
+			edges = append(edges, e)
 		}
 	}
 	// Which sinks each source reaches: its positions are saved once all of
@@ -303,28 +337,36 @@ func (r *Relay) session(parent context.Context, nodes []Node) error {
 		}
 	}()
 	for _, n := range nodes {
-		c, err := grpc.NewClient(n.Dial, grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+		c, err := grpc.NewClient(n.Dial,
+			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.ForceCodecV2(codec{})),
+			grpc.WithStaticStreamWindowSize(streamWindow),
+			grpc.WithStaticConnWindowSize(connWindow),
+			grpc.WithWriteBufferSize(socketBuffer),
+			grpc.WithReadBufferSize(socketBuffer),
+		)
 		if err != nil {
 			return fmt.Errorf("dial %s at %s: %w", n.Address, n.Dial, err)
 		}
 		conns[n.Address] = c
 	}
 	led := newLedger(reach)
+	saves := newSaver(conns, r.opts.Log)
 
-	// forward hands ev to every downstream of from.
-	forward := func(from string, env envelope) bool {
-		size := uint64(proto.Size(env.ev))
-		for _, d := range down[from] {
+	// forward hands an event to every downstream of a node.
+	forward := func(outs []outlet, b []byte) bool {
+		for _, o := range outs {
 			select {
-			case inbox[d] <- env:
-				e := r.edge(from, d)
-				e.Events.Add(1)
-				e.Bytes.Add(size)
-				e.LastAt.Store(time.Now().UnixNano())
-			case <-ctx.Done():
-				return false
+			case o.to <- b:
+			default:
+				select {
+				case o.to <- b:
+				case <-ctx.Done():
+					return false
+				}
 			}
+			o.stats.Events.Add(1)
+			o.stats.Bytes.Add(uint64(len(b)))
 		}
 		return true
 	}
@@ -336,31 +378,38 @@ func (r *Relay) session(parent context.Context, nodes []Node) error {
 		case Source:
 			go func() {
 				defer wg.Done()
-				if err := r.runSource(ctx, n, conns[n.Address], led, forward); err != nil {
+				if err := r.runSource(ctx, n, conns[n.Address], led, func(b []byte) bool { return forward(outlets[n.Address], b) }); err != nil {
 					fail(n.Address, err)
 				}
 			}()
 		case Processor:
 			go func() {
 				defer wg.Done()
-				if err := r.runProcessor(ctx, n, conns[n.Address], inbox[n.Address], by, forward); err != nil {
+				if err := r.runProcessor(ctx, conns[n.Address], inbox[n.Address], func(b []byte) bool { return forward(outlets[n.Address], b) }); err != nil {
 					fail(n.Address, err)
 				}
 			}()
 		default:
 			go func() {
 				defer wg.Done()
-				if err := r.runSink(ctx, n, conns[n.Address], inbox[n.Address], by, led, conns); err != nil {
+				if err := r.runSink(ctx, n, conns[n.Address], inbox[n.Address], by, led, saves); err != nil {
 					fail(n.Address, err)
 				}
 			}()
 		}
 	}
-	// Watch the topology: a change (a replaced component, a new one) means
-	// a new flow.
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		saves.run(ctx)
+	}()
+	// Watch the topology: a change (a replaced component, a new one) means
+	// a new flow. The same tick stamps the edges that moved: no clock is
+	// read per event.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer stamp(edges)
 		t := time.NewTicker(r.opts.Poll)
 		defer t.Stop()
 		for {
@@ -368,6 +417,7 @@ func (r *Relay) session(parent context.Context, nodes []Node) error {
 			case <-ctx.Done():
 				return
 			case <-t.C:
+				stamp(edges)
 				now, err := r.opts.Topology(ctx)
 				if err == nil && !sameTopology(nodes, connected(now)) {
 					cancel(errors.New("the pipeline's components changed"))
@@ -381,6 +431,18 @@ func (r *Relay) session(parent context.Context, nodes []Node) error {
 		return err
 	}
 	return parent.Err()
+}
+
+// stamp sets LastAt of the edges whose count moved since the last stamp.
+// One goroutine of one session stamps at a time.
+func stamp(edges []*EdgeStats) {
+	now := time.Now().UnixNano()
+	for _, e := range edges {
+		if n := e.Events.Load(); n != e.stamped {
+			e.stamped = n
+			e.LastAt.Store(now)
+		}
+	}
 }
 
 func sameTopology(a, b []Node) bool {
@@ -417,14 +479,21 @@ func sinksBelow(addr string, by map[string]Node, down map[string][]string) []str
 }
 
 // runSource streams a source's events from its saved position.
-func (r *Relay) runSource(ctx context.Context, n Node, conn *grpc.ClientConn, led *ledger, forward func(string, envelope) bool) error {
-	c := flowctlv1.NewSourceServiceClient(conn)
-	stream, err := c.StreamEvents(ctx, &flowctlv1.StreamRequest{Resume: true}, grpc.WaitForReady(true))
+func (r *Relay) runSource(ctx context.Context, n Node, conn *grpc.ClientConn, led *ledger, forward func([]byte) bool) error {
+	stream, err := conn.NewStream(ctx, &flowctlv1.SourceService_ServiceDesc.Streams[0],
+		flowctlv1.SourceService_StreamEvents_FullMethodName, grpc.WaitForReady(true))
+	if err == nil {
+		err = stream.SendMsg(&flowctlv1.StreamRequest{Resume: true})
+	}
+	if err == nil {
+		err = stream.CloseSend()
+	}
 	if err != nil {
 		return fmt.Errorf("stream events: %w", err)
 	}
 	for {
-		ev, err := stream.Recv()
+		var f frame
+		err := stream.RecvMsg(&f)
 		if errors.Is(err, io.EOF) {
 			r.opts.Log.Info("relay: source finished its stream", "source", n.Address)
 			return nil // the rest of the flow drains what it sent
@@ -435,11 +504,15 @@ func (r *Relay) runSource(ctx context.Context, n Node, conn *grpc.ClientConn, le
 			}
 			return fmt.Errorf("stream events: %w", err)
 		}
-		if ev.SourceComponentId == "" {
-			ev.SourceComponentId = n.ID
+		ev, err := scanEvent(f.b)
+		if err != nil {
+			return fmt.Errorf("stream events: %w", err)
 		}
-		seq := led.sent(n.Address, ev.GetMetadata()[resumeTokenKey])
-		if !forward(n.Address, envelope{ev: ev, src: n.Address, seq: seq}) {
+		led.sent(n.Address, string(ev.position))
+		if len(ev.source) == 0 {
+			f.b = withSource(f.b, n.ID)
+		}
+		if !forward(f.b) {
 			return nil
 		}
 	}
@@ -447,29 +520,31 @@ func (r *Relay) runSource(ctx context.Context, n Node, conn *grpc.ClientConn, le
 
 // runProcessor feeds a processor's Process stream and forwards what comes
 // out.
-func (r *Relay) runProcessor(ctx context.Context, n Node, conn *grpc.ClientConn, in <-chan envelope, by map[string]Node, forward func(string, envelope) bool) error {
-	c := flowctlv1.NewProcessorServiceClient(conn)
-	stream, err := c.Process(ctx, grpc.WaitForReady(true))
+func (r *Relay) runProcessor(ctx context.Context, conn *grpc.ClientConn, in <-chan []byte, forward func([]byte) bool) error {
+	stream, err := conn.NewStream(ctx, &flowctlv1.ProcessorService_ServiceDesc.Streams[0],
+		flowctlv1.ProcessorService_Process_FullMethodName, grpc.WaitForReady(true))
 	if err != nil {
 		return fmt.Errorf("process: %w", err)
 	}
 	errc := make(chan error, 1)
 	go func() {
+		var f frame
 		for {
-			select {
-			case <-ctx.Done():
+			b, ok := receive(ctx, in)
+			if !ok {
 				errc <- nil
 				return
-			case env := <-in:
-				if err := stream.Send(env.ev); err != nil {
-					errc <- fmt.Errorf("process: send: %w", err)
-					return
-				}
+			}
+			f.b = b
+			if err := stream.SendMsg(&f); err != nil {
+				errc <- fmt.Errorf("process: send: %w", err)
+				return
 			}
 		}
 	}()
 	for {
-		out, err := stream.Recv()
+		var out frame
+		err := stream.RecvMsg(&out)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -483,68 +558,176 @@ func (r *Relay) runProcessor(ctx context.Context, n Node, conn *grpc.ClientConn,
 			}
 			return fmt.Errorf("process: %w", err)
 		}
-		if !forward(n.Address, envelope{ev: out}) {
+		if !forward(out.b) {
 			return nil
 		}
 	}
 }
 
-// runSink feeds a sink's Consume stream in acknowledged batches and saves
-// the sources' positions as they are acknowledged.
-func (r *Relay) runSink(ctx context.Context, n Node, conn *grpc.ClientConn, in <-chan envelope, by map[string]Node, led *ledger, conns map[string]*grpc.ClientConn) error {
-	c := flowctlv1.NewConsumerServiceClient(conn)
+// receive takes the next event of in; false once ctx ends.
+func receive(ctx context.Context, in <-chan []byte) ([]byte, bool) {
+	select {
+	case b := <-in:
+		return b, true
+	default:
+	}
+	select {
+	case b := <-in:
+		return b, true
+	case <-ctx.Done():
+		return nil, false
+	}
+}
+
+// mark is the last position of a source's events in a sink's batch.
+type mark struct {
+	source   string
+	position []byte
+}
+
+// runSink feeds a sink's Consume stream in acknowledged batches and has
+// the sources' positions saved as they are acknowledged.
+func (r *Relay) runSink(ctx context.Context, n Node, conn *grpc.ClientConn, in <-chan []byte, by map[string]Node, led *ledger, saves *saver) error {
 	srcByID := map[string]string{}
 	for a, nd := range by {
 		if nd.Kind == Source {
 			srcByID[nd.ID] = a
 		}
 	}
+	var f frame
+	var marks []mark
 	for ctx.Err() == nil {
-		stream, err := c.Consume(ctx, grpc.WaitForReady(true))
+		stream, err := conn.NewStream(ctx, &flowctlv1.ConsumerService_ServiceDesc.Streams[0],
+			flowctlv1.ConsumerService_Consume_FullMethodName, grpc.WaitForReady(true))
 		if err != nil {
 			return fmt.Errorf("consume: %w", err)
 		}
-		batch := map[string]string{} // source address -> last position in the batch
+		marks = marks[:0]
 		count := 0
 		deadline := time.NewTimer(r.opts.CommitInterval)
 	feed:
 		for count < r.opts.CommitEvery {
+			var b []byte
 			select {
-			case <-ctx.Done():
-				deadline.Stop()
-				return nil
-			case <-deadline.C:
-				break feed
-			case env := <-in:
-				if err := stream.Send(env.ev); err != nil {
+			case b = <-in:
+			default:
+				select {
+				case <-ctx.Done():
 					deadline.Stop()
-					return fmt.Errorf("consume: send: %w", err)
+					return nil
+				case <-deadline.C:
+					break feed
+				case b = <-in:
 				}
-				count++
-				if pos := env.ev.GetMetadata()[resumeTokenKey]; pos != "" {
-					if src := srcByID[env.ev.GetSourceComponentId()]; src != "" {
-						batch[src] = pos
-					}
+			}
+			f.b = b
+			if err := stream.SendMsg(&f); err != nil {
+				deadline.Stop()
+				return fmt.Errorf("consume: send: %w", err)
+			}
+			count++
+			if ev, err := scanEvent(b); err == nil && len(ev.position) > 0 {
+				if src, ok := srcByID[string(ev.source)]; ok {
+					marks = setMark(marks, src, ev.position)
+				}
+			}
+			if count%64 == 0 {
+				select {
+				case <-deadline.C:
+					break feed
+				default:
 				}
 			}
 		}
 		deadline.Stop()
-		resp, err := stream.CloseAndRecv()
-		if err != nil {
+		if err := stream.CloseSend(); err != nil {
+			return fmt.Errorf("consume: %w", err)
+		}
+		var resp flowctlv1.ConsumeResponse
+		if err := stream.RecvMsg(&resp); err != nil {
 			return fmt.Errorf("consume: %w", err)
 		}
 		if resp.GetEventsFailed() > 0 {
 			return fmt.Errorf("consume: the sink failed %d events: %v", resp.GetEventsFailed(), resp.GetErrors())
 		}
 		r.node(n.Address).Acked.Add(uint64(count))
-		for _, src := range slices.Sorted(maps.Keys(batch)) {
-			if pos, ok := led.acked(src, n.Address, batch[src]); ok {
-				sc := flowctlv1.NewSourceServiceClient(conns[src])
-				if _, err := sc.SaveState(ctx, &flowctlv1.SaveStateRequest{State: map[string]string{resumeTokenKey: pos}}); err != nil && ctx.Err() == nil {
-					r.opts.Log.Warn("relay: save a source's position", "source", src, "err", err)
-				}
+		for _, m := range marks {
+			if pos, ok := led.acked(m.source, n.Address, string(m.position)); ok {
+				saves.save(m.source, pos)
 			}
 		}
 	}
 	return nil
+}
+
+func setMark(marks []mark, src string, pos []byte) []mark {
+	for i := range marks {
+		if marks[i].source == src {
+			marks[i].position = pos
+			return marks
+		}
+	}
+	return append(marks, mark{source: src, position: pos})
+}
+
+// saver saves sources' positions (SourceService.SaveState) off the path of
+// the events: a sink goes on with its next batch while the position of the
+// last is saved, and only the newest position of a source is saved when
+// several wait.
+type saver struct {
+	conns map[string]*grpc.ClientConn
+	log   *slog.Logger
+	mu    sync.Mutex
+	next  map[string]string // source address -> position to save
+	wake  chan struct{}
+}
+
+func newSaver(conns map[string]*grpc.ClientConn, log *slog.Logger) *saver {
+	return &saver{conns: conns, log: log, next: map[string]string{}, wake: make(chan struct{}, 1)}
+}
+
+func (s *saver) save(src, pos string) {
+	s.mu.Lock()
+	s.next[src] = pos
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run saves until ctx ends, then saves what is left within a short grace.
+// It leaves saveGap between saves: a save is a write and a sync of the
+// source's state file, and saving every batch would cost the source more
+// than the resume it shortens is worth.
+func (s *saver) run(ctx context.Context) {
+	defer func() {
+		gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		s.flush(gctx)
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wake:
+		}
+		s.flush(ctx)
+		if !sleep(ctx, saveGap) {
+			return
+		}
+	}
+}
+
+func (s *saver) flush(ctx context.Context) {
+	s.mu.Lock()
+	next := s.next
+	s.next = map[string]string{}
+	s.mu.Unlock()
+	for _, src := range slices.Sorted(maps.Keys(next)) {
+		sc := flowctlv1.NewSourceServiceClient(s.conns[src])
+		if _, err := sc.SaveState(ctx, &flowctlv1.SaveStateRequest{State: map[string]string{resumeTokenKey: next[src]}}); err != nil && ctx.Err() == nil {
+			s.log.Warn("relay: save a source's position", "source", src, "err", err)
+		}
+	}
 }

@@ -127,14 +127,16 @@ type Stats struct {
 
 // Dial connects to a component's data endpoint (host:port) without TLS,
 // with the flow-control windows of the SDK's servers, so that a stream
-// holds a bounded number of bytes in flight. opts come after the SDK's and
-// win. Use the generated clients on the connection:
+// holds a bounded number of bytes in flight, and their codec (codec.go:
+// events encoded by hand, the bytes protobuf's). opts come after the SDK's
+// and win. Use the generated clients on the connection:
 // flowctlv1.NewSourceServiceClient and the like.
 func Dial(addr string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 	base := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithStaticStreamWindowSize(DataStreamWindow),
 		grpc.WithStaticConnWindowSize(DataConnWindow),
+		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(eventCodec{})),
 	}
 	conn, err := grpc.NewClient(addr, append(base, opts...)...)
 	if err != nil {
@@ -149,9 +151,13 @@ func (c *Component) newDataServer() *grpc.Server {
 	if c.source == nil && c.processor == nil && c.sink == nil {
 		return nil
 	}
+	// Buffers of 128 KiB let one system call carry many events.
 	s := grpc.NewServer(
 		grpc.StaticStreamWindowSize(DataStreamWindow),
 		grpc.StaticConnWindowSize(DataConnWindow),
+		grpc.ForceServerCodecV2(eventCodec{}),
+		grpc.WriteBufferSize(128<<10),
+		grpc.ReadBufferSize(128<<10),
 		// Close stops the server and must wait for sinks to flush.
 		grpc.WaitForHandlers(true),
 	)

@@ -22,6 +22,8 @@
 //
 //	FILE_SINK_PATH            the file (default "out/events.ndjson"; its folder is created)
 //	FILE_SINK_FLUSH_INTERVAL  Go duration between writes of buffered lines (default 200ms)
+//	FILE_SINK_DELAY           Go duration the sink waits before taking each event (default 0):
+//	                          a slow sink, to see backpressure hold its sources back
 //	LOG_LEVEL                 debug, info (default), warn or error
 package main
 
@@ -62,11 +64,20 @@ func run(log *slog.Logger) error {
 		}
 		every = d
 	}
+	var delay time.Duration
+	if v := os.Getenv("FILE_SINK_DELAY"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return fmt.Errorf("FILE_SINK_DELAY=%q: want a Go duration, 0 or more", v)
+		}
+		delay = d
+	}
 	sink, err := openSink(path)
 	if err != nil {
 		return err
 	}
-	log.Info("file-sink", "path", path, "ids_on_file", len(sink.seen))
+	sink.delay = delay
+	log.Info("file-sink", "path", path, "ids_on_file", len(sink.seen), "delay", delay)
 	stopFlushing := sink.flushEvery(every, log)
 	c, err := component.New(component.FromEnv(), component.Info{
 		Name: "file-sink", Description: "appends events to an NDJSON file, once per id", Version: "1",
@@ -82,6 +93,8 @@ func run(log *slog.Logger) error {
 
 // sink appends events to a file, each id once.
 type sink struct {
+	delay time.Duration // before each event
+
 	mu      sync.Mutex
 	f       *os.File
 	w       *bufio.Writer
@@ -164,7 +177,16 @@ func (s *sink) cutAfter(size int64) error {
 }
 
 // Consume buffers ev's line unless its id was written before.
-func (s *sink) Consume(_ context.Context, ev *component.Event) error {
+func (s *sink) Consume(ctx context.Context, ev *component.Event) error {
+	if s.delay > 0 {
+		t := time.NewTimer(s.delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	id := ev.GetId()

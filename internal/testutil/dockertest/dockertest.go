@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -131,6 +132,51 @@ func TestImage(t testing.TB, cli *client.Client, opts ImageOptions) string {
 	}
 	if err := BuildImage(ctx, cli, tag, dockerfile, map[string][]byte{"tc": bin}); err != nil {
 		t.Fatalf("build test image %s: %v", tag, err)
+	}
+	images[tag] = tag
+	return tag
+}
+
+// ExampleImage returns the tag of the example component name
+// (examples/components/NAME: counter-source, transform-processor,
+// file-sink) as an image FROM scratch, built from its own Dockerfile and
+// its static binary — what `make images` builds, under a tag that names
+// their hash (flowctl-test/NAME:<hash>), so it is built once per machine
+// and reused while neither changes.
+func ExampleImage(t testing.TB, cli *client.Client, name string) string {
+	t.Helper()
+	path, ok := testutil.BuildBinaries(t, testutil.WithExamples()).Examples[name]
+	if !ok {
+		t.Fatalf("no example component %q", name)
+	}
+	bin, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := testutil.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dockerfile, err := os.ReadFile(filepath.Join(root, "examples", "components", name, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.New()
+	sum.Write(bin)
+	sum.Write(dockerfile)
+	tag := "flowctl-test/" + name + ":" + hex.EncodeToString(sum.Sum(nil)[:8])
+
+	imagesMu.Lock()
+	defer imagesMu.Unlock()
+	if _, ok := images[tag]; ok {
+		return tag
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := cli.ImageInspect(ctx, tag); err != nil {
+		if err := BuildImage(ctx, cli, tag, string(dockerfile), map[string][]byte{name: bin}); err != nil {
+			t.Fatalf("build image %s: %v", tag, err)
+		}
 	}
 	images[tag] = tag
 	return tag
