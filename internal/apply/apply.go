@@ -581,7 +581,7 @@ func (w *walker) start(ctx context.Context, n *node) (string, error) {
 	}
 	began := w.e.now().UTC()
 	var sealed string
-	if w.e.Seal != nil && hasSensitive(c) {
+	if w.e.Seal != nil && c.HasSensitive() {
 		b, err := json.Marshal(c.Env)
 		if err == nil {
 			sealed, err = w.e.Seal(b)
@@ -900,13 +900,4 @@ func (w *walker) lastLogs(ctx context.Context, prov providers.Provider, h provid
 		return ""
 	}
 	return "\n  last log lines:\n    " + strings.ReplaceAll(string(b), "\n", "\n    ")
-}
-
-func hasSensitive(c *config.Component) bool {
-	for _, v := range c.Env {
-		if v.Sensitive {
-			return true
-		}
-	}
-	return false
 }

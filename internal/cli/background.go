@@ -20,6 +20,7 @@ import (
 	"github.com/flowctl/flowctl/internal/relay"
 	"github.com/flowctl/flowctl/internal/serve"
 	"github.com/flowctl/flowctl/internal/state"
+	"github.com/flowctl/flowctl/internal/watch"
 )
 
 // relayNamespace and relayKey keep the relay's edge counters in state, for
@@ -52,8 +53,8 @@ func (b *serveBackground) collectors() []prometheus.Collector {
 
 // run is serve.Options.Background.
 func (b *serveBackground) run(ctx context.Context, env serve.Env) {
-	stateDir := filepath.Dir(env.Store.Path())
-	b.providers.Store(providers.NewRegistry(process.New(process.Options{Dir: stateDir}), docker.New(docker.Options{})))
+	reg, dock := serveProviders(filepath.Dir(env.Store.Path()))
+	b.providers.Store(reg)
 	b.env.Store(&env)
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -66,7 +67,7 @@ func (b *serveBackground) run(ctx context.Context, env serve.Env) {
 		b.saveEdges(ctx, env.Store)
 	}()
 	if b.watch {
-		runWatcher(ctx, env)
+		runWatcher(ctx, env, reg, dock)
 	}
 	wg.Wait()
 }
@@ -130,8 +131,8 @@ func (b *serveBackground) topology(ctx context.Context) ([]relay.Node, error) {
 		if port == 0 || rec.Status != state.StatusRunning {
 			continue
 		}
-		var c config.Component
-		if err := json.Unmarshal(rec.Spec, &c); err != nil {
+		c, err := watch.ComponentOf(rec)
+		if err != nil {
 			continue
 		}
 		host := "127.0.0.1"
@@ -167,4 +168,13 @@ func readRelayEdges(store *state.Store) []relay.Edge {
 		return nil
 	})
 	return edges
+}
+
+// serveProviders are the executors serve's background work drives (the
+// watcher's restarts, the relay's addresses), over the state folder.
+// Nomad is not among them: the cluster restarts its own, and the relay
+// reaches only local and Docker components.
+func serveProviders(stateDir string) (*providers.Registry, *docker.Provider) {
+	dock := docker.New(docker.Options{})
+	return providers.NewRegistry(process.New(process.Options{Dir: stateDir}), dock), dock
 }

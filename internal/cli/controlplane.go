@@ -82,8 +82,7 @@ func dialCheck(ctx context.Context, addr string, timeout time.Duration) error {
 func startServe(ctx context.Context, ws *workspace) (*controlPlane, error) {
 	// 8080 may be taken between the check and serve's bind (another
 	// pipeline's apply): then a free port it is.
-	if l, err := net.Listen("tcp", serve.DefaultListen); err == nil {
-		_ = l.Close()
+	if portFree(serve.DefaultListen) {
 		cp, err := startServeOn(ctx, ws, serve.DefaultListen)
 		if err == nil || !errors.Is(err, errAddrInUse) {
 			return cp, err

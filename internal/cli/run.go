@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -173,11 +172,9 @@ func startDevServe(ctx context.Context, g *globals, ws *workspace, done chan err
 	if err != nil {
 		return "", false, fmt.Errorf("control plane log: %w", err)
 	}
-	listen := serve.DefaultListen
-	if l, err := net.Listen("tcp", listen); err != nil {
-		listen = "127.0.0.1:0"
-	} else {
-		_ = l.Close()
+	listen := "127.0.0.1:0"
+	if portFree(serve.DefaultListen) {
+		listen = serve.DefaultListen
 	}
 	mode := controlplane.AuthRequired
 	if ws.pipeline != nil && ws.pipeline.Auth != "" {
@@ -188,17 +185,12 @@ func startDevServe(ctx context.Context, g *globals, ws *workspace, done chan err
 	go func() {
 		err := serve.Run(ctx, serve.Options{
 			StatePath: statePath, Listen: listen, HTTPListen: "127.0.0.1:0", AuthMode: mode,
-			Logger:      slog.New(slog.NewTextHandler(logf, nil)),
-			Ready:       func(a serve.Addrs) { ready <- a },
-			Background:  bg.run,
-			Collectors:  bg.collectors(),
-			MemoryLimit: -1,
-			AlsoListenHosts: func() []string {
-				if gw := serve.DockerGatewayHost(); gw != "" {
-					return []string{gw}
-				}
-				return nil
-			}(),
+			Logger:          slog.New(slog.NewTextHandler(logf, nil)),
+			Ready:           func(a serve.Addrs) { ready <- a },
+			Background:      bg.run,
+			Collectors:      bg.collectors(),
+			MemoryLimit:     -1,
+			AlsoListenHosts: dockerGatewayHosts(listen),
 		})
 		_ = logf.Close()
 		done <- err

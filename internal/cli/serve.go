@@ -91,8 +91,8 @@ func runServe(g *globals, cmd *cobra.Command, args []string, sf *stateFlags, f *
 	log := slog.New(slog.NewTextHandler(g.streams.Err, &slog.HandlerOptions{Level: level}))
 	bg := newServeBackground(!f.noWatch)
 	var alsoHosts []string
-	if gw := serve.DockerGatewayHost(); gw != "" && !f.noDockerGateway && isLoopbackListen(f.listen) {
-		alsoHosts = []string{gw}
+	if !f.noDockerGateway {
+		alsoHosts = dockerGatewayHosts(f.listen)
 	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -116,6 +116,27 @@ func runServe(g *globals, cmd *cobra.Command, args []string, sf *stateFlags, f *
 		return fmt.Errorf("%w\n(stop it first, or use it: components reach it at %s)", err, running.Record.Endpoint())
 	}
 	return err
+}
+
+// dockerGatewayHosts is where serve also listens so that containers reach
+// it as host.docker.internal: the Docker bridge's gateway, when there is
+// one and listen is on loopback only.
+func dockerGatewayHosts(listen string) []string {
+	if gw := serve.DockerGatewayHost(); gw != "" && isLoopbackListen(listen) {
+		return []string{gw}
+	}
+	return nil
+}
+
+// portFree says whether addr can be listened on now (another process may
+// take it before the caller does).
+func portFree(addr string) bool {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return false
+	}
+	_ = l.Close()
+	return true
 }
 
 // isLoopbackListen says whether a listen address is on loopback only (a

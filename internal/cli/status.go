@@ -455,20 +455,18 @@ func recordedState(s string) string {
 // restartsAfter reports whether the restart policy recorded with the
 // component's spec brings it back after it exited with code.
 func restartsAfter(rec *state.Record, code *int) bool {
-	var spec struct {
-		Restart config.Restart `json:"restart"`
+	c, err := watch.ComponentOf(rec)
+	if err != nil {
+		return false
 	}
-	policy := config.DefaultRestartPolicy
-	if json.Unmarshal(rec.Spec, &spec) == nil && spec.Restart.Policy != "" {
-		policy = spec.Restart.Policy
+	if c.Restart.Policy == "" {
+		c.Restart.Policy = config.DefaultRestartPolicy
 	}
-	switch policy {
-	case config.RestartAlways, "unless-stopped":
-		return true
-	case config.RestartOnFailure:
-		return code == nil || *code != 0
+	end := watch.Exited(-1) // unknown: taken as a failure
+	if code != nil {
+		end = watch.Exited(*code)
 	}
-	return false
+	return watch.PolicyOf(c.Restart).Restarts(end)
 }
 
 // writeStatusTable renders the human form.
@@ -600,8 +598,8 @@ func orDefault(s, def string) string {
 // restart ("backoff: exited code=2, attempt 3 of 5, next attempt in 4s") or
 // a crash loop with its last exit code and reason.
 func withWatcher(row *statusRow, rec *state.Record, st watch.State, now time.Time) {
-	var c config.Component
-	if err := json.Unmarshal(rec.Spec, &c); err != nil {
+	c, err := watch.ComponentOf(rec)
+	if err != nil {
 		return
 	}
 	t := watch.Restore(watch.PolicyOf(c.Restart), fixedClock(now), nil, st)

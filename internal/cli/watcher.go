@@ -12,7 +12,6 @@ import (
 	"github.com/flowctl/flowctl/internal/controlplane"
 	"github.com/flowctl/flowctl/internal/providers"
 	"github.com/flowctl/flowctl/internal/providers/docker"
-	"github.com/flowctl/flowctl/internal/providers/process"
 	"github.com/flowctl/flowctl/internal/serve"
 	"github.com/flowctl/flowctl/internal/tokens"
 	"github.com/flowctl/flowctl/internal/watch"
@@ -21,13 +20,8 @@ import (
 // runWatcher is serve's background work: the restart watcher over the
 // state file serve serves, starting components as apply does (same
 // providers, tokens from the same secret, this control plane's endpoint).
-func runWatcher(ctx context.Context, env serve.Env) {
+func runWatcher(ctx context.Context, env serve.Env, reg *providers.Registry, dock *docker.Provider) {
 	stateDir := filepath.Dir(env.Store.Path())
-	dock := docker.New(docker.Options{})
-	reg := providers.NewRegistry(
-		process.New(process.Options{Dir: stateDir}),
-		dock,
-	)
 	iss := tokens.NewIssuer(env.Secret)
 	snapshot := func() ([]controlplane.Registration, error) { return env.ControlPlane.Snapshot(), nil }
 	engine := func() *apply.Engine {

@@ -60,5 +60,16 @@ func (c *Component) Redacted() *Component {
 	return &cp
 }
 
+// HasSensitive says whether any env value of c is sensitive (its
+// recorded spec is then the redacted one).
+func (c *Component) HasSensitive() bool {
+	for _, v := range c.Env {
+		if v.Sensitive {
+			return true
+		}
+	}
+	return false
+}
+
 // RedactedValue stands in for a sensitive value wherever one would be shown.
 const RedactedValue = "(sensitive value)"

@@ -336,10 +336,8 @@ func planComponent(c *config.Component, rec *state.Record, obs *providers.Observ
 func hashAndSpec(c *config.Component) (string, json.RawMessage) {
 	canonical := c.CanonicalJSON()
 	sum := sha256.Sum256(canonical)
-	for _, v := range c.Env {
-		if v.Sensitive {
-			return hex.EncodeToString(sum[:]), c.Redacted().CanonicalJSON()
-		}
+	if c.HasSensitive() {
+		return hex.EncodeToString(sum[:]), c.Redacted().CanonicalJSON()
 	}
 	return hex.EncodeToString(sum[:]), canonical
 }

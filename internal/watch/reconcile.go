@@ -206,7 +206,7 @@ func (r *Reconciler) one(ctx context.Context, rec *state.Record, saved []byte) t
 	if rec.Status == state.StatusStopped || rec.Status == state.StatusCreating || len(rec.Handle) == 0 {
 		return time.Time{}
 	}
-	comp, err := componentOf(rec)
+	comp, err := ComponentOf(rec)
 	if err != nil {
 		log.Warn("restart watcher: cannot read the component's recorded spec", "err", err)
 		return time.Time{}
@@ -414,7 +414,7 @@ func (r *Reconciler) restartDependents(ctx context.Context, addr string) {
 	comps := map[string]*config.Component{}
 	var nodes []string
 	for _, rec := range recs {
-		c, err := componentOf(rec)
+		c, err := ComponentOf(rec)
 		if err != nil {
 			continue
 		}
@@ -567,8 +567,9 @@ func (r *Reconciler) rand() Rand {
 	return defaultRand{}
 }
 
-// componentOf decodes the component a record was started from.
-func componentOf(rec *state.Record) (*config.Component, error) {
+// ComponentOf decodes the component a record was started from (its
+// recorded spec; sensitive env values redacted).
+func ComponentOf(rec *state.Record) (*config.Component, error) {
 	var c config.Component
 	if err := json.Unmarshal(rec.Spec, &c); err != nil {
 		return nil, fmt.Errorf("decode the spec of %s: %w", rec.Address, err)
