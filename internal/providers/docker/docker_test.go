@@ -299,7 +299,10 @@ func TestLogsDemultiplexStdoutAndStderrWithTimestamps(t *testing.T) {
 		"TC_PRINT": "out {n};stderr:err {n}", "TC_PRINT_INTERVAL": "5ms", "TC_PRINT_COUNT": "3",
 	}))
 	defer r.stop(h, time.Second)
+	// The engine copies stdout and stderr separately, so each stream's
+	// last line is awaited on its own.
 	r.waitLog(h, "err 3")
+	r.waitLog(h, "out 3")
 
 	read := func(opts providers.LogOptions) []string {
 		t.Helper()
