@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,16 +40,19 @@ type component struct {
 	cpLegacy  flowctlpb.ControlPlaneClient
 	cpV1      flowctlv1.ControlPlaneServiceClient
 	serviceID string
+	raw       *rawConn // -client raw: the heartbeat connection
 }
 
 type result struct {
 	N              int         `json:"n"`
 	Protocol       string      `json:"protocol"`
+	Client         string      `json:"client"`
 	Tokens         bool        `json:"tokens"`
 	Rate           string      `json:"rate"`
 	Concurrency    int         `json:"concurrency,omitempty"`
 	Server         string      `json:"server"`
 	ConnectTime    float64     `json:"connect_seconds"`
+	RawConnectTime float64     `json:"raw_connect_seconds,omitempty"`
 	Registered     int         `json:"registered"`
 	RegisterErrors int         `json:"register_errors"`
 	RegisterTime   float64     `json:"register_seconds"`
@@ -72,6 +76,17 @@ type result struct {
 }
 
 func loadMain(c config) error {
+	if c.clientCPUProfile != "" {
+		f, err := os.Create(c.clientCPUProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	res, err := run(c)
 	if res != nil {
 		report(c, res)
@@ -89,7 +104,14 @@ func run(c config) (*result, error) {
 	default:
 		return nil, fmt.Errorf("-protocol %q: want v1, legacy or both", c.protocol)
 	}
-	res := result{N: c.n, Protocol: c.protocol, Tokens: c.tokens, Rate: c.rate.String()}
+	switch c.client {
+	case "":
+		c.client = "grpc"
+	case "grpc", "raw":
+	default:
+		return nil, fmt.Errorf("-client %q: want grpc or raw", c.client)
+	}
+	res := result{N: c.n, Protocol: c.protocol, Client: c.client, Tokens: c.tokens, Rate: c.rate.String()}
 	if c.rate == 0 {
 		res.Rate = "max"
 		res.Concurrency = c.concurrency
@@ -242,6 +264,37 @@ func run(c config) (*result, error) {
 		return &res, errors.New("no component registered")
 	}
 
+	if c.client == "raw" {
+		// Heartbeats on raw connections: the registration ones are no
+		// longer needed.
+		t := time.Now()
+		for _, cp := range comps {
+			cp.conn.Close()
+		}
+		for _, cp := range live {
+			cwg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer cwg.Done()
+				defer func() { <-sem }()
+				md, _ := metadata.FromOutgoingContext(cp.ctx)
+				raw, err := dialRaw(addr, md, c.timeout)
+				if err != nil {
+					errs.add("connect", err)
+					raw = &rawConn{err: err} // its heartbeats fail
+				}
+				cp.raw = raw
+			}()
+		}
+		cwg.Wait()
+		for _, cp := range live {
+			if cp.raw.conn != nil {
+				defer cp.raw.Close()
+			}
+		}
+		res.RawConnectTime = time.Since(t).Seconds()
+	}
+
 	// Heartbeats.
 	srvCPU0, cliCPU0 := serverCPU(), selfCPU()
 	var lats [][]time.Duration
@@ -390,6 +443,7 @@ func register(cp *component, e controlplane.ExpectedComponent, timeout time.Dura
 type beater struct {
 	cp     *component
 	ctx    context.Context
+	end    time.Time // deadline of the run, for the raw client
 	legacy *flowctlpb.ServiceHeartbeat
 	v1     *flowctlv1.HeartbeatRequest
 	beats  int
@@ -397,6 +451,7 @@ type beater struct {
 
 func newBeater(cp *component, runCtx context.Context) *beater {
 	b := &beater{cp: cp, ctx: runCtx}
+	b.end, _ = runCtx.Deadline()
 	if md, ok := metadata.FromOutgoingContext(cp.ctx); ok {
 		b.ctx = metadata.NewOutgoingContext(runCtx, md)
 	}
@@ -423,9 +478,15 @@ func (b *beater) beat() error {
 		now := time.Now()
 		b.legacy.Timestamp.Seconds, b.legacy.Timestamp.Nanos = now.Unix(), int32(now.Nanosecond())
 		b.legacy.Metrics["events_processed"] = float64(b.beats)
+		if b.cp.raw != nil {
+			return b.cp.raw.call(flowctlpb.ControlPlane_Heartbeat_FullMethodName, b.legacy, b.end)
+		}
 		_, err = b.cp.cpLegacy.Heartbeat(b.ctx, b.legacy)
 	} else {
 		b.v1.Metrics["events_processed"] = strconv.Itoa(b.beats)
+		if b.cp.raw != nil {
+			return b.cp.raw.call(flowctlv1.ControlPlaneService_Heartbeat_FullMethodName, b.v1, b.end)
+		}
 		_, err = b.cp.cpV1.Heartbeat(b.ctx, b.v1)
 	}
 	return err
@@ -487,12 +548,16 @@ func report(c config, r *result) {
 		fmt.Println(string(b))
 		return
 	}
-	fmt.Printf("control plane benchmark: n=%d protocol=%s tokens=%v rate=%s", r.N, r.Protocol, r.Tokens, r.Rate)
+	fmt.Printf("control plane benchmark: n=%d protocol=%s client=%s tokens=%v rate=%s", r.N, r.Protocol, r.Client, r.Tokens, r.Rate)
 	if r.Concurrency > 0 {
 		fmt.Printf(" concurrency=%d", r.Concurrency)
 	}
 	fmt.Printf(" duration=%s\nserver: %s\n", c.duration, r.Server)
-	fmt.Printf("connections:  %d in %.2fs\n", r.N, r.ConnectTime)
+	fmt.Printf("connections:  %d in %.2fs", r.N, r.ConnectTime)
+	if r.Client == "raw" {
+		fmt.Printf("; %d raw heartbeat connections in %.2fs", r.Registered, r.RawConnectTime)
+	}
+	fmt.Println()
 	fmt.Printf("registration: %d ok, %d failed in %.2fs; latency p50 %.2fms p99 %.2fms\n", r.Registered, r.RegisterErrors, r.RegisterTime, r.RegisterP50ms, r.RegisterP99ms)
 	fmt.Printf("heartbeats:   %d ok, %d failed in %.1fs = %.0f/s", r.Heartbeats, r.HeartbeatErrs, r.Seconds, r.PerSecond)
 	if r.Offered > 0 {

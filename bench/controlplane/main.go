@@ -5,6 +5,7 @@
 //	go run ./bench/controlplane -n 1000 -rate 1s -duration 30s
 //	go run ./bench/controlplane -n 1000 -rate 0 -concurrency 64 -duration 20s   # max throughput
 //	go run ./bench/controlplane -n 100 -addr 127.0.0.1:8080 -protocol legacy  # any server of the older protocol
+//	go run ./bench/controlplane -n 1000 -rate 0 -duration 20s -client raw   # leaner heartbeat client (rawclient.go)
 //
 // With no -addr it starts the control plane itself, as a separate process
 // (this program re-executed with -serve) on a temporary state file, so that
@@ -30,6 +31,7 @@ type config struct {
 	duration    time.Duration
 	addr        string
 	protocol    string
+	client      string
 	tokens      bool
 	concurrency int
 	timeout     time.Duration
@@ -44,6 +46,8 @@ type config struct {
 	listen     string
 	cpuProfile string
 	memProfile string
+
+	clientCPUProfile string
 }
 
 func main() {
@@ -53,6 +57,7 @@ func main() {
 	flag.DurationVar(&c.duration, "duration", 30*time.Second, "length of the heartbeat phase")
 	flag.StringVar(&c.addr, "addr", "", "control plane host:port; empty: start one (a separate process)")
 	flag.StringVar(&c.protocol, "protocol", "both", "v1, legacy, or both (half the components each)")
+	flag.StringVar(&c.client, "client", "grpc", "heartbeat client: grpc (grpc-go), or raw (a minimal HTTP/2 client that costs the generator less CPU; registration stays on grpc-go)")
 	flag.BoolVar(&c.tokens, "tokens", false, "send component tokens (the server started here then runs in auth mode required)")
 	flag.IntVar(&c.concurrency, "concurrency", 64, "concurrent callers when -rate 0")
 	flag.DurationVar(&c.timeout, "timeout", 5*time.Second, "deadline of each call")
@@ -65,6 +70,7 @@ func main() {
 	flag.StringVar(&c.listen, "listen", "127.0.0.1:0", "-serve: listen address")
 	flag.StringVar(&c.cpuProfile, "server-cpuprofile", "", "write the server's CPU profile to this file")
 	flag.StringVar(&c.memProfile, "server-memprofile", "", "write the server's heap profile (at the end) to this file")
+	flag.StringVar(&c.clientCPUProfile, "cpuprofile", "", "write the load generator's CPU profile to this file")
 	flag.Parse()
 
 	var err error

@@ -207,13 +207,17 @@ func (s *Server) Register(gs grpc.ServiceRegistrar) {
 // call every few seconds. Smaller per-connection buffers, handed back to a
 // pool after each write, keep memory per connection low; a worker per CPU
 // runs the handlers, so a call starts no goroutine (whose stack would grow
-// and be scanned by the collector); keepalive pings from components are
+// and be scanned by the collector); fixed flow-control windows turn off
+// the server's bandwidth-estimation pings (one per call, useless for
+// messages of a few dozen bytes); keepalive pings from components are
 // tolerated. Pass them, with any of your own, to grpc.NewServer.
 func GRPCServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.ReadBufferSize(8 << 10),
 		grpc.WriteBufferSize(8 << 10),
 		grpc.SharedWriteBuffer(true),
+		grpc.InitialWindowSize(1 << 16),
+		grpc.InitialConnWindowSize(1 << 16),
 		grpc.NumStreamWorkers(uint32(runtime.NumCPU())),
 		grpc.MaxRecvMsgSize(1 << 20),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
