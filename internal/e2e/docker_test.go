@@ -631,6 +631,9 @@ func TestDockerKillDashNineMidApplyNeverDuplicates(t *testing.T) {
 	edited := func(df *dockerFixture, cs []dcomp) []dcomp {
 		applied(df, cs)
 		cs[1].env["VERSION"] = "2" // source.s2
+		// A readiness wait long enough to be killed in whatever the
+		// engine's speed (a quiet engine starts a container in 0.2 s).
+		cs[1].env["TC_START_DELAY"] = "3s"
 		df.writeDocker(cs)
 		return cs
 	}
