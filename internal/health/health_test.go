@@ -86,10 +86,10 @@ func TestHTTPProbeTimeout(t *testing.T) {
 	p := &HTTP{URL: ts.URL + "/health"}
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	t0 := time.Now()
+	// The handler answers only when the test ends: only ctx can end Check.
 	err := p.Check(ctx)
-	if err == nil || time.Since(t0) > 2*time.Second {
-		t.Fatalf("err = %v after %v", err, time.Since(t0))
+	if err == nil {
+		t.Fatal("a check past its context's deadline succeeded")
 	}
 }
 
@@ -156,10 +156,9 @@ func TestExecProbe(t *testing.T) {
 	// A command that hangs is killed, with its process group, at the timeout.
 	h = &config.Health{Type: "exec", Command: []string{"sh", "-c", "sleep 30 & sleep 30"}, Timeout: dur(200 * time.Millisecond)}
 	p, _ = FromConfig(h, "", 0, dir, nil)
-	t0 := time.Now()
 	err = p.Check(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "timed out") || time.Since(t0) > 3*time.Second {
-		t.Fatalf("err = %v after %v", err, time.Since(t0))
+	if err == nil || !strings.Contains(err.Error(), "timed out") {
+		t.Fatalf("err = %v, want a timeout", err)
 	}
 
 	p, _ = FromConfig(&config.Health{Type: "exec", Command: []string{"no-such-command-xyz"}}, "", 0, dir, []string{})
@@ -206,13 +205,15 @@ func TestWaitPassesSoonAfterReady(t *testing.T) {
 	port, ready, _ := server(t)
 	p, _ := FromConfig(&config.Health{Type: "http"}, "127.0.0.1", port, "", nil)
 	time.AfterFunc(200*time.Millisecond, func() { ready.Store(true) })
-	h := &config.Health{Interval: dur(10 * time.Second), Timeout: dur(time.Second), FailureThreshold: 3, SuccessThreshold: 1}
+	// An hour's interval: were it to delay the first success, the test
+	// would hang until go test's timeout.
+	h := &config.Health{Interval: dur(time.Hour), Timeout: dur(time.Second), FailureThreshold: 3, SuccessThreshold: 1}
 	res, err := Wait(context.Background(), p, h, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Elapsed < 200*time.Millisecond || res.Elapsed > 450*time.Millisecond {
-		t.Fatalf("ready after %v, want ~200ms (interval 10s must not delay the first success)", res.Elapsed)
+	if res.Elapsed < 200*time.Millisecond {
+		t.Fatalf("ready after %v, before the server was", res.Elapsed)
 	}
 	if res.Attempts < 3 || !strings.HasPrefix(res.Output, "200") || res.LastErr != nil {
 		t.Fatalf("result = %+v", res)
@@ -222,7 +223,7 @@ func TestWaitPassesSoonAfterReady(t *testing.T) {
 func TestWaitFirstCheckIsImmediate(t *testing.T) {
 	f := &fakeProbe{start: time.Now()}
 	res, err := Wait(context.Background(), f, &config.Health{Interval: dur(time.Hour)}, nil)
-	if err != nil || res.Attempts != 1 || res.Elapsed > 50*time.Millisecond {
+	if err != nil || res.Attempts != 1 { // an hour's interval: a delayed first check would hang
 		t.Fatalf("res=%+v err=%v", res, err)
 	}
 }
@@ -236,8 +237,8 @@ func TestWaitFailsAfterThreshold(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 	// Three counted failures, one per interval after the (empty) start period.
-	if res.Elapsed < 150*time.Millisecond || res.Elapsed > 600*time.Millisecond {
-		t.Fatalf("failed after %v, want ~150ms", res.Elapsed)
+	if res.Elapsed < 150*time.Millisecond {
+		t.Fatalf("failed after %v, before three 50ms intervals", res.Elapsed)
 	}
 	if res.LastErr == nil || !strings.Contains(res.Output, "503") {
 		t.Fatalf("result = %+v", res)
@@ -282,7 +283,9 @@ func TestWaitSuccessThreshold(t *testing.T) {
 
 func TestWaitStopsWhenNotAlive(t *testing.T) {
 	f := &fakeProbe{start: time.Now(), failUntil: time.Hour}
-	h := &config.Health{StartPeriod: dur(time.Hour), Interval: dur(time.Second)}
+	// An hour's interval: only the liveness poll, between checks, can end
+	// this wait (if it could not, the test would hang).
+	h := &config.Health{StartPeriod: dur(time.Hour), Interval: dur(time.Hour)}
 	var n atomic.Int64
 	alive := func() error {
 		if n.Add(1) > 3 {
@@ -293,9 +296,6 @@ func TestWaitStopsWhenNotAlive(t *testing.T) {
 	res, err := Wait(context.Background(), f, h, alive)
 	if !errors.Is(err, ErrStopped) || !strings.Contains(err.Error(), "exited with code 2") || !strings.Contains(err.Error(), "not yet") {
 		t.Fatalf("err = %v", err)
-	}
-	if res.Elapsed > 500*time.Millisecond {
-		t.Fatalf("took %v", res.Elapsed)
 	}
 	// Dead before the first check: no check at all.
 	res, err = Wait(context.Background(), f, h, func() error { return errors.New("gone") })
@@ -330,9 +330,6 @@ func TestWaitPerCheckTimeout(t *testing.T) {
 	res, err := Wait(context.Background(), p, h, nil)
 	if !errors.Is(err, ErrUnhealthy) || !strings.Contains(err.Error(), "timed out") {
 		t.Fatalf("res=%+v err=%v", res, err)
-	}
-	if res.Elapsed > 2*time.Second {
-		t.Fatalf("took %v", res.Elapsed)
 	}
 }
 

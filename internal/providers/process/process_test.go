@@ -349,11 +349,9 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("shim %+v child %+v", shimStat, childStat)
 	}
 
-	t0 = time.Now()
-	f.stop(h, 5*time.Second)
-	if time.Since(t0) > 3*time.Second {
-		t.Fatalf("graceful stop took %v", time.Since(t0))
-	}
+	// An hour's stop timeout: only a graceful exit on SIGTERM ends the stop
+	// (if it did not, the test would hang until go test's timeout).
+	f.stop(h, time.Hour)
 	if procinfo.Alive(hd.Child) || procinfo.Alive(hd.Shim) {
 		t.Fatal("still alive after Stop")
 	}
@@ -405,8 +403,10 @@ func TestIgnoredSIGTERMIsKilledAfterGrace(t *testing.T) {
 	t0 := time.Now()
 	f.stop(h, 300*time.Millisecond)
 	took := time.Since(t0)
-	if took < 300*time.Millisecond || took > 3*time.Second {
-		t.Fatalf("stop took %v, want the grace period and a little", took)
+	// It ignores SIGTERM for ever: that the stop returned at all is the
+	// SIGKILL after the grace period.
+	if took < 300*time.Millisecond {
+		t.Fatalf("stop took %v, less than the grace period", took)
 	}
 	if !strings.Contains(f.logs(h, providers.LogOptions{}), "ignoring terminated") {
 		t.Fatal("SIGTERM was not delivered")
@@ -421,12 +421,9 @@ func TestStopCutShortByContext(t *testing.T) {
 	f.waitReady(s, h)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	t0 := time.Now()
+	// The stop timeout is an hour: only ctx can cut the stop short.
 	if err := f.p.Stop(ctx, h, time.Hour); err != nil {
 		t.Fatal(err)
-	}
-	if time.Since(t0) > 3*time.Second {
-		t.Fatalf("stop took %v", time.Since(t0))
 	}
 }
 
@@ -438,7 +435,9 @@ func TestCrashIsRecordedAndObserved(t *testing.T) {
 	// Waiting for readiness ends as soon as the component exits.
 	probe, _ := health.FromConfig(&config.Health{Type: "http"}, "127.0.0.1", s.Ports["HEALTH_PORT"], "", nil)
 	res, err := health.Wait(context.Background(), probe, &config.Health{StartPeriod: config.Duration(time.Minute)}, f.alive(h))
-	if !errors.Is(err, health.ErrStopped) || !strings.Contains(err.Error(), "exited with code 3") || res.Elapsed > 3*time.Second {
+	// ErrStopped (not ErrUnhealthy after the minute's start period) says the
+	// exit ended the wait.
+	if !errors.Is(err, health.ErrStopped) || !strings.Contains(err.Error(), "exited with code 3") {
 		t.Fatalf("wait: %v after %v", err, res.Elapsed)
 	}
 
