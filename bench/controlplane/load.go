@@ -199,26 +199,17 @@ func run(c config) (*result, error) {
 	// Connect first, so that registration latency is the server's, not
 	// TCP and HTTP/2 set-up's.
 	connStart := time.Now()
-	var cwg sync.WaitGroup
-	sem := make(chan struct{}, 64)
-	for _, cp := range comps {
-		cwg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer cwg.Done()
-			defer func() { <-sem }()
-			ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
-			defer cancel()
-			cp.conn.Connect()
-			for st := cp.conn.GetState(); st != connectivity.Ready; st = cp.conn.GetState() {
-				if !cp.conn.WaitForStateChange(ctx, st) {
-					errs.add("connect", ctx.Err())
-					return
-				}
+	eachBounded(comps, connectConcurrency, func(cp *component) {
+		ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+		defer cancel()
+		cp.conn.Connect()
+		for st := cp.conn.GetState(); st != connectivity.Ready; st = cp.conn.GetState() {
+			if !cp.conn.WaitForStateChange(ctx, st) {
+				errs.add("connect", ctx.Err())
+				return
 			}
-		}()
-	}
-	cwg.Wait()
+		}
+	})
 	res.ConnectTime = time.Since(connStart).Seconds()
 
 	// Registration: as components start, with bounded concurrency.
@@ -271,27 +262,22 @@ func run(c config) (*result, error) {
 		for _, cp := range comps {
 			cp.conn.Close()
 		}
-		for _, cp := range live {
-			cwg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer cwg.Done()
-				defer func() { <-sem }()
-				md, _ := metadata.FromOutgoingContext(cp.ctx)
-				raw, err := dialRaw(addr, md, c.timeout)
-				if err != nil {
-					errs.add("connect", err)
-					raw = &rawConn{err: err} // its heartbeats fail
-				}
-				cp.raw = raw
-			}()
-		}
-		cwg.Wait()
-		for _, cp := range live {
-			if cp.raw.conn != nil {
-				defer cp.raw.Close()
+		eachBounded(live, connectConcurrency, func(cp *component) {
+			md, _ := metadata.FromOutgoingContext(cp.ctx)
+			raw, err := dialRaw(addr, md, c.timeout)
+			if err != nil {
+				errs.add("connect", err)
+				raw = &rawConn{err: err} // its heartbeats fail
 			}
-		}
+			cp.raw = raw
+		})
+		defer func() {
+			for _, cp := range live {
+				if cp.raw.conn != nil {
+					cp.raw.Close()
+				}
+			}
+		}()
 		res.RawConnectTime = time.Since(t).Seconds()
 	}
 
@@ -469,6 +455,26 @@ func newBeater(cp *component, runCtx context.Context) *beater {
 		}
 	}
 	return b
+}
+
+// connectConcurrency bounds the connections being set up at once.
+const connectConcurrency = 64
+
+// eachBounded calls fn for every component, at most n at a time, and
+// returns when all calls have.
+func eachBounded(comps []*component, n int, fn func(*component)) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, n)
+	for _, cp := range comps {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			fn(cp)
+		}()
+	}
+	wg.Wait()
 }
 
 func (b *beater) beat() error {
