@@ -32,17 +32,13 @@ import (
 // PortAllocator hands out free TCP ports for PORT and HEALTH_PORT.
 type PortAllocator func() (int, error)
 
-// Engine applies plans to one pipeline's state.
-type Engine struct {
+// Wiring is what an Engine is built from: where state lives, the
+// providers, and the control plane's services. It is fixed for the
+// engine's life; what differs between runs is in Options.
+type Wiring struct {
 	Store     *state.Store
 	Providers *providers.Registry
-	// WorkDir is the pipeline file's folder.
-	WorkDir string
-	// Parallelism bounds concurrent provider calls (default 10).
-	Parallelism int
-	// Out receives progress lines; nil discards them.
-	Out io.Writer
-	Log *slog.Logger
+	Log       *slog.Logger
 	// AllocPort finds free ports; nil means FreePort.
 	AllocPort PortAllocator
 	// ControlPlane is the endpoint injected as FLOWCTL_ENDPOINT; empty
@@ -61,6 +57,16 @@ type Engine struct {
 	// Seal, when set, encrypts a component's environment for state when it
 	// has sensitive values (state.Record.SealedEnv).
 	Seal func(plaintext []byte) (string, error)
+}
+
+// Options are one run's settings.
+type Options struct {
+	// WorkDir is the pipeline file's folder.
+	WorkDir string
+	// Parallelism bounds concurrent provider calls (default 10).
+	Parallelism int
+	// Out receives progress lines; nil discards them.
+	Out io.Writer
 	// Annotate, when set, completes each history event before it is
 	// recorded (the restart watcher adds the attempt and the delay).
 	Annotate func(ev *state.Event)
@@ -78,9 +84,44 @@ type Engine struct {
 	OpID string
 	// Operation names the operation in history ("apply", "destroy").
 	Operation string
+}
 
-	now func() time.Time
-	mu  sync.Mutex // serialises writes to Out
+// Engine applies plans to one pipeline's state. One engine serves any
+// number of runs, concurrent or not: Apply and Restart never change it.
+type Engine struct {
+	wiring Wiring
+	now    func() time.Time
+}
+
+// New returns an engine over w.
+func New(w Wiring) *Engine {
+	if w.Log == nil {
+		w.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Engine{wiring: w, now: time.Now}
+}
+
+// withDefaults fills the options a run leaves unset.
+func (o Options) withDefaults(destroy bool) Options {
+	if o.Parallelism <= 0 {
+		o.Parallelism = 10
+	}
+	if o.ReadyTimeout <= 0 {
+		o.ReadyTimeout = 2 * time.Minute
+	}
+	if o.ProgressEvery <= 0 {
+		o.ProgressEvery = 10 * time.Second
+	}
+	if o.OpID == "" {
+		o.OpID = uuid.NewString()
+	}
+	if o.Operation == "" {
+		o.Operation = "apply"
+		if destroy {
+			o.Operation = "destroy"
+		}
+	}
+	return o
 }
 
 // Outcome of one change.
@@ -92,6 +133,9 @@ type Outcome struct {
 	Elapsed  time.Duration
 	Detail   string
 	Canceled bool
+	// InstanceID is the instance a start made (create, replace, restart),
+	// whether or not it became ready; empty when nothing was started.
+	InstanceID string
 }
 
 // Result summarises an apply.
@@ -142,36 +186,19 @@ type node struct {
 // sensitive values); it may be nil for a plan that only deletes. stop ends
 // the walk gently: in-flight steps finish, nothing new starts; cancelling ctx
 // aborts in-flight steps too.
-func (e *Engine) Apply(ctx context.Context, stop <-chan struct{}, p *plan.Plan, desired *config.Pipeline) (*Result, error) {
-	if e.now == nil {
-		e.now = time.Now
-	}
-	if e.Parallelism <= 0 {
-		e.Parallelism = 10
-	}
-	if e.ReadyTimeout <= 0 {
-		e.ReadyTimeout = 2 * time.Minute
-	}
-	if e.ProgressEvery <= 0 {
-		e.ProgressEvery = 10 * time.Second
-	}
-	if e.Log == nil {
-		e.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	if e.OpID == "" {
-		e.OpID = uuid.NewString()
-	}
-	if e.Operation == "" {
-		e.Operation = "apply"
-		if p.Destroy {
-			e.Operation = "destroy"
-		}
-	}
+func (e *Engine) Apply(ctx context.Context, stop <-chan struct{}, p *plan.Plan, desired *config.Pipeline, opts Options) (*Result, error) {
+	opts = opts.withDefaults(p.Destroy)
 	var meta state.Meta
-	if err := e.Store.View(func(tx *state.Tx) error { meta = tx.Meta(); return nil }); err != nil {
+	if err := e.wiring.Store.View(func(tx *state.Tx) error { meta = tx.Meta(); return nil }); err != nil {
 		return nil, fmt.Errorf("read state: %w", err)
 	}
+	w := &walker{Wiring: e.wiring, Options: opts, now: e.now, meta: meta, pipeline: p.Pipeline, sem: make(chan struct{}, opts.Parallelism), stop: stop, desired: desired, portsGiven: map[int]bool{}}
+	return w.walk(ctx, p)
+}
 
+// walk runs every change of p.
+func (w *walker) walk(ctx context.Context, p *plan.Plan) (*Result, error) {
+	desired := w.desired
 	nodes := map[string]*node{}
 	var deletes, rest []*node
 	for _, ch := range p.Changes {
@@ -187,10 +214,9 @@ func (e *Engine) Apply(ctx context.Context, stop <-chan struct{}, p *plan.Plan, 
 			deletes = append(deletes, n)
 		}
 	}
-	if err := e.preflight(ctx, rest); err != nil {
+	if err := w.preflight(ctx, rest); err != nil {
 		return nil, err
 	}
-	w := &walker{e: e, meta: meta, pipeline: p.Pipeline, sem: make(chan struct{}, e.Parallelism), stop: stop, desired: desired, portsGiven: map[int]bool{}}
 
 	// Deletes: a component goes once every recorded dependent has gone.
 	var wg sync.WaitGroup
@@ -266,7 +292,7 @@ func (e *Engine) Apply(ctx context.Context, stop <-chan struct{}, p *plan.Plan, 
 
 // preflight asks each provider that can (providers.Preflighter) whether the
 // components this apply starts on it can start, before anything changes.
-func (e *Engine) preflight(ctx context.Context, nodes []*node) error {
+func (w *walker) preflight(ctx context.Context, nodes []*node) error {
 	byProvider := map[string][]*config.Component{}
 	for _, n := range nodes {
 		switch n.ch.Action {
@@ -280,7 +306,7 @@ func (e *Engine) preflight(ctx context.Context, nodes []*node) error {
 	}
 	slices.Sort(names)
 	for _, name := range names {
-		prov, err := e.Providers.Get(name)
+		prov, err := w.Providers.Get(name)
 		if err != nil {
 			return err
 		}
@@ -304,7 +330,10 @@ func failureWord(m *node) string {
 }
 
 type walker struct {
-	e        *Engine
+	Wiring
+	Options
+	now      func() time.Time
+	mu       sync.Mutex // serialises writes to Out
 	meta     state.Meta
 	pipeline string
 	sem      chan struct{}
@@ -336,16 +365,16 @@ func (w *walker) run(ctx context.Context, n *node) {
 		n.outcome.Canceled = true
 		return
 	}
-	start := w.e.now()
+	start := w.now()
 	verb := progressVerb(n.ch.Action)
-	w.e.printf("%s: %s...\n", n.ch.Address, verb.ing)
-	tick := time.NewTicker(w.e.ProgressEvery)
+	w.printf("%s: %s...\n", n.ch.Address, verb.ing)
+	tick := time.NewTicker(w.ProgressEvery)
 	finished := make(chan struct{})
 	go func() {
 		for {
 			select {
 			case <-tick.C:
-				w.e.printf("%s: Still %s... [%s elapsed]\n", n.ch.Address, strings.ToLower(verb.ing), w.e.now().Sub(start).Round(time.Second))
+				w.printf("%s: Still %s... [%s elapsed]\n", n.ch.Address, strings.ToLower(verb.ing), w.now().Sub(start).Round(time.Second))
 			case <-finished:
 				return
 			}
@@ -354,7 +383,7 @@ func (w *walker) run(ctx context.Context, n *node) {
 	detail, err := w.execute(ctx, n)
 	close(finished)
 	tick.Stop()
-	n.outcome.Elapsed = w.e.now().Sub(start)
+	n.outcome.Elapsed = w.now().Sub(start)
 	n.outcome.Detail = detail
 	if rerr := w.record(n, err); rerr != nil && err == nil {
 		err = rerr
@@ -362,7 +391,7 @@ func (w *walker) run(ctx context.Context, n *node) {
 	if err != nil {
 		n.outcome.Err = err
 		n.outcome.Canceled = ctx.Err() != nil
-		w.e.printf("%s: %s failed after %s: %v\n", n.ch.Address, verb.noun, round(n.outcome.Elapsed), err)
+		w.printf("%s: %s failed after %s: %v\n", n.ch.Address, verb.noun, round(n.outcome.Elapsed), err)
 		return
 	}
 	n.ok = true
@@ -370,7 +399,7 @@ func (w *walker) run(ctx context.Context, n *node) {
 	if detail != "" {
 		suffix = " [" + detail + "]"
 	}
-	w.e.printf("%s: %s complete after %s%s\n", n.ch.Address, verb.noun, round(n.outcome.Elapsed), suffix)
+	w.printf("%s: %s complete after %s%s\n", n.ch.Address, verb.noun, round(n.outcome.Elapsed), suffix)
 }
 
 func round(d time.Duration) time.Duration {
@@ -398,13 +427,13 @@ func progressVerb(a plan.Action) verbs {
 	return verbs{"Destroying", "Destruction"}
 }
 
-func (e *Engine) printf(format string, args ...any) {
-	if e.Out == nil {
+func (w *walker) printf(format string, args ...any) {
+	if w.Out == nil {
 		return
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	fmt.Fprintf(e.Out, format, args...)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	fmt.Fprintf(w.Out, format, args...)
 }
 
 // record commits the change's last state write, if any, and its history
@@ -413,9 +442,9 @@ func (e *Engine) printf(format string, args ...any) {
 // but the transaction, or nothing that repeating them changes.
 // event is the history event of n's change, annotated.
 func (w *walker) event(n *node) *state.Event {
-	ev := &state.Event{Operation: w.e.Operation, OpID: w.e.OpID, Address: n.ch.Address, Action: string(n.ch.Action), Reason: string(n.ch.Reason), Result: "ok", Detail: n.outcome.Detail}
-	if w.e.Annotate != nil {
-		w.e.Annotate(ev)
+	ev := &state.Event{Operation: w.Operation, OpID: w.OpID, Address: n.ch.Address, Action: string(n.ch.Action), Reason: string(n.ch.Reason), Result: "ok", Detail: n.outcome.Detail}
+	if w.Annotate != nil {
+		w.Annotate(ev)
 	}
 	return ev
 }
@@ -428,7 +457,7 @@ func (w *walker) record(n *node, err error) error {
 			ev.Result = "interrupted"
 		}
 	}
-	serr := w.e.Store.Batch(func(tx *state.Tx) error {
+	serr := w.Store.Batch(func(tx *state.Tx) error {
 		if n.settle != nil {
 			if err := n.settle(tx); err != nil {
 				return err
@@ -440,7 +469,7 @@ func (w *walker) record(n *node, err error) error {
 		return tx.AppendHistory(ev)
 	})
 	if serr != nil {
-		w.e.Log.Error("record history", "address", n.ch.Address, "err", serr)
+		w.Log.Error("record history", "address", n.ch.Address, "err", serr)
 		if n.settle != nil {
 			return fmt.Errorf("record status: %w", serr)
 		}
@@ -465,13 +494,13 @@ func (w *walker) execute(ctx context.Context, n *node) (string, error) {
 			return "", err
 		}
 		if ch.Action == plan.Delete {
-			if err := w.e.Store.Batch(func(tx *state.Tx) error { return tx.DeleteComponent(ch.Address) }); err != nil {
+			if err := w.Store.Batch(func(tx *state.Tx) error { return tx.DeleteComponent(ch.Address) }); err != nil {
 				return "", fmt.Errorf("forget %s in state: %w", ch.Address, err)
 			}
 		}
 		return "", nil
 	case plan.Update:
-		return "", w.e.Store.Batch(func(tx *state.Tx) error {
+		return "", w.Store.Batch(func(tx *state.Tx) error {
 			rec, err := tx.Component(ch.Address)
 			if err != nil || rec == nil {
 				return fmt.Errorf("update %s: not in state", ch.Address)
@@ -517,7 +546,7 @@ func (w *walker) graceFor(ch *plan.Change) time.Duration {
 		}
 	}
 	var rec *state.Record
-	_ = w.e.Store.View(func(tx *state.Tx) error { var err error; rec, err = tx.Component(ch.Address); return err })
+	_ = w.Store.View(func(tx *state.Tx) error { var err error; rec, err = tx.Component(ch.Address); return err })
 	if rec != nil && len(rec.Spec) > 0 {
 		var c config.Component
 		if json.Unmarshal(rec.Spec, &c) == nil && c.StopTimeout > 0 {
@@ -534,7 +563,7 @@ func (w *walker) stopObject(ctx context.Context, provName string, h providers.Ha
 	if len(h) == 0 {
 		return nil
 	}
-	prov, err := w.e.Providers.Get(provName)
+	prov, err := w.Providers.Get(provName)
 	if err != nil {
 		return err
 	}
@@ -552,7 +581,7 @@ func (w *walker) stopObject(ctx context.Context, provName string, h providers.Ha
 // record (before readiness), readiness wait, final status.
 func (w *walker) start(ctx context.Context, n *node) (string, error) {
 	c := n.comp
-	prov, err := w.e.Providers.Get(c.Executor)
+	prov, err := w.Providers.Get(c.Executor)
 	if err != nil {
 		return "", err
 	}
@@ -566,10 +595,11 @@ func (w *walker) start(ctx context.Context, n *node) (string, error) {
 		return "", err
 	}
 	instanceID := uuid.NewString()
+	n.outcome.InstanceID = instanceID
 	resolve := w.resolver(recs)
-	inj := injected{pipeline: w.pipeline, lineage: w.meta.Lineage, instanceID: instanceID, specHash: n.ch.SpecHash, endpoint: w.e.ControlPlane, heartbeat: "10s", ports: ports}
-	if w.e.Token != nil {
-		tok, err := w.e.Token(c, instanceID)
+	inj := injected{pipeline: w.pipeline, lineage: w.meta.Lineage, instanceID: instanceID, specHash: n.ch.SpecHash, endpoint: w.ControlPlane, heartbeat: "10s", ports: ports}
+	if w.Token != nil {
+		tok, err := w.Token(c, instanceID)
 		if err != nil {
 			return "", fmt.Errorf("issue token: %w", err)
 		}
@@ -577,14 +607,14 @@ func (w *walker) start(ctx context.Context, n *node) (string, error) {
 	}
 	spec := providers.ComponentSpec{
 		Pipeline: w.pipeline, Lineage: w.meta.Lineage, InstanceID: instanceID, SpecHash: n.ch.SpecHash,
-		Component: c, Env: buildEnv(c, inj, resolve), Ports: ports, WorkDir: w.e.WorkDir,
+		Component: c, Env: buildEnv(c, inj, resolve), Ports: ports, WorkDir: w.WorkDir,
 	}
-	began := w.e.now().UTC()
+	began := w.now().UTC()
 	var sealed string
-	if w.e.Seal != nil && c.HasSensitive() {
+	if w.Seal != nil && c.HasSensitive() {
 		b, err := json.Marshal(c.Env)
 		if err == nil {
-			sealed, err = w.e.Seal(b)
+			sealed, err = w.Seal(b)
 		}
 		if err != nil {
 			return "", fmt.Errorf("seal the environment of %s: %w", c.Address(), err)
@@ -600,7 +630,7 @@ func (w *walker) start(ctx context.Context, n *node) (string, error) {
 		InstanceID: instanceID, Ports: ports, Status: state.StatusCreating, StartedAt: began,
 	}
 	if inj.token != "" {
-		rec.TokenGeneration = w.e.TokenGeneration
+		rec.TokenGeneration = w.TokenGeneration
 	}
 	if prior != nil {
 		rec.RestartCount = prior.RestartCount
@@ -609,12 +639,12 @@ func (w *walker) start(ctx context.Context, n *node) (string, error) {
 	if n.ch.Action == plan.Restart {
 		rec.RestartCount++
 	}
-	rec.WorkDir, rec.SealedEnv = w.e.WorkDir, sealed
-	if err := w.e.Store.Batch(func(tx *state.Tx) error {
+	rec.WorkDir, rec.SealedEnv = w.WorkDir, sealed
+	if err := w.Store.Batch(func(tx *state.Tx) error {
 		if err := tx.PutComponent(rec); err != nil {
 			return err
 		}
-		if !w.e.EventAtStart {
+		if !w.EventAtStart {
 			return nil
 		}
 		ev := w.event(n)
@@ -635,11 +665,11 @@ func (w *walker) start(ctx context.Context, n *node) (string, error) {
 // (see node.settle); a failure carries the component's last log lines.
 func (w *walker) finishStart(ctx context.Context, n *node, prov providers.Provider, h providers.Handle, ports map[string]int, instanceID string) error {
 	c := n.comp
-	since := w.e.now()
+	since := w.now()
 	readyErr := w.waitReady(ctx, prov, h, c, ports)
-	if readyErr == nil && w.e.Registered != nil {
-		rctx, cancel := context.WithTimeout(ctx, w.e.ReadyTimeout)
-		readyErr = w.e.Registered(rctx, c, instanceID, since)
+	if readyErr == nil && w.Registered != nil {
+		rctx, cancel := context.WithTimeout(ctx, w.ReadyTimeout)
+		readyErr = w.Registered(rctx, c, instanceID, since)
 		cancel()
 	}
 	status, reason := state.StatusRunning, ""
@@ -664,7 +694,7 @@ func (w *walker) finishStart(ctx context.Context, n *node, prov providers.Provid
 // then waits for it to be ready like a fresh start.
 func (w *walker) adopt(ctx context.Context, n *node) (string, error) {
 	ch, c := n.ch, n.comp
-	prov, err := w.e.Providers.Get(ch.Provider)
+	prov, err := w.Providers.Get(ch.Provider)
 	if err != nil {
 		return "", err
 	}
@@ -676,13 +706,13 @@ func (w *walker) adopt(ctx context.Context, n *node) (string, error) {
 			ports[k] = v
 		}
 	}
-	err = w.e.Store.Batch(func(tx *state.Tx) error {
+	err = w.Store.Batch(func(tx *state.Tx) error {
 		rec, err := tx.Component(ch.Address)
 		if err != nil {
 			return err
 		}
 		if rec == nil {
-			rec = &state.Record{Address: ch.Address, Kind: string(c.Kind), ID: c.ID, StartedAt: w.e.now().UTC()}
+			rec = &state.Record{Address: ch.Address, Kind: string(c.Kind), ID: c.ID, StartedAt: w.now().UTC()}
 		}
 		for k, v := range rec.Ports {
 			if _, ok := ports[k]; !ok {
@@ -705,7 +735,7 @@ func (w *walker) adopt(ctx context.Context, n *node) (string, error) {
 // records reads every component record, by address.
 func (w *walker) records() (map[string]*state.Record, error) {
 	recs := map[string]*state.Record{}
-	err := w.e.Store.View(func(tx *state.Tx) error {
+	err := w.Store.View(func(tx *state.Tx) error {
 		all, err := tx.Components()
 		for _, r := range all {
 			recs[r.Address] = r
@@ -750,7 +780,7 @@ func (w *walker) ports(c *config.Component, recs map[string]*state.Record) (map[
 }
 
 func (w *walker) allocPort(addr string, recs map[string]*state.Record) (int, error) {
-	alloc := w.e.AllocPort
+	alloc := w.AllocPort
 	if alloc == nil {
 		alloc = FreePort
 	}
@@ -795,7 +825,7 @@ func (w *walker) resolver(recs map[string]*state.Record) func(config.Ref) string
 		if w.desired != nil {
 			c = w.desired.Component(r.Addr)
 		}
-		prov, err := w.e.Providers.Get(rec.Provider)
+		prov, err := w.Providers.Get(rec.Provider)
 		if c == nil || err != nil {
 			return "127.0.0.1:" + strconv.Itoa(rec.Ports["PORT"])
 		}
@@ -810,7 +840,7 @@ const aliveEvery = 100 * time.Millisecond
 // waitReady waits until the component's health probe passes; a component
 // with no probe is ready once it is running.
 func (w *walker) waitReady(ctx context.Context, prov providers.Provider, h providers.Handle, c *config.Component, ports map[string]int) error {
-	ctx, cancel := context.WithTimeout(ctx, w.e.ReadyTimeout)
+	ctx, cancel := context.WithTimeout(ctx, w.ReadyTimeout)
 	defer cancel()
 	// Whether the component still runs is asked after failed checks; at
 	// most every aliveEvery, as it costs more than a check.
@@ -844,7 +874,7 @@ func (w *walker) waitReady(ctx context.Context, prov providers.Provider, h provi
 		}
 		host = hh
 	}
-	probe, err := health.FromConfig(c.Health, host, ports["HEALTH_PORT"], w.e.WorkDir, nil)
+	probe, err := health.FromConfig(c.Health, host, ports["HEALTH_PORT"], w.WorkDir, nil)
 	if err != nil {
 		return fmt.Errorf("health probe: %w", err)
 	}

@@ -18,8 +18,7 @@ import (
 	"github.com/flowctl/flowctl/internal/apply"
 	"github.com/flowctl/flowctl/internal/config"
 	"github.com/flowctl/flowctl/internal/plan"
-	"github.com/flowctl/flowctl/internal/state"
-	"github.com/flowctl/flowctl/internal/tokens"
+	"github.com/flowctl/flowctl/internal/serve"
 )
 
 type applyFlags struct {
@@ -249,17 +248,16 @@ func execute(g *globals, ctx context.Context, ws *workspace, p *plan.Plan, desir
 			}
 		}
 	}()
-	eng := &apply.Engine{
-		Store: ws.store, Providers: ws.providers, WorkDir: ws.workDir, Parallelism: af.parallelism,
-		Out: g.streams.Out, OpID: uuid.NewString(), Operation: op,
-	}
+	eng := apply.New(apply.Wiring{Store: ws.store, Providers: ws.providers})
 	if startsComponents(p) {
-		if err := connectControlPlane(ctx, g, ws, eng, af.controlPlane); err != nil {
+		var err error
+		if eng, err = connectControlPlane(ctx, g, ws, af.controlPlane); err != nil {
 			return err
 		}
 	}
+	opts := apply.Options{WorkDir: ws.workDir, Parallelism: af.parallelism, Out: g.streams.Out, OpID: uuid.NewString(), Operation: op}
 	start := time.Now()
-	res, err := eng.Apply(ctx, stop, p, desired)
+	res, err := eng.Apply(ctx, stop, p, desired, opts)
 	if op == "destroy" {
 		if serr := stopServeIfIdle(ws); serr != nil {
 			fmt.Fprintf(g.streams.Err, "Warning: %v\n", serr)
@@ -298,32 +296,23 @@ func startsComponents(p *plan.Plan) bool {
 }
 
 // connectControlPlane makes sure a control plane listens (see
-// ensureControlPlane) and has the engine tell components where it is, give
-// each instance its token, and wait for registering components to
-// register.
-func connectControlPlane(ctx context.Context, g *globals, ws *workspace, eng *apply.Engine, override string) error {
+// ensureControlPlane) and returns an engine that tells components where it
+// is, gives each instance its token, and waits for registering components
+// to register.
+func connectControlPlane(ctx context.Context, g *globals, ws *workspace, override string) (*apply.Engine, error) {
 	cp, err := ensureControlPlane(ctx, ws, override)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if cp.started {
 		fmt.Fprintf(g.streams.Out, "Control plane started in the background on %s (log: %s).\n\n", cp.endpoint, filepath.Join(ws.stateDir, serveLogName))
 	}
 	secret, gen, err := tokenSecret(ws)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	iss := tokens.NewIssuer(secret)
-	var meta state.Meta
-	if err := ws.store.View(func(tx *state.Tx) error { meta = tx.Meta(); return nil }); err != nil {
-		return fmt.Errorf("read state: %w", err)
-	}
-	eng.ControlPlane = cp.endpoint
-	eng.TokenGeneration = gen
-	eng.Token = func(c *config.Component, instanceID string) (string, error) {
-		return iss.Issue(tokens.Subject{Address: c.Address(), Pipeline: meta.Pipeline, Lineage: meta.Lineage, InstanceID: instanceID})
-	}
-	eng.Registered = waitRegistered(registrationsIn(ws.store))
-	eng.Seal = secret.Seal
-	return nil
+	return serve.NewEngine(serve.EngineOptions{
+		Store: ws.store, Providers: ws.providers, Endpoint: cp.endpoint,
+		Secret: secret, Generation: gen, Registrations: serve.RegistrationsIn(ws.store),
+	})
 }

@@ -12,8 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/flowctl/flowctl/internal/config"
-	"github.com/flowctl/flowctl/internal/controlplane"
 	"github.com/flowctl/flowctl/internal/procinfo"
 	"github.com/flowctl/flowctl/internal/serve"
 	"github.com/flowctl/flowctl/internal/state"
@@ -200,64 +198,6 @@ func tokenSecret(ws *workspace) (*tokens.Secret, uint64, error) {
 		return nil, 0, err
 	}
 	return secret, gen, nil
-}
-
-// registers says whether apply waits for c to register with the control
-// plane before counting it ready: `register = true`, or ENABLE_FLOWCTL=true
-// set by the user (flowctl sets it for every component, but only a
-// component the user says registers is waited for).
-func registers(c *config.Component) bool {
-	if c.Register {
-		return true
-	}
-	v, ok := c.Env["ENABLE_FLOWCTL"]
-	return ok && !v.Deferred && strings.EqualFold(v.Value, "true")
-}
-
-// registrationsIn reads the control plane's registry as persisted in a
-// state file.
-func registrationsIn(store *state.Store) func() ([]controlplane.Registration, error) {
-	return func() ([]controlplane.Registration, error) { return controlplane.ReadRegistrations(store, time.Now()) }
-}
-
-// waitRegistered waits until the control plane's registry (read by
-// source) holds a live, healthy registration of c's instance.
-func waitRegistered(source func() ([]controlplane.Registration, error)) func(ctx context.Context, c *config.Component, instanceID string, since time.Time) error {
-	return func(ctx context.Context, c *config.Component, instanceID string, since time.Time) error {
-		if !registers(c) {
-			return nil
-		}
-		step := 10 * time.Millisecond
-		var last string
-		for {
-			regs, err := source()
-			if err != nil {
-				return err
-			}
-			last = "it has not registered"
-			for _, r := range regs {
-				if r.Component != c.Address() {
-					continue
-				}
-				if r.InstanceID != "" && r.InstanceID != instanceID {
-					continue // an earlier instance's
-				}
-				if r.InstanceID == "" && r.RegisteredAt.Before(since.Add(-time.Second)) {
-					continue // registered before this instance started
-				}
-				if r.Healthy {
-					return nil
-				}
-				last = fmt.Sprintf("registered as %s, status %s", r.ServiceID, r.Status)
-			}
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("not ready: waiting for it to register with the control plane: %w (%s)", ctx.Err(), last)
-			case <-time.After(step):
-			}
-			step = min(step*2, 200*time.Millisecond)
-		}
-	}
 }
 
 // lastLogLines is the last n lines of a log file, joined for an error

@@ -7,13 +7,10 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
-	"github.com/flowctl/flowctl/internal/apply"
-	"github.com/flowctl/flowctl/internal/config"
 	"github.com/flowctl/flowctl/internal/controlplane"
 	"github.com/flowctl/flowctl/internal/providers"
 	"github.com/flowctl/flowctl/internal/providers/docker"
 	"github.com/flowctl/flowctl/internal/serve"
-	"github.com/flowctl/flowctl/internal/tokens"
 	"github.com/flowctl/flowctl/internal/watch"
 )
 
@@ -22,19 +19,14 @@ import (
 // providers, tokens from the same secret, this control plane's endpoint).
 func runWatcher(ctx context.Context, env serve.Env, reg *providers.Registry, dock *docker.Provider) {
 	stateDir := filepath.Dir(env.Store.Path())
-	iss := tokens.NewIssuer(env.Secret)
 	snapshot := func() ([]controlplane.Registration, error) { return env.ControlPlane.Snapshot(), nil }
-	engine := func() *apply.Engine {
-		return &apply.Engine{
-			Store: env.Store, Providers: reg, ControlPlane: serve.DialAddr(env.Addrs.GRPC),
-			TokenGeneration: env.Meta.TokenGeneration,
-			Token: func(c *config.Component, instanceID string) (string, error) {
-				return iss.Issue(tokens.Subject{Address: c.Address(), Pipeline: env.Meta.Pipeline, Lineage: env.Meta.Lineage, InstanceID: instanceID})
-			},
-			Registered: waitRegistered(snapshot),
-			Seal:       env.Secret.Seal,
-			Log:        env.Logger,
-		}
+	engine, err := serve.NewEngine(serve.EngineOptions{
+		Store: env.Store, Providers: reg, Log: env.Logger, Endpoint: serve.DialAddr(env.Addrs.GRPC),
+		Secret: env.Secret, Generation: env.Meta.TokenGeneration, Registrations: snapshot,
+	})
+	if err != nil {
+		env.Logger.Error("restart watcher: not running", "err", err)
+		return
 	}
 	// Ends are seen at once from either side: a shim's exit record, or
 	// the engine's events (followed once the watcher has reached the

@@ -46,6 +46,13 @@ type Observed struct {
 	Exists   bool `json:"exists"`
 	Running  bool `json:"running"`
 	ExitCode *int `json:"exit_code,omitempty"`
+	// Signal names the signal that killed the object ("SIGKILL"), when one
+	// did and the executor can tell.
+	Signal string `json:"signal,omitempty"`
+	// ExitPending says the object has ended but its executor is still
+	// recording how (the process executor's shim writing the exit status):
+	// look again in a moment rather than judge it now.
+	ExitPending bool `json:"exit_pending,omitempty"`
 	// SpecHash, Pipeline, Lineage and InstanceID are read back from the
 	// object's own labels or metadata.
 	SpecHash   string    `json:"spec_hash,omitempty"`

@@ -23,6 +23,9 @@ type LockInfo struct {
 	StartTicks uint64    `json:"start_ticks"`
 	Host       string    `json:"host"`
 	Created    time.Time `json:"created"`
+	// Brief marks a holder that keeps the lock for a moment only (see
+	// LockOptions.Brief).
+	Brief bool `json:"brief,omitempty"`
 }
 
 func (l *LockInfo) String() string {
@@ -46,6 +49,10 @@ type Lock struct {
 // LockOptions configures Acquire.
 type LockOptions struct {
 	Operation string
+	// Brief says the lock is held for a moment only (the restart watcher's
+	// restarts): others then wait up to BriefWait for it, whatever their
+	// Timeout says.
+	Brief bool
 	// Timeout is how long to keep retrying while another holder has the lock;
 	// zero fails at once.
 	Timeout time.Duration
@@ -60,9 +67,6 @@ type LockOptions struct {
 // was being restarted just then.
 const BriefWait = time.Minute
 
-// brief says whether an operation holds the lock for a moment only.
-func brief(operation string) bool { return operation == "restart" }
-
 // Acquire takes the operation lock. A lock whose holder ran on this host and
 // no longer exists (its pid and start time are gone) is broken, and OnBreak
 // is told. A live holder makes it retry until the timeout, then fail with a
@@ -75,7 +79,7 @@ func (s *Store) Acquire(ctx context.Context, opts LockOptions) (*Lock, error) {
 	host, _ := os.Hostname()
 	info := LockInfo{
 		ID: uuid.NewString(), Operation: opts.Operation, PID: self.PID, StartTicks: self.StartTicks,
-		Host: host, Created: s.now().UTC(),
+		Host: host, Created: s.now().UTC(), Brief: opts.Brief,
 	}
 	if u := os.Getenv("USER"); u != "" {
 		info.Who = u + "@" + host
@@ -113,7 +117,7 @@ func (s *Store) Acquire(ctx context.Context, opts LockOptions) (*Lock, error) {
 			return &Lock{store: s, Info: info}, nil
 		}
 		limit := opts.Timeout
-		if brief(holder.Operation) {
+		if holder.Brief {
 			limit = max(limit, BriefWait)
 		}
 		if time.Since(start) >= limit {

@@ -259,7 +259,7 @@ func TestDataNamespacesDoNotMoveTheSerial(t *testing.T) {
 
 func TestAcquireWaitsForTheRestartWatchersBriefLock(t *testing.T) {
 	s := newStore(t)
-	held, err := s.Acquire(context.Background(), LockOptions{Operation: "restart"})
+	held, err := s.Acquire(context.Background(), LockOptions{Operation: "restart", Brief: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +275,7 @@ func TestAcquireWaitsForTheRestartWatchersBriefLock(t *testing.T) {
 	}
 	defer l.Release()
 	// An apply's lock, on the other hand, is not waited for.
-	if _, err := s.Acquire(context.Background(), LockOptions{Operation: "restart"}); err == nil {
+	if _, err := s.Acquire(context.Background(), LockOptions{Operation: "restart", Brief: true}); err == nil {
 		t.Fatal("took a lock an apply holds")
 	}
 }

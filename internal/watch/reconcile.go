@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"time"
 
@@ -16,7 +15,6 @@ import (
 	"github.com/flowctl/flowctl/internal/controlplane"
 	"github.com/flowctl/flowctl/internal/graph"
 	"github.com/flowctl/flowctl/internal/health"
-	"github.com/flowctl/flowctl/internal/plan"
 	"github.com/flowctl/flowctl/internal/providers"
 	"github.com/flowctl/flowctl/internal/state"
 )
@@ -35,8 +33,8 @@ const exitSettle = 50 * time.Millisecond
 
 // failureOf describes how an instance that is not running ended.
 func failureOf(obs providers.Observed) Failure {
-	if sig, ok := strings.CutPrefix(obs.Detail, "killed by "); ok {
-		return Signaled(sig)
+	if obs.Signal != "" {
+		return Signaled(obs.Signal)
 	}
 	if obs.ExitCode != nil {
 		return Exited(*obs.ExitCode)
@@ -52,10 +50,9 @@ const lockOperation = "restart"
 type Options struct {
 	Store     *state.Store
 	Providers *providers.Registry
-	// Engine returns an engine set up as apply sets it up (control plane
-	// endpoint, token issuer, registration wait, sealing) to start one
-	// restart. Required.
-	Engine func() *apply.Engine
+	// Engine starts the restarts, set up as apply's (control plane
+	// endpoint, token issuer, registration wait, sealing). Required.
+	Engine *apply.Engine
 	// Open decrypts a record's SealedEnv (tokens.Secret.Open); nil: records
 	// with a sealed environment cannot be restarted.
 	Open func(sealed string) ([]byte, error)
@@ -266,7 +263,7 @@ func (r *Reconciler) one(ctx context.Context, rec *state.Record, saved []byte) t
 	case !obs.Exists:
 		ff := Exited(-1) // removed behind flowctl's back
 		f = &ff
-	case !obs.Running && obs.ExitCode == nil && strings.Contains(obs.Detail, "recording"):
+	case !obs.Running && obs.ExitPending:
 		// The process executor's shim is writing the exit status down;
 		// its record will wake the loop.
 		return r.opts.Clock.Now().Add(exitSettle)
@@ -369,7 +366,7 @@ func (r *Reconciler) checkRunning(ctx context.Context, rec *state.Record, comp *
 func (r *Reconciler) restart(ctx context.Context, rec *state.Record, comp *config.Component, tr *tracked) {
 	log := r.opts.Log.With("component", rec.Address)
 	st := tr.t.State()
-	lock, err := r.opts.Store.Acquire(ctx, state.LockOptions{Operation: lockOperation})
+	lock, err := r.opts.Store.Acquire(ctx, state.LockOptions{Operation: lockOperation, Brief: true})
 	if err != nil {
 		// An apply holds the lock: the next look tries again.
 		log.Debug("restart watcher: operation lock busy", "err", err)
@@ -473,41 +470,24 @@ func (r *Reconciler) startAgain(ctx context.Context, cur *state.Record, comp *co
 			return "", fmt.Errorf("open its sealed environment (token secret rotated?): %w", err)
 		}
 	}
-	eng := r.opts.Engine()
-	eng.Operation = lockOperation
-	eng.WorkDir = cur.WorkDir
-	eng.Parallelism = 1
-	eng.EventAtStart = true
-	// The restart holds the operation lock while the new instance becomes
-	// ready: bounded, so that an apply waiting for it is not held long.
-	eng.ReadyTimeout = restartReadyTimeout
-	eng.Annotate = func(ev *state.Event) {
-		ev.Reason = reason
-		if annotate != nil {
-			annotate(ev)
-		}
-	}
-	p := &plan.Plan{Pipeline: pipelineOf(r.opts.Store), Changes: []*plan.Change{{
-		Address: cur.Address, Action: plan.Restart, Reason: plan.Reason(reason),
-		Provider: cur.Provider, PriorProvider: cur.Provider, Handle: cur.Handle,
-		SpecHash: cur.SpecHash, Spec: cur.Spec,
-	}}}
-	desired := &config.Pipeline{Name: p.Pipeline, Components: []*config.Component{comp}}
-	res, err := eng.Apply(ctx, nil, p, desired)
-	if err != nil {
-		if res != nil {
-			for _, o := range res.Failed() {
-				if o.Err != nil {
-					err = o.Err
-				}
+	opts := apply.Options{
+		Operation: lockOperation, WorkDir: cur.WorkDir, Parallelism: 1, EventAtStart: true,
+		// The restart holds the operation lock while the new instance
+		// becomes ready: bounded, so that an apply waiting for it is not
+		// held long.
+		ReadyTimeout: restartReadyTimeout,
+		Annotate: func(ev *state.Event) {
+			ev.Reason = reason
+			if annotate != nil {
+				annotate(ev)
 			}
-		}
+		},
+	}
+	id, err := r.opts.Engine.Restart(ctx, cur, comp, reason, opts)
+	if err != nil {
 		return "", err
 	}
-	if now := r.record(cur.Address); now != nil {
-		return now.InstanceID, nil
-	}
-	return "", nil
+	return id, nil
 }
 
 // record reads one component record (nil when gone or unreadable).

@@ -581,11 +581,13 @@ func observe(hd handle, rec *runRecord) providers.Observed {
 		c := *rec.ExitCode
 		o.ExitCode = &c
 		if rec.Signal != "" {
+			o.Signal = rec.Signal
 			o.Detail = "killed by " + rec.Signal
 		} else {
 			o.Detail = fmt.Sprintf("exited with code %d", c)
 		}
 	case alive(hd.BootID, hd.Shim):
+		o.ExitPending = true
 		o.Detail = "exited (the shim is recording the exit status)"
 	default:
 		o.Detail = "exited (exit status unknown: the shim is gone)"
