@@ -607,7 +607,7 @@ func (w *walker) start(ctx context.Context, n *node) (string, error) {
 	}
 	spec := providers.ComponentSpec{
 		Pipeline: w.pipeline, Lineage: w.meta.Lineage, InstanceID: instanceID, SpecHash: n.ch.SpecHash,
-		Component: c, Env: buildEnv(c, inj, resolve), Ports: ports, WorkDir: w.WorkDir,
+		Component: c, Env: buildEnv(prov, c, inj, resolve), Ports: ports, WorkDir: w.WorkDir,
 	}
 	began := w.now().UTC()
 	var sealed string

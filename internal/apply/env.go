@@ -8,11 +8,6 @@ import (
 	"github.com/flowctl/flowctl/internal/providers"
 )
 
-// hostEnvPassed is the part of flowctl's own environment a process component
-// inherits, so that bare command names resolve and locale and time zone
-// match the user's shell. Docker and Nomad components inherit nothing.
-var hostEnvPassed = []string{"PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ", "TMPDIR"}
-
 // Settings the engine injects into every component, beyond the user's env.
 type injected struct {
 	pipeline, lineage, instanceID, specHash string
@@ -24,10 +19,10 @@ type injected struct {
 // buildEnv is the component's final environment: what COMPAT.md says
 // components expect, then the user's env (which wins), then the token and
 // control-plane endpoint (which the user cannot override).
-func buildEnv(c *config.Component, inj injected, resolve func(config.Ref) string) map[string]string {
+func buildEnv(prov providers.Provider, c *config.Component, inj injected, resolve func(config.Ref) string) map[string]string {
 	env := map[string]string{}
-	if c.Executor == "process" {
-		for _, k := range hostEnvPassed {
+	if hp, ok := prov.(providers.HostEnvPasser); ok {
+		for _, k := range hp.HostEnv() {
 			if v, ok := os.LookupEnv(k); ok {
 				env[k] = v
 			}

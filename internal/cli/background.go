@@ -53,7 +53,7 @@ func (b *serveBackground) collectors() []prometheus.Collector {
 
 // run is serve.Options.Background.
 func (b *serveBackground) run(ctx context.Context, env serve.Env) {
-	reg, dock := serveProviders(filepath.Dir(env.Store.Path()))
+	reg := serveProviders(filepath.Dir(env.Store.Path()))
 	b.providers.Store(reg)
 	b.env.Store(&env)
 	var wg sync.WaitGroup
@@ -67,7 +67,7 @@ func (b *serveBackground) run(ctx context.Context, env serve.Env) {
 		b.saveEdges(ctx, env.Store)
 	}()
 	if b.watch {
-		runWatcher(ctx, env, reg, dock)
+		runWatcher(ctx, env, reg)
 	}
 	wg.Wait()
 }
@@ -174,7 +174,6 @@ func readRelayEdges(store *state.Store) []relay.Edge {
 // watcher's restarts, the relay's addresses), over the state folder.
 // Nomad is not among them: the cluster restarts its own, and the relay
 // reaches only local and Docker components.
-func serveProviders(stateDir string) (*providers.Registry, *docker.Provider) {
-	dock := docker.New(docker.Options{})
-	return providers.NewRegistry(process.New(process.Options{Dir: stateDir}), dock), dock
+func serveProviders(stateDir string) *providers.Registry {
+	return providers.NewRegistry(process.New(process.Options{Dir: stateDir}), docker.New(docker.Options{}))
 }

@@ -2,14 +2,9 @@ package cli
 
 import (
 	"context"
-	"os"
-	"path/filepath"
-
-	"github.com/fsnotify/fsnotify"
 
 	"github.com/flowctl/flowctl/internal/controlplane"
 	"github.com/flowctl/flowctl/internal/providers"
-	"github.com/flowctl/flowctl/internal/providers/docker"
 	"github.com/flowctl/flowctl/internal/serve"
 	"github.com/flowctl/flowctl/internal/watch"
 )
@@ -17,8 +12,7 @@ import (
 // runWatcher is serve's background work: the restart watcher over the
 // state file serve serves, starting components as apply does (same
 // providers, tokens from the same secret, this control plane's endpoint).
-func runWatcher(ctx context.Context, env serve.Env, reg *providers.Registry, dock *docker.Provider) {
-	stateDir := filepath.Dir(env.Store.Path())
+func runWatcher(ctx context.Context, env serve.Env, reg *providers.Registry) {
 	snapshot := func() ([]controlplane.Registration, error) { return env.ControlPlane.Snapshot(), nil }
 	engine, err := serve.NewEngine(serve.EngineOptions{
 		Store: env.Store, Providers: reg, Log: env.Logger, Endpoint: serve.DialAddr(env.Addrs.GRPC),
@@ -38,8 +32,11 @@ func runWatcher(ctx context.Context, env serve.Env, reg *providers.Registry, doc
 		default:
 		}
 	}
-	wakeOnExit(ctx, filepath.Join(stateDir, "run"), signal, env)
-	go dock.WatchEnds(ctx, env.Meta.Pipeline, signal, env.Logger)
+	for _, p := range reg.All() {
+		if ew, ok := p.(providers.EndWatcher); ok {
+			go ew.WatchEnds(ctx, env.Meta.Pipeline, signal, env.Logger)
+		}
+	}
 	r := watch.NewReconciler(watch.Options{
 		Store: env.Store, Providers: reg, Engine: engine, Open: env.Secret.Open,
 		Registrations: env.ControlPlane.Snapshot,
@@ -48,47 +45,4 @@ func runWatcher(ctx context.Context, env serve.Env, reg *providers.Registry, doc
 	})
 	env.Logger.Info("restart watcher running")
 	_ = r.Run(ctx)
-}
-
-// wakeOnExit calls signal when the process executor's run folder changes
-// (a shim records an exit there), so that the watcher reacts at once
-// rather than at its next poll. Without fsnotify it never signals (the
-// poll remains).
-func wakeOnExit(ctx context.Context, runDir string, signal func(), env serve.Env) {
-	if err := os.MkdirAll(runDir, 0o700); err != nil {
-		return
-	}
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		env.Logger.Warn("restart watcher: no file notifications; polling only", "err", err)
-		return
-	}
-	if err := w.Add(runDir); err != nil {
-		env.Logger.Warn("restart watcher: no file notifications; polling only", "err", err)
-		_ = w.Close()
-		return
-	}
-	go func() {
-		defer w.Close()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case ev, ok := <-w.Events:
-				if !ok {
-					return
-				}
-				if filepath.Ext(ev.Name) != ".json" {
-					continue // temporary files of an atomic write
-				}
-				signal()
-			case _, ok := <-w.Errors:
-				if !ok {
-					return
-				}
-				// An overflow loses events: look anyway.
-				signal()
-			}
-		}
-	}()
 }

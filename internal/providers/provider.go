@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"sort"
 	"time"
 
@@ -189,4 +190,22 @@ type HealthHostResolver interface {
 // what is shared stays, rather than be removed and made again in between.
 type ReplaceStopper interface {
 	StopForReplace(ctx context.Context, h Handle, grace time.Duration) error
+}
+
+// HostEnvPasser is implemented by providers whose components run on the
+// machine flowctl runs on and inherit part of its environment (so that bare
+// command names resolve and locale and time zone match the user's shell).
+// HostEnv names the variables passed; the engine copies those that are set.
+type HostEnvPasser interface {
+	HostEnv() []string
+}
+
+// EndWatcher is implemented by providers that can tell at once that one of
+// a pipeline's objects ended (a shim's exit record, a container's die
+// event), so that the restart watcher reacts now rather than at its next
+// poll. WatchEnds calls signal for each such end (spurious calls are
+// allowed) until ctx ends; it never fails: without its source of events it
+// logs and returns, and the watcher's poll remains.
+type EndWatcher interface {
+	WatchEnds(ctx context.Context, pipeline string, signal func(), log *slog.Logger)
 }

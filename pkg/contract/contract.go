@@ -1,0 +1,61 @@
+// Package contract defines, once, what flowctl and the components it runs
+// agree on: the environment variables flowctl injects into every component,
+// the headers and metadata its control plane reads, and their defaults.
+// docs/compat.md describes the same contract in prose; the engine, every
+// provider and the component SDK (pkg/component) use these names.
+package contract
+
+import "time"
+
+// Environment variables flowctl injects into every component. A user's env
+// wins over each of them except EnvEndpoint and the token variables.
+const (
+	// EnvEnableFlowctl is "true" when control-plane integration is on;
+	// older components read it.
+	EnvEnableFlowctl = "ENABLE_FLOWCTL"
+	// EnvEndpoint is the control plane's host:port (components in the
+	// wild default to localhost:8080).
+	EnvEndpoint = "FLOWCTL_ENDPOINT"
+	// EnvHeartbeatInterval is a Go duration, e.g. "10s".
+	EnvHeartbeatInterval = "FLOWCTL_HEARTBEAT_INTERVAL"
+	// EnvComponentID is the component's pipeline id; EnvServiceID,
+	// EnvPlainComponentID and EnvPlainServiceID carry the same id for
+	// components that read those names instead.
+	EnvComponentID      = "FLOWCTL_COMPONENT_ID"
+	EnvServiceID        = "FLOWCTL_SERVICE_ID"
+	EnvPlainComponentID = "COMPONENT_ID"
+	EnvPlainServiceID   = "SERVICE_ID"
+	// EnvPipeline, EnvLineage, EnvInstanceID, EnvSpecHash and
+	// EnvComponentAddress say which pipeline, state, instance and spec a
+	// process belongs to: providers read them back to recognise their
+	// objects.
+	EnvPipeline         = "FLOWCTL_PIPELINE"
+	EnvLineage          = "FLOWCTL_LINEAGE"
+	EnvInstanceID       = "FLOWCTL_INSTANCE_ID"
+	EnvSpecHash         = "FLOWCTL_SPEC_HASH"
+	EnvComponentAddress = "FLOWCTL_COMPONENT_ADDRESS"
+	// EnvComponentToken is the instance's JWT component token;
+	// EnvPlainComponentToken carries the same token.
+	EnvComponentToken      = "FLOWCTL_COMPONENT_TOKEN"
+	EnvPlainComponentToken = "COMPONENT_TOKEN"
+	// EnvPort is the component's gRPC data port, EnvHealthPort the port of
+	// its HTTP health server (/health); both are bare numbers.
+	EnvPort       = "PORT"
+	EnvHealthPort = "HEALTH_PORT"
+)
+
+// PortNames are the ports flowctl allocates for each component, by the
+// variable that carries them.
+func PortNames() []string { return []string{EnvPort, EnvHealthPort} }
+
+// DefaultHeartbeatInterval is the heartbeat interval flowctl asks of the
+// components it starts (EnvHeartbeatInterval).
+const DefaultHeartbeatInterval = 10 * time.Second
+
+// DefaultEndpoint is where components in the wild look for the control
+// plane when EnvEndpoint is unset.
+const DefaultEndpoint = "localhost:8080"
+
+// AuthorizationHeader is the gRPC metadata key of a component token, sent
+// as "Bearer <token>".
+const AuthorizationHeader = "authorization"
