@@ -2,13 +2,11 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"net"
 	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -21,14 +19,6 @@ import (
 	"github.com/flowctl/flowctl/internal/serve"
 	"github.com/flowctl/flowctl/internal/state"
 	"github.com/flowctl/flowctl/internal/watch"
-)
-
-// relayNamespace and relayKey keep the relay's edge counters in state, for
-// `flowctl status`.
-const (
-	relayNamespace = "relay"
-	relayKey       = "edges"
-	relaySaveEvery = 2 * time.Second
 )
 
 // serveBackground is what serve runs beside the control plane: the restart
@@ -64,37 +54,12 @@ func (b *serveBackground) run(ctx context.Context, env serve.Env) {
 	}()
 	go func() {
 		defer wg.Done()
-		b.saveEdges(ctx, env.Store)
+		serve.SaveRelayEdges(ctx, env.Store, b.relay)
 	}()
 	if b.watch {
 		runWatcher(ctx, env, reg)
 	}
 	wg.Wait()
-}
-
-// saveEdges writes the relay's edge counters into state now and then.
-func (b *serveBackground) saveEdges(ctx context.Context, store *state.Store) {
-	t := time.NewTicker(relaySaveEvery)
-	defer t.Stop()
-	var last []byte
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		edges := b.relay.Edges()
-		if len(edges) == 0 {
-			continue
-		}
-		v, err := json.Marshal(edges)
-		if err != nil || string(v) == string(last) {
-			continue
-		}
-		if err := store.Update(func(tx *state.Tx) error { return tx.PutData(relayNamespace, relayKey, v) }); err == nil {
-			last = v
-		}
-	}
 }
 
 // topology is the relay's view of the pipeline: the components that serve
@@ -156,18 +121,6 @@ func (b *serveBackground) topology(ctx context.Context) ([]relay.Node, error) {
 		})
 	}
 	return nodes, nil
-}
-
-// readRelayEdges reads the edge counters serve last saved.
-func readRelayEdges(store *state.Store) []relay.Edge {
-	var edges []relay.Edge
-	_ = store.View(func(tx *state.Tx) error {
-		if v := tx.GetData(relayNamespace, relayKey); v != nil {
-			_ = json.Unmarshal(v, &edges)
-		}
-		return nil
-	})
-	return edges
 }
 
 // serveProviders are the executors serve's background work drives (the

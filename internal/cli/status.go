@@ -208,7 +208,7 @@ type unmanagedRow struct {
 // collectStatus reads the state, the registry persisted in it, the serve
 // record, and asks each record's executor about its object.
 func collectStatus(ctx context.Context, ws *workspace, now time.Time) (*statusDoc, error) {
-	doc := &statusDoc{StateFile: ws.store.Path(), Time: now.UTC(), Components: []statusRow{}, Unmanaged: []unmanagedRow{}, DataFlows: readRelayEdges(ws.store)}
+	doc := &statusDoc{StateFile: ws.store.Path(), Time: now.UTC(), Components: []statusRow{}, Unmanaged: []unmanagedRow{}, DataFlows: serve.RelayEdges(ws.store)}
 	if doc.DataFlows == nil {
 		doc.DataFlows = []relay.Edge{}
 	}
