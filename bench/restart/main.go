@@ -314,6 +314,13 @@ func (s *flowctlSubject) writePipeline() error {
 // logging to serve.log, and waits until it has recorded itself (apply then
 // uses it rather than start one).
 func (s *flowctlSubject) startServe(ctx context.Context) error {
+	// The state file is created here, as serve would for the pipeline, so
+	// that there is a file to watch for serve's record.
+	store, err := state.Open(filepath.Join(s.dir, ".flowctl", s.pname+".state.db"), s.pname)
+	if err != nil {
+		return err
+	}
+	s.store = store
 	logf, err := os.Create(filepath.Join(s.dir, "serve.log"))
 	if err != nil {
 		return err
@@ -325,21 +332,9 @@ func (s *flowctlSubject) startServe(ctx context.Context) error {
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	// serve creates the state file: read it once it is there.
-	path := filepath.Join(s.dir, ".flowctl", s.pname+".state.db")
-	err = poll(ctx, 20*time.Millisecond, 15*time.Second, "serve to start", func() bool {
-		if s.store == nil {
-			if _, err := os.Stat(path); err != nil {
-				return false
-			}
-			if s.store, err = state.Open(path, ""); err != nil {
-				return false
-			}
-		}
-		rec, err := serve.ReadRecord(s.store)
-		return err == nil && rec != nil && rec.Process.PID == cmd.Process.Pid && rec.Alive()
-	})
-	if err != nil {
+	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if _, err := serve.WaitRecord(wctx, s.store, cmd.Process.Pid, nil); err != nil {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		return err

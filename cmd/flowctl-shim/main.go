@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command flowctl-shim owns one process component for flowctl's process
 // executor: it is what `flowctl __shim` does, in a binary that links only
 // the shim (a tenth of flowctl's size, a third of its start-up time). The

@@ -27,6 +27,7 @@ import (
 	"github.com/flowctl/flowctl/internal/plan"
 	"github.com/flowctl/flowctl/internal/providers"
 	"github.com/flowctl/flowctl/internal/state"
+	"github.com/flowctl/flowctl/pkg/contract"
 )
 
 // PortAllocator hands out free TCP ports for PORT and HEALTH_PORT.
@@ -196,29 +197,48 @@ func (e *Engine) Apply(ctx context.Context, stop <-chan struct{}, p *plan.Plan, 
 	return w.walk(ctx, p)
 }
 
-// walk runs every change of p.
+// walk runs every change of p: deletes first, then the rest, then the
+// tally.
 func (w *walker) walk(ctx context.Context, p *plan.Plan) (*Result, error) {
-	desired := w.desired
-	nodes := map[string]*node{}
-	var deletes, rest []*node
-	for _, ch := range p.Changes {
-		n := &node{ch: ch, done: make(chan struct{}), outcome: Outcome{Address: ch.Address, Action: ch.Action}}
-		if !ch.Action.IsDelete() {
-			if desired == nil || desired.Component(ch.Address) == nil {
-				return nil, fmt.Errorf("plan changes %s, which the pipeline does not declare", ch.Address)
-			}
-			n.comp = desired.Component(ch.Address)
-			nodes[ch.Address] = n
-			rest = append(rest, n)
-		} else {
-			deletes = append(deletes, n)
-		}
+	deletes, rest, err := w.nodes(p)
+	if err != nil {
+		return nil, err
 	}
 	if err := w.preflight(ctx, rest); err != nil {
 		return nil, err
 	}
+	w.runDeletes(ctx, deletes)
+	w.runInOrder(ctx, rest)
+	res := tally(append(deletes, rest...))
+	if failed := res.Failed(); len(failed) > 0 {
+		return res, fmt.Errorf("%w: %d of %d changes did not complete", ErrFailed, len(failed), len(res.Outcomes))
+	}
+	return res, nil
+}
 
-	// Deletes: a component goes once every recorded dependent has gone.
+// nodes makes a node of every change, deletes apart; every other change
+// must be of a component the desired pipeline declares.
+func (w *walker) nodes(p *plan.Plan) (deletes, rest []*node, err error) {
+	for _, ch := range p.Changes {
+		n := &node{ch: ch, done: make(chan struct{}), outcome: Outcome{Address: ch.Address, Action: ch.Action}}
+		if ch.Action.IsDelete() {
+			deletes = append(deletes, n)
+			continue
+		}
+		if w.desired != nil {
+			n.comp = w.desired.Component(ch.Address)
+		}
+		if n.comp == nil {
+			return nil, nil, fmt.Errorf("plan changes %s, which the pipeline does not declare", ch.Address)
+		}
+		rest = append(rest, n)
+	}
+	return deletes, rest, nil
+}
+
+// runDeletes removes what the deletes name: a component goes once every
+// recorded dependent has gone.
+func (w *walker) runDeletes(ctx context.Context, deletes []*node) {
 	var wg sync.WaitGroup
 	for _, n := range deletes {
 		var waitFor []*node
@@ -227,29 +247,33 @@ func (w *walker) walk(ctx context.Context, p *plan.Plan) (*Result, error) {
 				waitFor = append(waitFor, m)
 			}
 		}
-		wg.Add(1)
-		go func(n *node, waitFor []*node) {
-			defer wg.Done()
+		wg.Go(func() {
 			defer close(n.done)
 			for _, m := range waitFor {
 				<-m.done
 			}
 			w.run(ctx, n)
-		}(n, waitFor)
+		})
 	}
 	wg.Wait()
+}
 
-	// Everything else: a component starts once all its upstreams are ready.
+// runInOrder runs every other change: a component starts once all its
+// upstreams are ready, and not at all when one of them is not.
+func (w *walker) runInOrder(ctx context.Context, rest []*node) {
+	byAddr := map[string]*node{}
+	for _, n := range rest {
+		byAddr[n.ch.Address] = n
+	}
+	var wg sync.WaitGroup
 	for _, n := range rest {
 		var waitFor []*node
 		for _, u := range n.ch.Upstreams {
-			if m, ok := nodes[u]; ok {
+			if m, ok := byAddr[u]; ok {
 				waitFor = append(waitFor, m)
 			}
 		}
-		wg.Add(1)
-		go func(n *node, waitFor []*node) {
-			defer wg.Done()
+		wg.Go(func() {
 			defer close(n.done)
 			for _, m := range waitFor {
 				<-m.done
@@ -259,12 +283,16 @@ func (w *walker) walk(ctx context.Context, p *plan.Plan) (*Result, error) {
 				}
 			}
 			w.run(ctx, n)
-		}(n, waitFor)
+		})
 	}
 	wg.Wait()
+}
 
+// tally gathers the outcomes, in the plan's order, and counts what was
+// done by action.
+func tally(nodes []*node) *Result {
 	res := &Result{}
-	for _, n := range append(deletes, rest...) {
+	for _, n := range nodes {
 		res.Outcomes = append(res.Outcomes, n.outcome)
 		if !n.ok {
 			continue
@@ -284,10 +312,7 @@ func (w *walker) walk(ctx context.Context, p *plan.Plan) (*Result, error) {
 			res.Destroyed++
 		}
 	}
-	if failed := res.Failed(); len(failed) > 0 {
-		return res, fmt.Errorf("%w: %d of %d changes did not complete", ErrFailed, len(failed), len(res.Outcomes))
-	}
-	return res, nil
+	return res
 }
 
 // preflight asks each provider that can (providers.Preflighter) whether the
@@ -597,7 +622,7 @@ func (w *walker) start(ctx context.Context, n *node) (string, error) {
 	instanceID := uuid.NewString()
 	n.outcome.InstanceID = instanceID
 	resolve := w.resolver(recs)
-	inj := injected{pipeline: w.pipeline, lineage: w.meta.Lineage, instanceID: instanceID, specHash: n.ch.SpecHash, endpoint: w.ControlPlane, heartbeat: "10s", ports: ports}
+	inj := injected{pipeline: w.pipeline, lineage: w.meta.Lineage, instanceID: instanceID, specHash: n.ch.SpecHash, endpoint: w.ControlPlane, heartbeat: contract.DefaultHeartbeatInterval.String(), ports: ports}
 	if w.Token != nil {
 		tok, err := w.Token(c, instanceID)
 		if err != nil {
@@ -755,14 +780,14 @@ func (w *walker) records() (map[string]*state.Record, error) {
 func (w *walker) ports(c *config.Component, recs map[string]*state.Record) (map[string]int, error) {
 	prior := recs[c.Address()]
 	out := map[string]int{}
-	for _, name := range []string{"PORT", "HEALTH_PORT"} {
+	for _, name := range contract.PortNames() {
 		if v, ok := c.Env[name]; ok && !v.Deferred {
 			if p, err := strconv.Atoi(v.Value); err == nil {
 				out[name] = p
 				continue
 			}
 		}
-		if name == "HEALTH_PORT" && c.Health != nil && c.Health.Port != 0 {
+		if name == contract.EnvHealthPort && c.Health != nil && c.Health.Port != 0 {
 			out[name] = c.Health.Port
 			continue
 		}
@@ -817,9 +842,9 @@ func (w *walker) resolver(recs map[string]*state.Record) func(config.Ref) string
 		}
 		switch r.Attr {
 		case config.PortAttr:
-			return strconv.Itoa(rec.Ports["PORT"])
+			return strconv.Itoa(rec.Ports[contract.EnvPort])
 		case config.HealthPortAttr:
-			return strconv.Itoa(rec.Ports["HEALTH_PORT"])
+			return strconv.Itoa(rec.Ports[contract.EnvHealthPort])
 		}
 		var c *config.Component
 		if w.desired != nil {
@@ -827,9 +852,9 @@ func (w *walker) resolver(recs map[string]*state.Record) func(config.Ref) string
 		}
 		prov, err := w.Providers.Get(rec.Provider)
 		if c == nil || err != nil {
-			return "127.0.0.1:" + strconv.Itoa(rec.Ports["PORT"])
+			return "127.0.0.1:" + strconv.Itoa(rec.Ports[contract.EnvPort])
 		}
-		return addressOf(prov, w.pipeline, c, rec.Ports["PORT"])
+		return addressOf(prov, w.pipeline, c, rec.Ports[contract.EnvPort])
 	}
 }
 
@@ -874,7 +899,7 @@ func (w *walker) waitReady(ctx context.Context, prov providers.Provider, h provi
 		}
 		host = hh
 	}
-	probe, err := health.FromConfig(c.Health, host, ports["HEALTH_PORT"], w.WorkDir, nil)
+	probe, err := health.FromConfig(c.Health, host, ports[contract.EnvHealthPort], w.WorkDir, nil)
 	if err != nil {
 		return fmt.Errorf("health probe: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/flowctl/flowctl/internal/config"
 	"github.com/flowctl/flowctl/internal/providers"
+	"github.com/flowctl/flowctl/pkg/contract"
 )
 
 // Settings the engine injects into every component, beyond the user's env.
@@ -16,7 +17,7 @@ type injected struct {
 	ports                                   map[string]int
 }
 
-// buildEnv is the component's final environment: what COMPAT.md says
+// buildEnv is the component's final environment: what the contract says
 // components expect, then the user's env (which wins), then the token and
 // control-plane endpoint (which the user cannot override).
 func buildEnv(prov providers.Provider, c *config.Component, inj injected, resolve func(config.Ref) string) map[string]string {
@@ -30,16 +31,16 @@ func buildEnv(prov providers.Provider, c *config.Component, inj injected, resolv
 	}
 	id := c.ID
 	for k, v := range map[string]string{
-		"FLOWCTL_COMPONENT_ID":       id,
-		"FLOWCTL_SERVICE_ID":         id,
-		"COMPONENT_ID":               id,
-		"SERVICE_ID":                 id,
-		"FLOWCTL_HEARTBEAT_INTERVAL": inj.heartbeat,
-		"FLOWCTL_PIPELINE":           inj.pipeline,
-		"FLOWCTL_LINEAGE":            inj.lineage,
-		"FLOWCTL_INSTANCE_ID":        inj.instanceID,
-		"FLOWCTL_SPEC_HASH":          inj.specHash,
-		"FLOWCTL_COMPONENT_ADDRESS":  c.Address(),
+		contract.EnvComponentID:       id,
+		contract.EnvServiceID:         id,
+		contract.EnvPlainComponentID:  id,
+		contract.EnvPlainServiceID:    id,
+		contract.EnvHeartbeatInterval: inj.heartbeat,
+		contract.EnvPipeline:          inj.pipeline,
+		contract.EnvLineage:           inj.lineage,
+		contract.EnvInstanceID:        inj.instanceID,
+		contract.EnvSpecHash:          inj.specHash,
+		contract.EnvComponentAddress:  c.Address(),
 	} {
 		env[k] = v
 	}
@@ -54,12 +55,12 @@ func buildEnv(prov providers.Provider, c *config.Component, inj injected, resolv
 		}
 	}
 	if inj.endpoint != "" {
-		env["FLOWCTL_ENDPOINT"] = inj.endpoint
-		env["ENABLE_FLOWCTL"] = "true"
+		env[contract.EnvEndpoint] = inj.endpoint
+		env[contract.EnvEnableFlowctl] = "true"
 	}
 	if inj.token != "" {
-		env["FLOWCTL_COMPONENT_TOKEN"] = inj.token
-		env["COMPONENT_TOKEN"] = inj.token
+		env[contract.EnvComponentToken] = inj.token
+		env[contract.EnvPlainComponentToken] = inj.token
 	}
 	return env
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -259,7 +258,7 @@ func execute(g *globals, ctx context.Context, ws *workspace, p *plan.Plan, desir
 	start := time.Now()
 	res, err := eng.Apply(ctx, stop, p, desired, opts)
 	if op == "destroy" {
-		if serr := stopServeIfIdle(ws); serr != nil {
+		if serr := serve.StopIfIdle(ws.store); serr != nil {
 			fmt.Fprintf(g.streams.Err, "Warning: %v\n", serr)
 		}
 	}
@@ -296,23 +295,30 @@ func startsComponents(p *plan.Plan) bool {
 }
 
 // connectControlPlane makes sure a control plane listens (see
-// ensureControlPlane) and returns an engine that tells components where it
-// is, gives each instance its token, and waits for registering components
-// to register.
+// serve.Ensure) and returns an engine that tells components where it is,
+// gives each instance its token, and waits for registering components to
+// register.
 func connectControlPlane(ctx context.Context, g *globals, ws *workspace, override string) (*apply.Engine, error) {
 	cp, err := ensureControlPlane(ctx, ws, override)
 	if err != nil {
 		return nil, err
 	}
-	if cp.started {
-		fmt.Fprintf(g.streams.Out, "Control plane started in the background on %s (log: %s).\n\n", cp.endpoint, filepath.Join(ws.stateDir, serveLogName))
+	if cp.Started {
+		fmt.Fprintf(g.streams.Out, "Control plane started in the background on %s (log: %s).\n\n", cp.Endpoint, serve.LogPath(ws.store.Path()))
 	}
-	secret, gen, err := tokenSecret(ws)
+	secret, gen, err := serve.TokenSecret(ws.store)
 	if err != nil {
 		return nil, err
 	}
 	return serve.NewEngine(serve.EngineOptions{
-		Store: ws.store, Providers: ws.providers, Endpoint: cp.endpoint,
+		Store: ws.store, Providers: ws.providers, Endpoint: cp.Endpoint,
 		Secret: secret, Generation: gen, Registrations: serve.RegistrationsIn(ws.store),
 	})
+}
+
+// ensureControlPlane is serve.Ensure for ws: override (--control-plane),
+// else the pipeline's, else the one serving ws's state file, else one
+// started now with this flowctl binary.
+func ensureControlPlane(ctx context.Context, ws *workspace, override string) (*serve.ControlPlane, error) {
+	return serve.Ensure(ctx, serve.EnsureOptions{Store: ws.store, Address: override, Pipeline: ws.pipeline, Executable: os.Executable})
 }

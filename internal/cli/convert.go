@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -36,7 +37,7 @@ func newConvertCommand(g *globals) *cobra.Command {
 }
 
 func runConvert(g *globals, args []string, to, out string, vars []config.VarArg) error {
-	path, err := resolvePipelineFile(".", args)
+	path, err := config.FindPipelineFile(".", args)
 	if err != nil {
 		return err
 	}
@@ -48,8 +49,8 @@ func runConvert(g *globals, args []string, to, out string, vars []config.VarArg)
 	if err != nil {
 		return err
 	}
-	data := writePipeline(p, to)
-	if err := verifyConversion(g, p, data, to, out); err != nil {
+	data, err := convertPipeline(g, p, to, out)
+	if err != nil {
 		return err
 	}
 	sensitive := config.SensitiveEnv(p)
@@ -65,7 +66,7 @@ func runConvert(g *globals, args []string, to, out string, vars []config.VarArg)
 	if len(sensitive) > 0 {
 		mode = 0o600
 	}
-	if err := writeFileAtomic(out, data, mode); err != nil {
+	if err := config.WriteFileAtomic(out, data, mode); err != nil {
 		return err
 	}
 	fmt.Fprintf(g.streams.Err, "Wrote %s (%s).\n", out, to)
@@ -99,90 +100,24 @@ func targetFormat(path, to string) (string, error) {
 	return "", fmt.Errorf("--to %q: use hcl or yaml", to)
 }
 
-func writePipeline(p *config.Pipeline, format string) []byte {
-	if format == config.FormatHCL {
-		return config.WriteHCL(p)
-	}
-	return config.WriteYAML(p)
-}
-
-// verifyConversion loads the converted text back and fails, loudly, unless
-// it is the same pipeline: a conversion that changed meaning must never be
-// written.
-func verifyConversion(g *globals, p *config.Pipeline, data []byte, format, out string) error {
+// convertPipeline converts p, showing why the result does not load back if
+// it does not: a conversion that changed meaning must never be written.
+func convertPipeline(g *globals, p *config.Pipeline, format, out string) ([]byte, error) {
 	name := out
-	if name == "" || name == "-" {
-		name = "converted." + format
+	if name == "-" {
+		name = "" // standard output: Convert names the text itself
 	}
-	// No FLOWCTL_VAR_ environment: the output holds values, not variables.
-	q, diags := config.LoadBytes(data, name, config.LoadOptions{Environ: []string{}})
-	if diags.HasErrors() || q == nil {
+	data, err := config.Convert(p, format, name)
+	var cerr *config.ConversionError
+	if errors.As(err, &cerr) && cerr.Hash == "" {
 		pr := newDiagPrinter(g.color(g.streams.Err))
-		pr.addSource(name, data)
-		if err := pr.print(g.streams.Err, diags); err != nil {
-			return err
-		}
-		return fmt.Errorf("convert: the %s output does not load back (a flowctl bug; please report it); nothing was written", format)
-	}
-	want, got := p, q
-	if format == config.FormatYAML {
-		// YAML cannot mark a value sensitive; the caller warns about that.
-		want, got = withoutSensitivity(p), withoutSensitivity(q)
-	}
-	if got.Hash() == want.Hash() {
-		return nil
-	}
-	p, q = want, got
-	return fmt.Errorf("convert: the %s output loads to a different pipeline (hash %s, not %s; differing: %s) — a flowctl bug, please report it; nothing was written",
-		format, short(q.Hash()), short(p.Hash()), strings.Join(differingParts(p, q), ", "))
-}
-
-// withoutSensitivity is a copy of p whose env values are all marked not
-// sensitive.
-func withoutSensitivity(p *config.Pipeline) *config.Pipeline {
-	cp := *p
-	cp.Components = make([]*config.Component, len(p.Components))
-	for i, c := range p.Components {
-		cc := *c
-		if c.Env != nil {
-			cc.Env = make(map[string]config.EnvValue, len(c.Env))
-			for k, v := range c.Env {
-				v.Sensitive = false
-				cc.Env[k] = v
-			}
-		}
-		cp.Components[i] = &cc
-	}
-	return &cp
-}
-
-// differingParts names what differs between two pipelines: components by
-// address, or "pipeline settings".
-func differingParts(p, q *config.Pipeline) []string {
-	var out []string
-	pp, qq := *p, *q
-	pp.Components, qq.Components = nil, nil
-	if string(pp.CanonicalJSON()) != string(qq.CanonicalJSON()) {
-		out = append(out, "pipeline settings")
-	}
-	seen := map[string]bool{}
-	for _, c := range p.Components {
-		seen[c.Address()] = true
-		if d := q.Component(c.Address()); d == nil || d.SpecHash() != c.SpecHash() {
-			out = append(out, c.Address())
+		pr.addSource(cerr.Name, cerr.Text)
+		if err := pr.print(g.streams.Err, cerr.Diags); err != nil {
+			return nil, err
 		}
 	}
-	for _, d := range q.Components {
-		if !seen[d.Address()] {
-			out = append(out, d.Address())
-		}
+	if err != nil {
+		return nil, fmt.Errorf("convert: %w; nothing was written", err)
 	}
-	return out
-}
-
-func short(hash string) string {
-	if len(hash) > 12 {
-		return hash[:12]
-	}
-	return hash
+	return data, nil
 }

@@ -89,14 +89,3 @@ source "api" {
 		}
 	}
 }
-
-func TestConvertVerificationNamesWhatDiffers(t *testing.T) {
-	p, _ := config.Load(example("docker-ttp/pipeline.hcl"), config.LoadOptions{Environ: []string{}})
-	q, _ := config.Load(example("docker-ttp/pipeline.hcl"), config.LoadOptions{Environ: []string{}})
-	q.Components[0].Replicas = 2
-	q.Description = "changed"
-	got := strings.Join(differingParts(p, q), ", ")
-	if got != "pipeline settings, source.stellar-live-source" {
-		t.Errorf("got %q", got)
-	}
-}

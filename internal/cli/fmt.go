@@ -5,16 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 
-	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/hclsyntax"
-	"github.com/hashicorp/hcl/v2/hclwrite"
 	"github.com/pmezard/go-difflib/difflib"
 	"github.com/spf13/cobra"
+
+	"github.com/flowctl/flowctl/internal/config"
 )
 
 type fmtOptions struct {
@@ -47,9 +44,9 @@ func runFmt(g *globals, args []string, opts fmtOptions) error {
 	if len(args) == 1 && args[0] == "-" {
 		return fmtStdin(g, opts)
 	}
-	files, err := hclFilesIn(args, opts.recursive)
+	files, err := config.HCLFiles(args, opts.recursive)
 	if err != nil {
-		return err
+		return fmt.Errorf("fmt: %w", err)
 	}
 	failed, changed := false, false
 	for _, f := range files {
@@ -69,55 +66,6 @@ func runFmt(g *globals, args []string, opts fmtOptions) error {
 	return nil
 }
 
-// hclFilesIn expands the arguments into .hcl files: files as named, folders
-// by their .hcl files (hidden folders skipped when recursing).
-func hclFilesIn(args []string, recursive bool) ([]string, error) {
-	var out []string
-	for _, arg := range args {
-		info, err := os.Stat(arg)
-		if err != nil {
-			return nil, fmt.Errorf("fmt: %w", err)
-		}
-		if !info.IsDir() {
-			if !isHCLName(arg) {
-				return nil, fmt.Errorf("fmt: %s is not an .hcl file", arg)
-			}
-			out = append(out, arg)
-			continue
-		}
-		err = filepath.WalkDir(arg, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if d.IsDir() {
-				if path != arg && (!recursive || strings.HasPrefix(d.Name(), ".")) {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			if isHCLName(path) {
-				out = append(out, path)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("fmt: %w", err)
-		}
-	}
-	return out, nil
-}
-
-func isHCLName(path string) bool { return strings.EqualFold(filepath.Ext(path), ".hcl") }
-
-// formatHCL returns src in canonical layout, or the syntax errors that stop
-// it from being formatted safely.
-func formatHCL(src []byte, name string) ([]byte, hcl.Diagnostics) {
-	if _, diags := hclsyntax.ParseConfig(src, name, hcl.InitialPos); diags.HasErrors() {
-		return nil, diags
-	}
-	return hclwrite.Format(src), nil
-}
-
 // fmtFile formats one file and reports whether it changed (or, with
 // -check, would change).
 func fmtFile(g *globals, path string, opts fmtOptions) (bool, error) {
@@ -125,7 +73,7 @@ func fmtFile(g *globals, path string, opts fmtOptions) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("fmt: %w", err)
 	}
-	out, diags := formatHCL(src, path)
+	out, diags := config.ReformatHCL(src, path)
 	if diags.HasErrors() {
 		p := newDiagPrinter(g.color(g.streams.Err))
 		p.addSource(path, src)
@@ -146,7 +94,7 @@ func fmtFile(g *globals, path string, opts fmtOptions) (bool, error) {
 	if opts.check {
 		return true, nil
 	}
-	return true, writeFileAtomic(path, out, 0o644)
+	return true, config.WriteFileAtomic(path, out, 0o644)
 }
 
 func fmtStdin(g *globals, opts fmtOptions) error {
@@ -154,7 +102,7 @@ func fmtStdin(g *globals, opts fmtOptions) error {
 	if err != nil {
 		return fmt.Errorf("fmt: read standard input: %w", err)
 	}
-	out, diags := formatHCL(src, "<stdin>")
+	out, diags := config.ReformatHCL(src, "<stdin>")
 	if diags.HasErrors() {
 		p := newDiagPrinter(g.color(g.streams.Err))
 		p.addSource("<stdin>", src)
@@ -195,43 +143,5 @@ func writeDiff(w io.Writer, name string, before, after []byte) error {
 		return fmt.Errorf("diff %s: %w", name, err)
 	}
 	_, err = io.WriteString(w, text)
-	return err
-}
-
-// writeFileAtomic replaces path with data through a temporary file in the
-// same folder and a rename, keeping the mode of the file it replaces (or
-// using mode for a new one): a reader never sees a half-written file, and a
-// failure leaves the old one in place.
-func writeFileAtomic(path string, data []byte, mode fs.FileMode) error {
-	if info, err := os.Stat(path); err == nil {
-		mode = info.Mode().Perm()
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	err = fillFile(tmp, data, mode)
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
-
-// fillFile writes data, sets mode, syncs and closes f.
-func fillFile(f *os.File, data []byte, mode fs.FileMode) error {
-	_, err := f.Write(data)
-	if err == nil {
-		err = f.Chmod(mode)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
 	return err
 }

@@ -2,100 +2,12 @@ package cli
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
-	"regexp"
-	"sort"
 	"strings"
 
 	"github.com/spf13/pflag"
 
 	"github.com/flowctl/flowctl/internal/config"
 )
-
-// Patterns that tell a pipeline file from other HCL or YAML in a folder
-// (variable files, CI configuration). They look at text, not syntax, so a
-// pipeline with a syntax error is still found and its errors reported.
-var (
-	hclPipelineBlock = regexp.MustCompile(`(?m)^\s*pipeline\s+"`)
-	yamlPipelineKind = regexp.MustCompile(`(?m)^kind:\s*["']?Pipeline["']?\s*(#.*)?$`)
-)
-
-// resolvePipelineFile returns the pipeline file a command works on: the
-// argument when given (a folder means the pipeline inside it), else the
-// single pipeline file in dir.
-func resolvePipelineFile(dir string, args []string) (string, error) {
-	if len(args) > 0 && args[0] != "" {
-		info, err := os.Stat(args[0])
-		if err != nil {
-			return "", fmt.Errorf("pipeline file: %w", err)
-		}
-		if !info.IsDir() {
-			return args[0], nil
-		}
-		dir = args[0]
-	}
-	candidates, err := pipelineFiles(dir)
-	if err != nil {
-		return "", err
-	}
-	switch len(candidates) {
-	case 1:
-		return candidates[0], nil
-	case 0:
-		return "", fmt.Errorf("no pipeline file in %s: looked for *.hcl, *.yaml and *.yml files holding a pipeline; name one as an argument", displayDir(dir))
-	default:
-		return "", fmt.Errorf("several pipeline files in %s: %s; name one as an argument", displayDir(dir), strings.Join(candidates, ", "))
-	}
-}
-
-// pipelineFiles lists the files in dir that hold a pipeline, sorted.
-func pipelineFiles(dir string) ([]string, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("look for a pipeline file: %w", err)
-	}
-	var out []string
-	for _, e := range entries {
-		if e.IsDir() {
-			continue
-		}
-		path := filepath.Join(dir, e.Name())
-		ok, err := isPipelineFile(path)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			out = append(out, path)
-		}
-	}
-	sort.Strings(out)
-	return out, nil
-}
-
-func isPipelineFile(path string) (bool, error) {
-	var pattern *regexp.Regexp
-	switch strings.ToLower(filepath.Ext(path)) {
-	case ".hcl":
-		pattern = hclPipelineBlock
-	case ".yaml", ".yml":
-		pattern = yamlPipelineKind
-	default:
-		return false, nil
-	}
-	src, err := os.ReadFile(path)
-	if err != nil {
-		return false, fmt.Errorf("look for a pipeline file: %w", err)
-	}
-	return pattern.Match(src), nil
-}
-
-func displayDir(dir string) string {
-	if dir == "." || dir == "" {
-		return "the current folder"
-	}
-	return dir
-}
 
 // varFlag is -var and -var-file at once: both append to one list, so the
 // order they were given in survives (later ones win, as in Terraform).

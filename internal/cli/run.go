@@ -72,12 +72,12 @@ func runDev(g *globals, parent context.Context, args []string, sf *stateFlags, o
 	serveCtx, stopServe := context.WithCancel(context.WithoutCancel(parent))
 	defer stopServe()
 	serveDone := make(chan error, 1)
-	endpoint, inProcess, err := startDevServe(serveCtx, g, ws, serveDone)
+	endpoint, inProcess, err := startDevServe(serveCtx, ws, serveDone)
 	if err != nil {
 		return err
 	}
 	if inProcess {
-		fmt.Fprintf(out, "Control plane listening on %s (log: %s).\n\n", endpoint, filepath.Join(ws.stateDir, serveLogName))
+		fmt.Fprintf(out, "Control plane listening on %s (log: %s).\n\n", endpoint, serve.LogPath(ws.store.Path()))
 	} else {
 		fmt.Fprintf(out, "Using the control plane already serving this pipeline on %s.\n\n", endpoint)
 	}
@@ -136,7 +136,7 @@ func runDev(g *globals, parent context.Context, args []string, sf *stateFlags, o
 			if cp, err := ensureControlPlane(context.WithoutCancel(parent), ws, ""); err != nil {
 				fmt.Fprintf(g.streams.Err, "Warning: the pipeline keeps running without a control plane: %v\n", err)
 			} else {
-				fmt.Fprintf(out, "\nThe pipeline keeps running; its control plane now runs in the background on %s.\n", cp.endpoint)
+				fmt.Fprintf(out, "\nThe pipeline keeps running; its control plane now runs in the background on %s.\n", cp.Endpoint)
 			}
 		}
 		return result
@@ -153,10 +153,10 @@ func runDev(g *globals, parent context.Context, args []string, sf *stateFlags, o
 }
 
 // startDevServe runs serve for ws's state file in this process (with the
-// restart watcher), its log in .flowctl/serve.log, and waits until it
-// listens; when another process already serves the file, it uses that
-// one. done receives serve's end.
-func startDevServe(ctx context.Context, g *globals, ws *workspace, done chan error) (endpoint string, inProcess bool, err error) {
+// restart watcher), its log in serve.LogPath, and waits until it listens;
+// when another process already serves the file, it uses that one. done
+// receives serve's end.
+func startDevServe(ctx context.Context, ws *workspace, done chan error) (endpoint string, inProcess bool, err error) {
 	if rec, err := serve.Running(ws.store); err != nil {
 		return "", false, err
 	} else if rec != nil {
@@ -167,30 +167,24 @@ func startDevServe(ctx context.Context, g *globals, ws *workspace, done chan err
 	if err != nil {
 		return "", false, err
 	}
-	logPath := filepath.Join(ws.stateDir, serveLogName)
+	logPath := serve.LogPath(ws.store.Path())
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return "", false, fmt.Errorf("control plane log: %w", err)
-	}
-	listen := "127.0.0.1:0"
-	if portFree(serve.DefaultListen) {
-		listen = serve.DefaultListen
 	}
 	mode := controlplane.AuthRequired
 	if ws.pipeline != nil && ws.pipeline.Auth != "" {
 		mode = controlplane.AuthMode(ws.pipeline.Auth)
 	}
 	ready := make(chan serve.Addrs, 1)
-	bg := newServeBackground(true)
 	go func() {
 		err := serve.Run(ctx, serve.Options{
-			StatePath: statePath, Listen: listen, HTTPListen: "127.0.0.1:0", AuthMode: mode,
-			Logger:          slog.New(slog.NewTextHandler(logf, nil)),
-			Ready:           func(a serve.Addrs) { ready <- a },
-			Background:      bg.run,
-			Collectors:      bg.collectors(),
-			MemoryLimit:     -1,
-			AlsoListenHosts: dockerGatewayHosts(listen),
+			StatePath: statePath, Listen: serve.AutoListen(), HTTPListen: "127.0.0.1:0", AuthMode: mode,
+			Logger:        slog.New(slog.NewTextHandler(logf, nil)),
+			Ready:         func(a serve.Addrs) { ready <- a },
+			MemoryLimit:   -1,
+			DockerGateway: true,
+			Watch:         true,
 		})
 		_ = logf.Close()
 		done <- err
@@ -204,8 +198,8 @@ func startDevServe(ctx context.Context, g *globals, ws *workspace, done chan err
 			err = errors.New("it stopped at once")
 		}
 		return "", false, fmt.Errorf("start the control plane: %w", err)
-	case <-time.After(serveStartTimeout):
-		return "", false, fmt.Errorf("start the control plane: not listening after %s (log: %s)", serveStartTimeout, logPath)
+	case <-time.After(serve.StartTimeout):
+		return "", false, fmt.Errorf("start the control plane: not listening after %s (log: %s)", serve.StartTimeout, logPath)
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -61,19 +60,35 @@ func newServeCommand(g *globals) *cobra.Command {
 }
 
 func runServe(g *globals, cmd *cobra.Command, args []string, sf *stateFlags, f *serveFlags) error {
-	mode, err := controlplane.ParseAuthMode(f.auth)
+	opts, err := serveOptions(g, cmd, args, sf, f)
 	if err != nil {
 		return err
 	}
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err = serve.Run(ctx, opts)
+	var running *serve.RunningError
+	if errors.As(err, &running) {
+		return fmt.Errorf("%w\n(stop it first, or use it: components reach it at %s)", err, running.Record.Endpoint())
+	}
+	return err
+}
+
+// serveOptions turns serve's flags into serve.Options.
+func serveOptions(g *globals, cmd *cobra.Command, args []string, sf *stateFlags, f *serveFlags) (serve.Options, error) {
+	mode, err := controlplane.ParseAuthMode(f.auth)
+	if err != nil {
+		return serve.Options{}, err
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
-		return fmt.Errorf("--log-level %q: want debug, info, warn or error", f.logLevel)
+		return serve.Options{}, fmt.Errorf("--log-level %q: want debug, info, warn or error", f.logLevel)
 	}
 	httpListen := f.http
 	switch {
 	case !cmd.Flags().Changed("http"):
 		if httpListen, err = serve.DefaultHTTPListen(f.listen); err != nil {
-			return err
+			return serve.Options{}, err
 		}
 	case httpListen == "none" || httpListen == "off":
 		httpListen = ""
@@ -83,20 +98,11 @@ func runServe(g *globals, cmd *cobra.Command, args []string, sf *stateFlags, f *
 		// The pipeline names its state file (and creates it on first use).
 		ws, err := openWorkspace(g, args, sf, true)
 		if err != nil {
-			return err
+			return serve.Options{}, err
 		}
 		statePath = ws.store.Path()
 	}
-
-	log := slog.New(slog.NewTextHandler(g.streams.Err, &slog.HandlerOptions{Level: level}))
-	bg := newServeBackground(!f.noWatch)
-	var alsoHosts []string
-	if !f.noDockerGateway {
-		alsoHosts = dockerGatewayHosts(f.listen)
-	}
-	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err = serve.Run(ctx, serve.Options{
+	return serve.Options{
 		StatePath:         statePath,
 		Listen:            f.listen,
 		HTTPListen:        httpListen,
@@ -106,49 +112,8 @@ func runServe(g *globals, cmd *cobra.Command, args []string, sf *stateFlags, f *
 		TLSCert:           f.tlsCert,
 		TLSKey:            f.tlsKey,
 		TLSClientCA:       f.tlsClientCA,
-		Logger:            log,
-		Background:        bg.run,
-		Collectors:        bg.collectors(),
-		AlsoListenHosts:   alsoHosts,
-	})
-	var running *serve.RunningError
-	if errors.As(err, &running) {
-		return fmt.Errorf("%w\n(stop it first, or use it: components reach it at %s)", err, running.Record.Endpoint())
-	}
-	return err
-}
-
-// dockerGatewayHosts is where serve also listens so that containers reach
-// it as host.docker.internal: the Docker bridge's gateway, when there is
-// one and listen is on loopback only.
-func dockerGatewayHosts(listen string) []string {
-	if gw := serve.DockerGatewayHost(); gw != "" && isLoopbackListen(listen) {
-		return []string{gw}
-	}
-	return nil
-}
-
-// portFree says whether addr can be listened on now (another process may
-// take it before the caller does).
-func portFree(addr string) bool {
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return false
-	}
-	_ = l.Close()
-	return true
-}
-
-// isLoopbackListen says whether a listen address is on loopback only (a
-// wildcard one reaches the Docker bridge already).
-func isLoopbackListen(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+		Logger:            slog.New(slog.NewTextHandler(g.streams.Err, &slog.HandlerOptions{Level: level})),
+		DockerGateway:     !f.noDockerGateway,
+		Watch:             !f.noWatch,
+	}, nil
 }

@@ -16,9 +16,10 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/flowctl/flowctl/internal/controlplane"
-	"github.com/flowctl/flowctl/internal/providers"
+	"github.com/flowctl/flowctl/internal/relay"
 	"github.com/flowctl/flowctl/internal/serve"
 	"github.com/flowctl/flowctl/internal/state"
+	"github.com/flowctl/flowctl/internal/status"
 	"github.com/flowctl/flowctl/internal/tokens"
 	flowctlv1 "github.com/flowctl/flowctl/proto/gen/flowctl/v1"
 )
@@ -80,21 +81,30 @@ func serveInProcess(t *testing.T, store *state.Store) (serve.Addrs, func()) {
 	return addrs, stop
 }
 
-func statusJSON(t *testing.T, statePath string) (statusDoc, string) {
+func statusJSON(t *testing.T, statePath string) (status.Doc, string) {
 	t.Helper()
 	r := run(t, "status", "--state", statePath, "-o", "json")
 	r.wantCode(t, 0)
-	var doc statusDoc
+	var doc status.Doc
 	if err := json.Unmarshal([]byte(r.out), &doc); err != nil {
 		t.Fatalf("%v\n%s", err, r.out)
 	}
 	return doc, r.out
 }
 
-func TestStatusJSONWithAndWithoutServe(t *testing.T) {
-	store := statusState(t)
-	addrs, stop := serveInProcess(t, store)
+func rowsByAddress(doc status.Doc) map[string]status.Component {
+	rows := map[string]status.Component{}
+	for _, r := range doc.Components {
+		rows[r.Address] = r
+	}
+	return rows
+}
 
+// registerLedger registers source.ledger with the control plane at addrs,
+// with a token, heartbeats once, and waits until the heartbeat is in the
+// state. It returns the token.
+func registerLedger(t *testing.T, store *state.Store, addrs serve.Addrs) string {
+	t.Helper()
 	secret, err := tokens.LoadSecret(tokens.DefaultSecretPath(store.Path()))
 	if err != nil {
 		t.Fatal(err)
@@ -118,51 +128,73 @@ func TestStatusJSONWithAndWithoutServe(t *testing.T) {
 	if _, err := cp.Heartbeat(ctx, &flowctlv1.HeartbeatRequest{ServiceId: "ledger"}); err != nil {
 		t.Fatal(err)
 	}
+	waitForHeartbeatInState(t, store)
+	return tok
+}
 
-	// Heartbeats reach the state at the next flush (every second).
+// waitForHeartbeatInState waits for the one registration's first heartbeat
+// to reach the state, at serve's next flush (every second).
+func waitForHeartbeatInState(t *testing.T, store *state.Store) {
+	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		regs, err := controlplane.ReadRegistrations(store, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(regs) == 1 && regs[0].Heartbeats == 1 {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the heartbeat never reached the state: %+v", regs)
 		}
 	}
+}
+
+// assertStatusShowsNoSecret fails when any output holds the token or the
+// signing secret.
+func assertStatusShowsNoSecret(t *testing.T, store *state.Store, tok string, outputs ...string) {
+	t.Helper()
+	b, err := os.ReadFile(tokens.DefaultSecretPath(store.Path()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range outputs {
+		if strings.Contains(o, tok) || strings.Contains(o, string(b)) {
+			t.Fatal("status shows a token or the secret")
+		}
+	}
+}
+
+// assertRowsWithServe checks the rows of statusState's components while
+// serve runs and source.ledger has registered and heartbeaten.
+func assertRowsWithServe(t *testing.T, rows map[string]status.Component) {
+	t.Helper()
+	l := rows["source.ledger"]
+	if l.State != status.StateStarting || l.Executor != "process" || l.Auth != "token" || len(l.RegisteredAs) != 1 ||
+		l.RegisteredAs[0].ServiceID != "ledger" || l.RegisteredAs[0].Protocol != "v1" || l.Health != "healthy" || l.HeartbeatAgeSeconds == nil {
+		t.Fatalf("source.ledger %+v", l)
+	}
+	if o := rows["sink.out"]; o.State != status.StateStopped || o.Restarts != 2 || o.Detail != "stopped by the operator" || len(o.RegisteredAs) != 0 {
+		t.Fatalf("sink.out %+v", o)
+	}
+}
+
+func TestStatusJSONWithAndWithoutServe(t *testing.T) {
+	store := statusState(t)
+	addrs, stop := serveInProcess(t, store)
+	tok := registerLedger(t, store, addrs)
 
 	doc, out := statusJSON(t, store.Path())
 	if !doc.ControlPlane.Running || doc.ControlPlane.GRPC != addrs.GRPC || doc.ControlPlane.PID != os.Getpid() || doc.Pipeline != "ttp" {
 		t.Fatalf("control plane %+v", doc)
 	}
-	rows := map[string]statusRow{}
-	for _, r := range doc.Components {
-		rows[r.Address] = r
-	}
-	l := rows["source.ledger"]
-	if l.State != stateStarting || l.Executor != "process" || l.Auth != "token" || len(l.RegisteredAs) != 1 ||
-		l.RegisteredAs[0].ServiceID != "ledger" || l.RegisteredAs[0].Protocol != "v1" || l.Health != "healthy" || l.HeartbeatAgeSeconds == nil {
-		t.Fatalf("source.ledger %+v", l)
-	}
-	if o := rows["sink.out"]; o.State != stateStopped || o.Restarts != 2 || o.Detail != "stopped by the operator" || len(o.RegisteredAs) != 0 {
-		t.Fatalf("sink.out %+v", o)
-	}
-	b, err := os.ReadFile(tokens.DefaultSecretPath(store.Path()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	assertRowsWithServe(t, rowsByAddress(doc))
 	table := run(t, "status", "--state", store.Path())
 	table.wantCode(t, 0)
 	if !strings.Contains(table.out, "Control plane: running (pid ") || !strings.Contains(table.out, "ledger (v1)") {
 		t.Fatalf("table:\n%s", table.out)
 	}
-	for _, o := range []string{out, table.out, table.err} {
-		if strings.Contains(o, tok) || strings.Contains(o, string(b)) {
-			t.Fatal("status shows a token or the secret")
-		}
-	}
+	assertStatusShowsNoSecret(t, store, tok, out, table.out, table.err)
 
 	// Without serve: the registry as last recorded.
 	stop()
@@ -170,10 +202,7 @@ func TestStatusJSONWithAndWithoutServe(t *testing.T) {
 	if doc.ControlPlane.Running || doc.ControlPlane.PID != 0 {
 		t.Fatalf("control plane after stop %+v", doc.ControlPlane)
 	}
-	for _, r := range doc.Components {
-		rows[r.Address] = r
-	}
-	l = rows["source.ledger"]
+	l := rowsByAddress(doc)["source.ledger"]
 	if l.Address != "source.ledger" || len(l.RegisteredAs) != 1 || l.Auth != "token" || l.LastHeartbeat.IsZero() {
 		t.Fatalf("source.ledger without serve %+v", l)
 	}
@@ -209,7 +238,7 @@ func TestStatusWatchRedrawsUntilInterrupted(t *testing.T) {
 		t.Fatalf("%d redraws:\n%s", len(lines), out.String())
 	}
 	for _, l := range lines {
-		var doc statusDoc
+		var doc status.Doc
 		if err := json.Unmarshal([]byte(l), &doc); err != nil || len(doc.Components) != 2 {
 			t.Fatalf("line %q: %v", l, err)
 		}
@@ -229,58 +258,6 @@ func (c *cancelAfter) Write(p []byte) (int, error) {
 		c.cancel()
 	}
 	return c.Buffer.Write(p)
-}
-
-func TestStatusFor(t *testing.T) {
-	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-	code := func(n int) *int { return &n }
-	running := &observation{obs: providers.Observed{Exists: true, Running: true, StartedAt: now.Add(-time.Hour)}}
-	rec := func(status string, spec string) *state.Record {
-		return &state.Record{Address: "source.a", Provider: "process", Status: status, Spec: json.RawMessage(spec), StartedAt: now.Add(-2 * time.Hour)}
-	}
-	alive := controlplane.Registration{ServiceID: "a", Protocol: controlplane.ProtocolV1, Component: "source.a", Auth: controlplane.AuthToken, Alive: true, Healthy: true, Status: controlplane.StatusUnknown, LastHeartbeat: now.Add(-5 * time.Second)}
-	dead := alive
-	dead.Alive, dead.Healthy = false, false
-	reportsUnhealthy := alive
-	reportsUnhealthy.Status, reportsUnhealthy.Healthy = controlplane.StatusUnhealthy, false
-
-	for _, tc := range []struct {
-		name       string
-		rec        *state.Record
-		obs        *observation
-		regs       []controlplane.Registration
-		serveUp    bool
-		state      string
-		health     string
-		wantUptime bool
-	}{
-		{"not applied", nil, nil, nil, false, stateMissing, "", false},
-		{"running, no registration", rec(state.StatusRunning, ""), running, nil, false, stateRunning, "", true},
-		{"running and heartbeating", rec(state.StatusRunning, ""), running, []controlplane.Registration{alive}, true, stateRunning, "healthy", true},
-		{"heartbeats stopped", rec(state.StatusRunning, ""), running, []controlplane.Registration{dead}, true, stateUnhealthy, "no-heartbeat", true},
-		{"reports unhealthy", rec(state.StatusRunning, ""), running, []controlplane.Registration{reportsUnhealthy}, true, stateUnhealthy, "unhealthy", true},
-		{"not ready yet", rec(state.StatusCreating, ""), running, nil, false, stateStarting, "", true},
-		{"never became ready", rec(state.StatusFailed, ""), running, nil, false, stateUnhealthy, "", true},
-		{"docker health starting", rec(state.StatusRunning, ""), &observation{obs: providers.Observed{Exists: true, Running: true, Health: providers.HealthStarting}}, nil, false, stateStarting, "starting", true},
-		{"gone", rec(state.StatusRunning, ""), &observation{obs: providers.Observed{}}, nil, false, stateMissing, "", false},
-		{"exited, serve down", rec(state.StatusRunning, ""), &observation{obs: providers.Observed{Exists: true, ExitCode: code(1)}}, nil, false, stateStopped, "", false},
-		{"exited, on-failure, serve up", rec(state.StatusRunning, `{"restart":{"policy":"on-failure"}}`), &observation{obs: providers.Observed{Exists: true, ExitCode: code(1)}}, nil, true, stateRestarting, "", false},
-		{"exited 0, on-failure", rec(state.StatusRunning, `{"restart":{"policy":"on-failure"}}`), &observation{obs: providers.Observed{Exists: true, ExitCode: code(0)}}, nil, true, stateStopped, "", false},
-		{"exited, never", rec(state.StatusRunning, `{"restart":{"policy":"never"}}`), &observation{obs: providers.Observed{Exists: true, ExitCode: code(1)}}, nil, true, stateStopped, "", false},
-		{"stopped on purpose", rec(state.StatusStopped, ""), running, nil, true, stateStopped, "", false},
-		{"crashloop", rec(state.StatusCrashloop, ""), &observation{obs: providers.Observed{Exists: true}}, nil, true, stateCrashloop, "", false},
-		{"executor unreachable", rec(state.StatusRunning, ""), &observation{err: os.ErrDeadlineExceeded}, nil, false, stateRunning, "", true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			row := statusFor("source.a", tc.rec, nil, tc.obs, tc.regs, tc.serveUp, now)
-			if row.State != tc.state || row.Health != tc.health || (row.UptimeSeconds != nil) != tc.wantUptime {
-				t.Fatalf("state %q health %q uptime %v (%+v); want %q %q uptime %t", row.State, row.Health, row.UptimeSeconds, row, tc.state, tc.health, tc.wantUptime)
-			}
-			if tc.name == "running and heartbeating" && (*row.HeartbeatAgeSeconds != 5 || *row.UptimeSeconds != 3600 || row.Auth != "token") {
-				t.Fatalf("ages %+v", row)
-			}
-		})
-	}
 }
 
 func TestHumanDuration(t *testing.T) {
@@ -332,5 +309,72 @@ func TestTokensRotate(t *testing.T) {
 	_ = store.View(func(tx *state.Tx) error { gen = tx.TokenGeneration(); return nil })
 	if gen != 3 {
 		t.Fatalf("generation %d after a second rotation", gen)
+	}
+}
+
+// fixedStatusDocs are status documents at a fixed time, one per control
+// plane situation the table tells apart.
+func fixedStatusDocs() map[string]*status.Doc {
+	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	secs := func(d time.Duration) *float64 { s := d.Seconds(); return &s }
+	components := []status.Component{
+		{
+			Address: "source.ledger", Executor: "process", State: status.StateRunning, Health: "healthy",
+			RegisteredAs:  []status.Registration{{ServiceID: "ledger", Protocol: "v1", AttributedBy: "token", Alive: true, Healthy: true, Status: "healthy"}},
+			LastHeartbeat: now.Add(-5 * time.Second), HeartbeatAgeSeconds: secs(5 * time.Second),
+			Restarts: 1, StartedAt: now.Add(-26 * time.Hour), UptimeSeconds: secs(26 * time.Hour),
+			Auth: "token", InState: true, InPipeline: true,
+		},
+		{
+			Address: "processor.ttp", Executor: "docker", State: status.StateRestarting, Detail: "backoff: exited code=2, attempt 3 of 5, next attempt in 4s",
+			RegisteredAs: []status.Registration{
+				{ServiceID: "ttp", Protocol: "legacy", AttributedBy: "health_port", Status: "unknown"},
+				{ServiceID: "ttp-2", Protocol: "v1", AttributedBy: "component_id", Status: "degraded"},
+			},
+			LastHeartbeat: now.Add(-3*time.Minute - 12*time.Second), HeartbeatAgeSeconds: secs(3*time.Minute + 12*time.Second),
+			Restarts: 3, Health: "no-heartbeat", Auth: "unauthenticated", InState: true, InPipeline: true,
+		},
+		{Address: "sink.out", Executor: "process", State: status.StateStopped, Detail: "exited with code 1", RegisteredAs: []status.Registration{}, InState: true, InPipeline: true},
+		{Address: "sink.new", State: status.StateMissing, Detail: "not applied", RegisteredAs: []status.Registration{}, InPipeline: true},
+	}
+	return map[string]*status.Doc{
+		"serve-running": {
+			Pipeline: "ttp", Lineage: "3f1c2a9e-lineage", Serial: 7, StateFile: "/work/.flowctl/ttp.state.db", Time: now,
+			ControlPlane: status.ControlPlane{Running: true, PID: 4242, StartedAt: now.Add(-2*time.Hour - 5*time.Minute), GRPC: "127.0.0.1:8080", HTTP: "127.0.0.1:8081", TLS: true, AuthMode: "required"},
+			Components:   components,
+			Unmanaged: []status.Unmanaged{
+				{ServiceID: "stray", Protocol: "legacy", Type: "processor", ClaimedID: "ghost", Alive: true, LastHeartbeat: now.Add(-45 * time.Second), Auth: "unauthenticated", RemoteAddr: "127.0.0.1:50312"},
+				{ServiceID: "quiet", Protocol: "v1", Auth: "unauthenticated"},
+			},
+			DataFlows: []relay.Edge{
+				{From: "source.ledger", To: "processor.ttp", Events: 1200, Bytes: 98304, LastAt: now.Add(-2 * time.Second)},
+				{From: "processor.ttp", To: "sink.out", Events: 0, Bytes: 0},
+			},
+		},
+		"serve-killed": {
+			Pipeline: "ttp", Lineage: "3f1c2a9e-lineage", Serial: 7, StateFile: "/work/.flowctl/ttp.state.db", Time: now,
+			ControlPlane: status.ControlPlane{PID: 4242, StartedAt: now.Add(-time.Hour), GRPC: "127.0.0.1:8080", AuthMode: "permissive"},
+			Components:   components[2:],
+			Unmanaged:    []status.Unmanaged{},
+			DataFlows:    []relay.Edge{},
+		},
+		"empty": {
+			Pipeline: "ttp", Lineage: "3f1c2a9e-lineage", StateFile: ".flowctl/ttp.state.db", Time: now,
+			Components: []status.Component{}, Unmanaged: []status.Unmanaged{}, DataFlows: []relay.Edge{},
+		},
+	}
+}
+
+func TestStatusTableAndJSONMatchGoldenFiles(t *testing.T) {
+	for name, doc := range fixedStatusDocs() {
+		t.Run(name, func(t *testing.T) {
+			for output, golden := range map[string]string{"table": name + ".golden", "json": name + ".json.golden"} {
+				var b bytes.Buffer
+				if err := writeStatus(&b, doc, output, false); err != nil {
+					t.Fatal(err)
+				}
+				assertGolden(t, filepath.Join("status", golden), b.String())
+			}
+		})
 	}
 }

@@ -41,7 +41,7 @@ func newValidateCommand(g *globals) *cobra.Command {
 
 func runValidate(g *globals, args []string, vars []config.VarArg, asJSON bool) error {
 	var diags hcl.Diagnostics
-	path, err := resolvePipelineFile(".", args)
+	path, err := config.FindPipelineFile(".", args)
 	if err != nil {
 		if !asJSON {
 			return err

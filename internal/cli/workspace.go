@@ -13,9 +13,8 @@ import (
 	"github.com/flowctl/flowctl/internal/config"
 	"github.com/flowctl/flowctl/internal/plan"
 	"github.com/flowctl/flowctl/internal/providers"
-	"github.com/flowctl/flowctl/internal/providers/docker"
 	"github.com/flowctl/flowctl/internal/providers/nomad"
-	"github.com/flowctl/flowctl/internal/providers/process"
+	"github.com/flowctl/flowctl/internal/providers/registry"
 	"github.com/flowctl/flowctl/internal/state"
 )
 
@@ -50,7 +49,7 @@ type workspace struct {
 // when --state names an existing state file.
 func openWorkspace(g *globals, args []string, f *stateFlags, allowStateOnly bool) (*workspace, error) {
 	ws := &workspace{}
-	path, perr := resolvePipelineFile(".", args)
+	path, perr := config.FindPipelineFile(".", args)
 	switch {
 	case perr == nil:
 		p, err := loadValidPipeline(g, path, f.vars)
@@ -91,11 +90,7 @@ func openWorkspace(g *globals, args []string, f *stateFlags, allowStateOnly bool
 	if ws.pipeline != nil {
 		nomadOpts.Settings, nomadOpts.PipelineNamespace = ws.pipeline.Nomad, ws.pipeline.Namespace
 	}
-	ws.providers = providers.NewRegistry(
-		process.New(process.Options{Dir: ws.stateDir}),
-		docker.New(docker.Options{}),
-		nomad.New(nomadOpts),
-	)
+	ws.providers = registry.New(registry.Options{StateDir: ws.stateDir, Nomad: nomadOpts})
 	return ws, nil
 }
 

@@ -137,6 +137,20 @@ func (l *hclLoader) literal(a *hcl.Attribute, ty cty.Type, attr, owner string) (
 // FLOWCTL_VAR_name, then -var and -var-file in command-line order.
 func (l *hclLoader) assignVariables(opts LoadOptions) {
 	given := map[string]varCandidate{}
+	l.defaultVars(given)
+	environ := opts.Environ
+	if environ == nil {
+		environ = os.Environ()
+	}
+	l.environmentVars(environ, given)
+	l.commandLineVars(opts.Vars, given)
+	for _, v := range l.varOrder {
+		l.settleVar(v, given)
+	}
+}
+
+// defaultVars records each declared default as the variable's candidate.
+func (l *hclLoader) defaultVars(given map[string]varCandidate) {
 	for _, v := range l.varOrder {
 		if v.def == nil {
 			continue
@@ -150,11 +164,10 @@ func (l *hclLoader) assignVariables(opts LoadOptions) {
 		}
 		given[v.name] = varCandidate{value: val, from: "its default", subject: v.def.Expr.Range().Ptr()}
 	}
+}
 
-	environ := opts.Environ
-	if environ == nil {
-		environ = os.Environ()
-	}
+// environmentVars overrides candidates with FLOWCTL_VAR_name values.
+func (l *hclLoader) environmentVars(environ []string, given map[string]varCandidate) {
 	for _, kv := range environ {
 		name, raw, ok := strings.Cut(kv, "=")
 		if !ok || !strings.HasPrefix(name, envVarPrefix) {
@@ -172,8 +185,12 @@ func (l *hclLoader) assignVariables(opts LoadOptions) {
 			given[name] = varCandidate{value: cty.DynamicVal, from: from}
 		}
 	}
+}
 
-	for _, arg := range opts.Vars {
+// commandLineVars overrides candidates with -var and -var-file, later ones
+// winning.
+func (l *hclLoader) commandLineVars(args []VarArg, given map[string]varCandidate) {
+	for _, arg := range args {
 		if arg.File != "" {
 			l.readVarFile(arg.File, given)
 			continue
@@ -194,37 +211,39 @@ func (l *hclLoader) assignVariables(opts LoadOptions) {
 			given[arg.Name] = varCandidate{value: cty.DynamicVal, from: "-var"}
 		}
 	}
+}
 
-	for _, v := range l.varOrder {
-		cand, ok := given[v.name]
-		if !ok {
-			l.diags = append(l.diags, errorf(v.block.DefRange, "No value for required variable",
-				"variable %q has no default; set it with -var '%s=VALUE', in a -var-file, or with the environment variable %s%s",
-				v.name, v.name, envVarPrefix, v.name))
-			continue
-		}
-		// A default that does not fit the type is an error even when
-		// something else overrides it.
-		if v.def != nil && cand.from != "its default" {
-			if val, diags := evalExpr(v.def.Expr, nil); !diags.HasErrors() && val.IsWhollyKnown() {
-				if _, err := v.convert(val); err != nil {
-					l.diags = append(l.diags, v.convertError(err, "its default", v.def.Expr.Range().Ptr()))
-				}
+// settleVar converts v's winning candidate to its type and sets its value,
+// or reports why it has none.
+func (l *hclLoader) settleVar(v *hclVar, given map[string]varCandidate) {
+	cand, ok := given[v.name]
+	if !ok {
+		l.diags = append(l.diags, errorf(v.block.DefRange, "No value for required variable",
+			"variable %q has no default; set it with -var '%s=VALUE', in a -var-file, or with the environment variable %s%s",
+			v.name, v.name, envVarPrefix, v.name))
+		return
+	}
+	// A default that does not fit the type is an error even when
+	// something else overrides it.
+	if v.def != nil && cand.from != "its default" {
+		if val, diags := evalExpr(v.def.Expr, nil); !diags.HasErrors() && val.IsWhollyKnown() {
+			if _, err := v.convert(val); err != nil {
+				l.diags = append(l.diags, v.convertError(err, "its default", v.def.Expr.Range().Ptr()))
 			}
 		}
-		if !cand.value.IsWhollyKnown() {
-			continue // its error was reported
-		}
-		val, err := v.convert(cand.value)
-		if err != nil {
-			l.diags = append(l.diags, v.convertError(err, cand.from, cand.subject))
-			continue
-		}
-		if v.sensitive {
-			val = val.Mark(sensitiveMark)
-		}
-		v.value = val
 	}
+	if !cand.value.IsWhollyKnown() {
+		return // its error was reported
+	}
+	val, err := v.convert(cand.value)
+	if err != nil {
+		l.diags = append(l.diags, v.convertError(err, cand.from, cand.subject))
+		return
+	}
+	if v.sensitive {
+		val = val.Mark(sensitiveMark)
+	}
+	v.value = val
 }
 
 // convert applies the variable's optional-attribute defaults and converts the

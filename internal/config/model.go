@@ -166,7 +166,8 @@ type Component struct {
 	Command []string `json:"command,omitempty"`
 	Args    []string `json:"args,omitempty"`
 	// Env holds the user's environment, with registry-style config merged in
-	// as upper-cased keys. Injected variables (COMPAT.md) are not part of it.
+	// as upper-cased keys. Injected variables (docs/compat.md) are not part
+	// of it.
 	Env         map[string]EnvValue `json:"env,omitempty"`
 	Inputs      []string            `json:"inputs,omitempty"`     // addresses, sorted
 	DependsOn   []string            `json:"depends_on,omitempty"` // addresses, sorted

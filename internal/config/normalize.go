@@ -35,7 +35,35 @@ func normalize(p *Pipeline) {
 	p.SortComponents()
 }
 
+// normalizeComponent fills in one component's defaults, one part at a time.
 func normalizeComponent(p *Pipeline, c *Component) {
+	normalizeImage(p, c)
+	c.Inputs = sortedUnique(c.Inputs)
+	c.DependsOn = sortedUnique(c.DependsOn)
+	normalizePorts(c.Ports)
+	if c.Health != nil {
+		normalizeHealth(c.Health)
+	}
+	normalizeRestart(c)
+	if c.StopTimeout == 0 {
+		c.StopTimeout = DefaultStopTimeout
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	for k, v := range c.Env {
+		v.Deferred = HasRefs(v.Value)
+		c.Env[k] = v
+	}
+	if len(c.Env) == 0 {
+		c.Env = nil
+	}
+	sort.Strings(c.Secrets)
+}
+
+// normalizeImage settles the executor, the image a registry type names, and
+// the pull policy and image ID as the canonical form spells them.
+func normalizeImage(p *Pipeline, c *Component) {
 	if c.Executor == "" {
 		c.Executor = p.Executor
 	}
@@ -53,47 +81,55 @@ func normalizeComponent(p *Pipeline, c *Component) {
 	if c.ImageID != "" {
 		c.ImageID = normalizeImageID(c.ImageID)
 	}
-	c.Inputs = sortedUnique(c.Inputs)
-	c.DependsOn = sortedUnique(c.DependsOn)
-	for i := range c.Ports {
-		if c.Ports[i].Protocol == "" {
-			c.Ports[i].Protocol = DefaultPortProtocol
+}
+
+func normalizePorts(ports []Port) {
+	for i := range ports {
+		pt := &ports[i]
+		if pt.Protocol == "" {
+			pt.Protocol = DefaultPortProtocol
 		}
-		c.Ports[i].Protocol = strings.ToLower(c.Ports[i].Protocol)
-		if c.Ports[i].HostPort != 0 && c.Ports[i].HostIP == "" {
-			c.Ports[i].HostIP = DefaultHostIP
+		pt.Protocol = strings.ToLower(pt.Protocol)
+		if pt.HostPort != 0 && pt.HostIP == "" {
+			pt.HostIP = DefaultHostIP
 		}
 	}
-	if h := c.Health; h != nil {
-		if h.Interval == 0 {
-			h.Interval = DefaultHealthInterval
-		}
-		if h.Timeout == 0 {
-			h.Timeout = DefaultHealthTimeout
-		}
-		if h.FailureThreshold == 0 {
-			h.FailureThreshold = DefaultFailureThreshold
-		}
-		if h.SuccessThreshold == 0 {
-			h.SuccessThreshold = DefaultSuccessThreshold
-		}
-		if h.Type == HealthHTTP && h.URL != "" {
-			// A full URL names the port too: it is the component's
-			// HEALTH_PORT, and what a registration's health_endpoint is
-			// matched against.
-			if u, err := url.Parse(h.URL); err == nil {
-				if h.Path == "" {
-					h.Path = u.Path
-				}
-				if p, err := strconv.Atoi(u.Port()); err == nil && h.Port == 0 {
-					h.Port = p
-				}
+}
+
+func normalizeHealth(h *Health) {
+	if h.Interval == 0 {
+		h.Interval = DefaultHealthInterval
+	}
+	if h.Timeout == 0 {
+		h.Timeout = DefaultHealthTimeout
+	}
+	if h.FailureThreshold == 0 {
+		h.FailureThreshold = DefaultFailureThreshold
+	}
+	if h.SuccessThreshold == 0 {
+		h.SuccessThreshold = DefaultSuccessThreshold
+	}
+	if h.Type == HealthHTTP && h.URL != "" {
+		// A full URL names the port too: it is the component's
+		// HEALTH_PORT, and what a registration's health_endpoint is
+		// matched against.
+		if u, err := url.Parse(h.URL); err == nil {
+			if h.Path == "" {
+				h.Path = u.Path
+			}
+			if port, err := strconv.Atoi(u.Port()); err == nil && h.Port == 0 {
+				h.Port = port
 			}
 		}
-		if h.Type == HealthHTTP && h.Path == "" && h.URL == "" {
-			h.Path = "/health"
-		}
 	}
+	if h.Type == HealthHTTP && h.Path == "" && h.URL == "" {
+		h.Path = "/health"
+	}
+}
+
+// normalizeRestart spells the policy canonically and gives max_retries and
+// the backoff the policy's defaults where the file left them out.
+func normalizeRestart(c *Component) {
 	r := &c.Restart
 	if r.Policy == "" {
 		r.Policy = DefaultRestartPolicy
@@ -127,20 +163,6 @@ func normalizeComponent(p *Pipeline, c *Component) {
 	if r.Backoff.Multiplier == 0 {
 		r.Backoff.Multiplier = DefaultBackoffMultiplier
 	}
-	if c.StopTimeout == 0 {
-		c.StopTimeout = DefaultStopTimeout
-	}
-	if c.Replicas == 0 {
-		c.Replicas = 1
-	}
-	for k, v := range c.Env {
-		v.Deferred = HasRefs(v.Value)
-		c.Env[k] = v
-	}
-	if len(c.Env) == 0 {
-		c.Env = nil
-	}
-	sort.Strings(c.Secrets)
 }
 
 func sortedUnique(in []string) []string {

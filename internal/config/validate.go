@@ -90,143 +90,200 @@ func cycleAttr(c *Component, up string) string {
 	return "env"
 }
 
+// validateComponent checks one component, one concern at a time, in the
+// order its problems have always been reported (diagnostics at one position
+// keep that order).
 func validateComponent(p *Pipeline, c *Component, byAddr map[string]*Component) hcl.Diagnostics {
-	var diags hcl.Diagnostics
-	add := func(attr, summary, format string, args ...any) {
-		diags = append(diags, compErr(c, attr, summary, format, args...))
-	}
+	v := &componentCheck{c: c}
+	v.runnable(p)
+	v.edges(byAddr)
+	v.env(byAddr)
+	v.restart()
+	v.sizing()
+	v.health()
+	v.ports()
+	v.volumes()
+	v.resources()
+	return v.diags
+}
+
+// componentCheck collects the diagnostics about one component.
+type componentCheck struct {
+	c     *Component
+	diags hcl.Diagnostics
+}
+
+func (v *componentCheck) add(attr, summary, format string, args ...any) {
+	v.diags = append(v.diags, compErr(v.c, attr, summary, format, args...))
+}
+
+// runnable checks the id, the executor, and that the component names
+// something the executor can run.
+func (v *componentCheck) runnable(p *Pipeline) {
+	c := v.c
 	if !validName(c.ID) {
-		add("id", "Invalid component id", "id %q: use letters, digits, '-' and '_', starting with a letter or digit", c.ID)
+		v.add("id", "Invalid component id", "id %q: use letters, digits, '-' and '_', starting with a letter or digit", c.ID)
 	}
 	_, explicitExecutor := c.Ranges["executor"]
 	if !slices.Contains(Executors, c.Executor) && (explicitExecutor || c.Executor != p.Executor) {
 		// A component that inherits a bad pipeline executor is reported once,
 		// at the pipeline.
-		add("executor", "Unknown executor", "executor %q is not one of %s", c.Executor, strings.Join(Executors, ", "))
+		v.add("executor", "Unknown executor", "executor %q is not one of %s", c.Executor, strings.Join(Executors, ", "))
 	}
 	switch {
 	case c.Image == "" && len(c.Command) == 0:
-		add("id", "Nothing to run", "set image (a container image) or command (a program to run)")
+		v.add("id", "Nothing to run", "set image (a container image) or command (a program to run)")
 	case c.Image != "" && len(c.Command) > 0 && c.Executor == "process" && !strings.Contains(c.Type, "@"):
 		// On Docker and Nomad a command with an image overrides the image's
 		// entrypoint, as real flowctl/v1 files do; a local process has no
 		// image, so there both is a mistake.
-		add("command", "Both image and command", "the process executor runs command on this machine and cannot use image; remove one (or set executor = \"docker\" to run command inside the image)")
+		v.add("command", "Both image and command", "the process executor runs command on this machine and cannot use image; remove one (or set executor = \"docker\" to run command inside the image)")
 	case c.Executor == "process" && len(c.Command) == 0:
-		add("image", "Image on the process executor", "the process executor runs a command, and this component names only an image; set executor = \"docker\" (or \"nomad\") or give a command")
+		v.add("image", "Image on the process executor", "the process executor runs a command, and this component names only an image; set executor = \"docker\" (or \"nomad\") or give a command")
 	}
+}
+
+// edges checks inputs and depends_on against the component's kind and the
+// pipeline's components.
+func (v *componentCheck) edges(byAddr map[string]*Component) {
+	c := v.c
 	switch c.Kind {
 	case KindSource:
 		if len(c.Inputs) > 0 {
-			add("inputs", "Source with inputs", "a source produces events and takes no inputs; make it a processor, or use depends_on for ordering")
+			v.add("inputs", "Source with inputs", "a source produces events and takes no inputs; make it a processor, or use depends_on for ordering")
 		}
 	default:
 		if len(c.Inputs) == 0 {
-			add("inputs", "Missing inputs", "a %s needs at least one input", c.Kind)
+			v.add("inputs", "Missing inputs", "a %s needs at least one input", c.Kind)
 		}
 	}
 	for _, in := range c.Inputs {
-		diags = append(diags, checkTarget(c, byAddr, in, attrIndex("inputs", in, c), "input")...)
+		v.diags = append(v.diags, checkTarget(c, byAddr, in, attrIndex("inputs", in, c), "input")...)
 	}
 	for _, d := range c.DependsOn {
-		diags = append(diags, checkTarget(c, byAddr, d, attrIndex("depends_on", d, c), "depends_on target")...)
+		v.diags = append(v.diags, checkTarget(c, byAddr, d, attrIndex("depends_on", d, c), "depends_on target")...)
 	}
+}
+
+// env checks variable names and the component references in values.
+func (v *componentCheck) env(byAddr map[string]*Component) {
+	c := v.c
 	for _, name := range sortedKeys(c.Env) {
-		v := c.Env[name]
 		if name == "" || strings.ContainsAny(name, "=\x00") {
-			add("env."+name, "Invalid environment variable name", "%q cannot be an environment variable name", name)
+			v.add("env."+name, "Invalid environment variable name", "%q cannot be an environment variable name", name)
 		}
-		for _, r := range FindRefs(v.Value) {
+		for _, r := range FindRefs(c.Env[name].Value) {
 			t, ok := byAddr[r.Addr]
 			switch {
 			case !ok:
-				add("env."+name, "Reference to unknown component", "env %s references %s, which is not a component of this pipeline", name, r)
+				v.add("env."+name, "Reference to unknown component", "env %s references %s, which is not a component of this pipeline", name, r)
 			case t == c:
-				add("env."+name, "Self-reference", "env %s references the component's own %s", name, r.Attr)
+				v.add("env."+name, "Self-reference", "env %s references the component's own %s", name, r.Attr)
 			}
 		}
 	}
-	r := c.Restart
+}
+
+func (v *componentCheck) restart() {
+	r := v.c.Restart
 	switch r.Policy {
 	case RestartNever, RestartOnFailure, RestartAlways:
 	default:
-		add("restart.policy", "Invalid restart policy", "restart policy %q is not one of never, on-failure, always (unless-stopped means always)", r.Policy)
+		v.add("restart.policy", "Invalid restart policy", "restart policy %q is not one of never, on-failure, always (unless-stopped means always)", r.Policy)
 	}
 	if r.MaxRetries < UnlimitedRetries {
-		add("restart.max_retries", "Invalid max_retries", "max_retries %d: use a count, or -1 for no limit", r.MaxRetries)
+		v.add("restart.max_retries", "Invalid max_retries", "max_retries %d: use a count, or -1 for no limit", r.MaxRetries)
 	}
 	if r.Backoff.Initial < 0 {
-		add("restart.backoff.initial", "Invalid duration", "backoff initial %s is negative", r.Backoff.Initial)
+		v.add("restart.backoff.initial", "Invalid duration", "backoff initial %s is negative", r.Backoff.Initial)
 	}
 	if r.Backoff.Max < r.Backoff.Initial {
-		add("restart.backoff.max", "Invalid duration", "backoff max %s is shorter than initial %s", r.Backoff.Max, r.Backoff.Initial)
+		v.add("restart.backoff.max", "Invalid duration", "backoff max %s is shorter than initial %s", r.Backoff.Max, r.Backoff.Initial)
 	}
 	if r.Backoff.Multiplier < 1 {
-		add("restart.backoff.multiplier", "Invalid backoff multiplier", "multiplier %g: must be at least 1", r.Backoff.Multiplier)
+		v.add("restart.backoff.multiplier", "Invalid backoff multiplier", "multiplier %g: must be at least 1", r.Backoff.Multiplier)
 	}
-	if c.StopTimeout < 0 {
-		add("stop_timeout", "Invalid duration", "stop_timeout %s is negative", c.StopTimeout)
+}
+
+// sizing checks stop_timeout and replicas.
+func (v *componentCheck) sizing() {
+	if v.c.StopTimeout < 0 {
+		v.add("stop_timeout", "Invalid duration", "stop_timeout %s is negative", v.c.StopTimeout)
 	}
-	if c.Replicas < 1 {
-		add("replicas", "Invalid replicas", "replicas %d: must be at least 1", c.Replicas)
+	if v.c.Replicas < 1 {
+		v.add("replicas", "Invalid replicas", "replicas %d: must be at least 1", v.c.Replicas)
 	}
-	if h := c.Health; h != nil {
-		switch h.Type {
-		case HealthHTTP, HealthTCP:
-		case HealthExec:
-			if len(h.Command) == 0 {
-				add("health.exec", "Empty exec probe", "an exec health probe needs a command")
-			}
-		default:
-			add("health", "Invalid health probe", "health needs one of http, tcp or exec")
+}
+
+func (v *componentCheck) health() {
+	h := v.c.Health
+	if h == nil {
+		return
+	}
+	switch h.Type {
+	case HealthHTTP, HealthTCP:
+	case HealthExec:
+		if len(h.Command) == 0 {
+			v.add("health.exec", "Empty exec probe", "an exec health probe needs a command")
 		}
-		if h.Port < 0 || h.Port > 65535 {
-			add("health.port", "Invalid port", "health port %d is outside 1-65535", h.Port)
-		}
-		for _, d := range []struct {
-			name string
-			v    Duration
-		}{{"interval", h.Interval}, {"timeout", h.Timeout}, {"start_period", h.StartPeriod}} {
-			if d.v < 0 {
-				add("health."+d.name, "Invalid duration", "health %s %s is negative", d.name, d.v)
-			}
-		}
-		if h.FailureThreshold < 1 {
-			add("health.failure_threshold", "Invalid threshold", "failure_threshold %d: must be at least 1", h.FailureThreshold)
-		}
-		if h.SuccessThreshold < 1 {
-			add("health.success_threshold", "Invalid threshold", "success_threshold %d: must be at least 1", h.SuccessThreshold)
+	default:
+		v.add("health", "Invalid health probe", "health needs one of http, tcp or exec")
+	}
+	if h.Port < 0 || h.Port > 65535 {
+		v.add("health.port", "Invalid port", "health port %d is outside 1-65535", h.Port)
+	}
+	for _, d := range []struct {
+		name string
+		v    Duration
+	}{{"interval", h.Interval}, {"timeout", h.Timeout}, {"start_period", h.StartPeriod}} {
+		if d.v < 0 {
+			v.add("health."+d.name, "Invalid duration", "health %s %s is negative", d.name, d.v)
 		}
 	}
-	for i, pt := range c.Ports {
+	if h.FailureThreshold < 1 {
+		v.add("health.failure_threshold", "Invalid threshold", "failure_threshold %d: must be at least 1", h.FailureThreshold)
+	}
+	if h.SuccessThreshold < 1 {
+		v.add("health.success_threshold", "Invalid threshold", "success_threshold %d: must be at least 1", h.SuccessThreshold)
+	}
+}
+
+func (v *componentCheck) ports() {
+	for i, pt := range v.c.Ports {
 		attr := fmt.Sprintf("ports.%d", i)
 		if pt.ContainerPort < 1 || pt.ContainerPort > 65535 {
-			add(attr+".container_port", "Invalid port", "container port %d is outside 1-65535", pt.ContainerPort)
+			v.add(attr+".container_port", "Invalid port", "container port %d is outside 1-65535", pt.ContainerPort)
 		}
 		if pt.HostPort < 0 || pt.HostPort > 65535 {
-			add(attr+".host_port", "Invalid port", "host port %d is outside 1-65535", pt.HostPort)
+			v.add(attr+".host_port", "Invalid port", "host port %d is outside 1-65535", pt.HostPort)
 		}
 		if pt.Protocol != "tcp" && pt.Protocol != "udp" {
-			add(attr+".protocol", "Invalid protocol", "protocol %q: use tcp or udp", pt.Protocol)
+			v.add(attr+".protocol", "Invalid protocol", "protocol %q: use tcp or udp", pt.Protocol)
 		}
 	}
-	for i, v := range c.Volumes {
+}
+
+func (v *componentCheck) volumes() {
+	for i, vol := range v.c.Volumes {
 		attr := fmt.Sprintf("volumes.%d", i)
-		if v.HostPath == "" {
-			add(attr+".host_path", "Invalid volume", "volume %d needs host_path", i)
+		if vol.HostPath == "" {
+			v.add(attr+".host_path", "Invalid volume", "volume %d needs host_path", i)
 		}
-		if !strings.HasPrefix(v.ContainerPath, "/") {
-			add(attr+".container_path", "Invalid volume", "volume %d: container_path %q must be absolute", i, v.ContainerPath)
+		if !strings.HasPrefix(vol.ContainerPath, "/") {
+			v.add(attr+".container_path", "Invalid volume", "volume %d: container_path %q must be absolute", i, vol.ContainerPath)
 		}
 	}
-	res := c.Resources
+}
+
+// resources checks that no request exceeds its limit.
+func (v *componentCheck) resources() {
+	res := v.c.Resources
 	if res.CPURequest > 0 && res.CPULimit > 0 && res.CPURequest > res.CPULimit {
-		add("resources.cpu_request", "Invalid resources", "cpu request %s exceeds the limit %s", FormatCPU(res.CPURequest), FormatCPU(res.CPULimit))
+		v.add("resources.cpu_request", "Invalid resources", "cpu request %s exceeds the limit %s", FormatCPU(res.CPURequest), FormatCPU(res.CPULimit))
 	}
 	if res.MemoryRequest > 0 && res.MemoryLimit > 0 && res.MemoryRequest > res.MemoryLimit {
-		add("resources.memory_request", "Invalid resources", "memory request %s exceeds the limit %s", FormatMemory(res.MemoryRequest), FormatMemory(res.MemoryLimit))
+		v.add("resources.memory_request", "Invalid resources", "memory request %s exceeds the limit %s", FormatMemory(res.MemoryRequest), FormatMemory(res.MemoryLimit))
 	}
-	return diags
 }
 
 // validateImage checks a component's image, image_id and pull, and the

@@ -859,9 +859,10 @@ func TestYAMLFilesMatchGoldenCanonicalJSON(t *testing.T) {
 }
 
 // TestYAMLAndHCLThatSayTheSameThingCanonicaliseIdentically holds the promise
-// of DESIGN.md: YAML and HCL files that say the same thing produce the same
-// canonical JSON, hence the same spec hashes and plans. YAML cannot mark a
-// value sensitive, so sensitivity is left out of the comparison.
+// of docs/pipeline-reference.md: YAML and HCL files that say the same thing
+// produce the same canonical JSON, hence the same spec hashes and plans.
+// YAML cannot mark a value sensitive, so sensitivity is left out of the
+// comparison.
 func TestYAMLAndHCLThatSayTheSameThingCanonicaliseIdentically(t *testing.T) {
 	for _, name := range []string{"design", "full"} {
 		t.Run(name, func(t *testing.T) {

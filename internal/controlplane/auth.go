@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/flowctl/flowctl/internal/tokens"
+	"github.com/flowctl/flowctl/pkg/contract"
 )
 
 // AuthMode says what the control plane does with calls that carry no token.
@@ -46,15 +47,15 @@ func ParseAuthMode(s string) (AuthMode, error) {
 // Metadata keys.
 const (
 	// MetadataAuthorization carries "Bearer <token>" on every call.
-	MetadataAuthorization = "authorization"
+	MetadataAuthorization = contract.AuthorizationHeader
 	// MetadataRefreshedToken is the response header that carries a fresh
 	// token when the one presented is past half its life (Heartbeat answers
 	// Empty, so it cannot travel in the body). Register responses carry it
 	// too, besides connection_info["flowctl_token"].
-	MetadataRefreshedToken = "flowctl-token"
+	MetadataRefreshedToken = contract.RefreshedTokenHeader
 	// ConnectionInfoToken is the connection_info key of a refreshed token in
 	// RegistrationAck (older protocol) and RegisterResponse (current).
-	ConnectionInfoToken = "flowctl_token"
+	ConnectionInfoToken = contract.ConnectionInfoToken
 )
 
 // Refusal reasons beyond the token's own (tokens.Reason): the token is
@@ -142,7 +143,7 @@ func (s *Server) authenticate(ctx context.Context, method string) (*caller, erro
 		return nil, s.refuse(ctx, method, codes.Unauthenticated, string(tokens.ReasonMalformed), "more than one authorization value", "")
 	}
 	scheme, tok, ok := strings.Cut(strings.TrimSpace(vals[0]), " ")
-	if !ok || !strings.EqualFold(scheme, "bearer") {
+	if !ok || !strings.EqualFold(scheme, contract.AuthorizationScheme) {
 		return nil, s.refuse(ctx, method, codes.Unauthenticated, string(tokens.ReasonMalformed), "authorization is not \"Bearer <token>\"", "")
 	}
 	claims, err := s.opts.Verifier.Verify(strings.TrimSpace(tok))
@@ -244,10 +245,10 @@ func (s *Server) refreshExpected(forced bool) error {
 }
 
 // attribute ties a registration to a pipeline component by the rules of
-// COMPAT.md, in order: the token's subject; a sent id equal to a pipeline
-// id; the port of the health endpoint equal to a HEALTH_PORT. ids are the
-// ids the component sent. A token holder that names another pipeline
-// component is refused.
+// docs/compat.md ("Attribution"), in order: the token's subject; a sent
+// id equal to a pipeline id; the port of the health endpoint equal to a
+// HEALTH_PORT. ids are the ids the component sent. A token holder that
+// names another pipeline component is refused.
 func (s *Server) attribute(ctx context.Context, method string, c *caller, ids []string, healthEndpoint string) (string, Attribution, error) {
 	x := s.expected.Load()
 	if c.claims != nil {

@@ -517,24 +517,7 @@ func TestSecretAndTokensNeverLogged(t *testing.T) {
 func TestRegistrySurvivesRestart(t *testing.T) {
 	store := tempStore(t)
 	h := newHarness(t, permissive, withStore(store))
-	resp, err := h.v1.RegisterComponent(as(h.ledgerTok()), &flowctlv1.RegisterRequest{Component: &flowctlv1.ComponentInfo{
-		Id: "ledger", Type: flowctlv1.ComponentType_COMPONENT_TYPE_SOURCE, OutputEventTypes: []string{"x"}, Metadata: map[string]string{"k": "v"}, Endpoint: "127.0.0.1:1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ack, err := h.legacy.Register(context.Background(), &flowctlpb.ServiceInfo{HealthEndpoint: "http://localhost:18089/health"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 2; i++ {
-		h.clock.Advance(10 * time.Second)
-		if _, err := h.v1.Heartbeat(as(h.ledgerTok()), &flowctlv1.HeartbeatRequest{ServiceId: resp.ServiceId, Status: flowctlv1.HealthStatus_HEALTH_STATUS_DEGRADED, Metrics: map[string]string{"n": "1"}}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := h.legacy.Heartbeat(context.Background(), &flowctlpb.ServiceHeartbeat{ServiceId: ack.ServiceId, Metrics: map[string]float64{"m": 2.5}}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	v1ID, legacyID := registerBothProtocolsAndBeatTwice(t, h)
 	before := h.srv.Snapshot()
 	h.srv.Flush()
 	// Readable without a server (flowctl status, apply).
@@ -554,30 +537,62 @@ func TestRegistrySurvivesRestart(t *testing.T) {
 		t.Fatalf("after restart: %+v", after)
 	}
 	for i := range before {
-		b, a := before[i], after[i]
-		if a.ServiceID != b.ServiceID || a.Component != b.Component || a.AttributedBy != b.AttributedBy || a.Auth != b.Auth ||
-			a.InstanceID != b.InstanceID || a.Protocol != b.Protocol || !a.LastHeartbeat.Equal(b.LastHeartbeat) || a.Heartbeats != b.Heartbeats ||
-			a.Cadence != b.Cadence || a.Status != b.Status || a.Metrics[firstKey(b.Metrics)] != b.Metrics[firstKey(b.Metrics)] ||
-			!a.RegisteredAt.Equal(b.RegisteredAt) || a.Alive != b.Alive || len(a.Metadata) != len(b.Metadata) {
-			t.Fatalf("registration changed across restart:\nbefore %+v\nafter  %+v", b, a)
+		if !sameAcrossRestart(before[i], after[i]) {
+			t.Fatalf("registration changed across restart:\nbefore %+v\nafter  %+v", before[i], after[i])
 		}
 	}
 	// Components carry on with the ids they were given.
-	if _, err := h.legacy.Heartbeat(context.Background(), &flowctlpb.ServiceHeartbeat{ServiceId: ack.ServiceId}); err != nil {
+	if _, err := h.legacy.Heartbeat(context.Background(), &flowctlpb.ServiceHeartbeat{ServiceId: legacyID}); err != nil {
 		t.Fatal(err)
 	}
-	st, err := h.legacy.GetServiceStatus(context.Background(), &flowctlpb.ServiceInfo{ServiceId: ack.ServiceId})
+	st, err := h.legacy.GetServiceStatus(context.Background(), &flowctlpb.ServiceInfo{ServiceId: legacyID})
 	if err != nil || st.Metrics["m"] != 2.5 {
 		t.Fatalf("legacy metrics after restart %v %v", st, err)
 	}
 	// Unregistration is persisted too.
-	if _, err := h.v1.UnregisterComponent(as(h.ledgerTok()), &flowctlv1.UnregisterRequest{ServiceId: resp.ServiceId}); err != nil {
+	if _, err := h.v1.UnregisterComponent(as(h.ledgerTok()), &flowctlv1.UnregisterRequest{ServiceId: v1ID}); err != nil {
 		t.Fatal(err)
 	}
 	h.restart()
-	if got := h.srv.Snapshot(); len(got) != 1 || got[0].ServiceID != ack.ServiceId {
+	if got := h.srv.Snapshot(); len(got) != 1 || got[0].ServiceID != legacyID {
 		t.Fatalf("after unregister and restart: %+v", got)
 	}
+}
+
+// registerBothProtocolsAndBeatTwice registers the ledger over v1 (with its
+// token) and a component over the legacy protocol, then heartbeats each
+// twice, 10s apart, with metrics (v1: degraded). It returns both service
+// ids.
+func registerBothProtocolsAndBeatTwice(t *testing.T, h *harness) (v1ID, legacyID string) {
+	t.Helper()
+	resp, err := h.v1.RegisterComponent(as(h.ledgerTok()), &flowctlv1.RegisterRequest{Component: &flowctlv1.ComponentInfo{
+		Id: "ledger", Type: flowctlv1.ComponentType_COMPONENT_TYPE_SOURCE, OutputEventTypes: []string{"x"}, Metadata: map[string]string{"k": "v"}, Endpoint: "127.0.0.1:1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack, err := h.legacy.Register(context.Background(), &flowctlpb.ServiceInfo{HealthEndpoint: "http://localhost:18089/health"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		h.clock.Advance(10 * time.Second)
+		if _, err := h.v1.Heartbeat(as(h.ledgerTok()), &flowctlv1.HeartbeatRequest{ServiceId: resp.ServiceId, Status: flowctlv1.HealthStatus_HEALTH_STATUS_DEGRADED, Metrics: map[string]string{"n": "1"}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.legacy.Heartbeat(context.Background(), &flowctlpb.ServiceHeartbeat{ServiceId: ack.ServiceId, Metrics: map[string]float64{"m": 2.5}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return resp.ServiceId, ack.ServiceId
+}
+
+// sameAcrossRestart reports whether a registration reloaded from the state
+// (a) is the one the previous server held (b).
+func sameAcrossRestart(b, a Registration) bool {
+	return a.ServiceID == b.ServiceID && a.Component == b.Component && a.AttributedBy == b.AttributedBy && a.Auth == b.Auth &&
+		a.InstanceID == b.InstanceID && a.Protocol == b.Protocol && a.LastHeartbeat.Equal(b.LastHeartbeat) && a.Heartbeats == b.Heartbeats &&
+		a.Cadence == b.Cadence && a.Status == b.Status && a.Metrics[firstKey(b.Metrics)] == b.Metrics[firstKey(b.Metrics)] &&
+		a.RegisteredAt.Equal(b.RegisteredAt) && a.Alive == b.Alive && len(a.Metadata) == len(b.Metadata)
 }
 
 func firstKey(m map[string]string) string {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/flowctl/flowctl/internal/state"
+	"github.com/flowctl/flowctl/pkg/contract"
 )
 
 // ExpectedComponent is a pipeline component the control plane may see
@@ -80,7 +81,7 @@ func StateExpected(store *state.Store) ExpectedComponents {
 				out = append(out, ExpectedComponent{
 					Address:    r.Address,
 					ID:         r.ID,
-					HealthPort: r.Ports["HEALTH_PORT"],
+					HealthPort: r.Ports[contract.EnvHealthPort],
 					InstanceID: r.InstanceID,
 				})
 			}

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 
+	"github.com/flowctl/flowctl/pkg/contract"
 	flowctlpb "github.com/flowctl/flowctl/proto/gen/flowctl"
 	flowctlv1 "github.com/flowctl/flowctl/proto/gen/flowctl/v1"
 )
@@ -46,7 +47,7 @@ func (v *v1Service) RegisterComponent(ctx context.Context, req *flowctlv1.Regist
 		return nil, err
 	}
 	info := req.GetComponent()
-	healthEndpoint := info.GetMetadata()["health_endpoint"]
+	healthEndpoint := info.GetMetadata()[contract.MetadataHealthEndpoint]
 	addr, by, err := s.attribute(ctx, method, c, []string{info.GetId(), req.GetComponentId()}, healthEndpoint)
 	if err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 // Package graph is the component DAG shared by plan, apply and destroy:
 // topological levels for parallel creation, reverse order for teardown, and
-// cycle detection that names the cycle.
+// cycle detection that names the cycle. A Diagram draws the same DAG for
+// people: as text, Graphviz dot or a Mermaid flowchart.
 //
 // Edges point downstream, the way data flows: an edge a -> b means b consumes
 // from (or depends on) a, so a must be ready before b starts.

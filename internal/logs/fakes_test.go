@@ -3,15 +3,13 @@ package logs
 import (
 	"context"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/flowctl/flowctl/internal/providers"
+	"github.com/flowctl/flowctl/internal/providers/providertest"
 )
 
 // t0 is the time the fake logs are written around.
@@ -22,139 +20,6 @@ func at(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) 
 // stamp renders a line as executors return it with Timestamps.
 func stamp(t time.Time, stream, text string) string {
 	return t.UTC().Format(time.RFC3339Nano) + " " + stream + " " + text
-}
-
-// fakeLog is one object's log. Lines can be added while it is followed;
-// End makes followers' streams end, as a stopped container's does.
-type fakeLog struct {
-	mu    sync.Mutex
-	lines []string
-	ended bool
-	grew  chan struct{} // closed and replaced on every change
-	// delivered counts the lines a reader has taken in (a pipe write
-	// returns once the reader has the bytes).
-	delivered atomic.Int64
-}
-
-func newFakeLog(lines ...string) *fakeLog {
-	return &fakeLog{lines: lines, grew: make(chan struct{})}
-}
-
-func (l *fakeLog) Add(lines ...string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, lines...)
-	close(l.grew)
-	l.grew = make(chan struct{})
-}
-
-func (l *fakeLog) End() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.ended = true
-	close(l.grew)
-	l.grew = make(chan struct{})
-}
-
-// fakeExecutor serves fake logs by handle and records what it was asked.
-type fakeExecutor struct {
-	mu   sync.Mutex
-	logs map[string]*fakeLog // by handle
-	asks []providers.LogOptions
-}
-
-func newFakeExecutor() *fakeExecutor { return &fakeExecutor{logs: map[string]*fakeLog{}} }
-
-func (e *fakeExecutor) set(handle string, l *fakeLog) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.logs[handle] = l
-}
-
-func (e *fakeExecutor) asked() []providers.LogOptions {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return slices.Clone(e.asks)
-}
-
-// Logs implements Reader: Since and Tail as the executors apply them.
-func (e *fakeExecutor) Logs(ctx context.Context, h providers.Handle, opts providers.LogOptions) (io.ReadCloser, error) {
-	e.mu.Lock()
-	e.asks = append(e.asks, opts)
-	l := e.logs[string(h)]
-	e.mu.Unlock()
-	if l == nil {
-		return nil, fmt.Errorf("no log for handle %s", h)
-	}
-	keep := func(s string) bool {
-		ll, _ := ParseLine("", s)
-		return opts.Since.IsZero() || !ll.Time.Before(opts.Since)
-	}
-	l.mu.Lock()
-	var backlog []string
-	for _, s := range l.lines {
-		if keep(s) {
-			backlog = append(backlog, s)
-		}
-	}
-	n := len(l.lines)
-	l.mu.Unlock()
-	if opts.Tail > 0 && len(backlog) > opts.Tail {
-		backlog = backlog[len(backlog)-opts.Tail:]
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	pr, pw := io.Pipe()
-	go func() {
-		defer cancel()
-		write := func(s string) bool {
-			_, err := io.WriteString(pw, s+"\n")
-			if err == nil {
-				l.delivered.Add(1)
-			}
-			return err == nil
-		}
-		for _, s := range backlog {
-			if !write(s) {
-				return
-			}
-		}
-		if !opts.Follow {
-			_ = pw.Close()
-			return
-		}
-		for {
-			l.mu.Lock()
-			more, ended, grew := slices.Clone(l.lines[n:]), l.ended, l.grew
-			n = len(l.lines)
-			l.mu.Unlock()
-			for _, s := range more {
-				if !write(s) {
-					return
-				}
-			}
-			if ended {
-				_ = pw.Close()
-				return
-			}
-			select {
-			case <-grew:
-			case <-ctx.Done():
-				_ = pw.Close()
-				return
-			}
-		}
-	}()
-	return &cancelReader{PipeReader: pr, cancel: cancel}, nil
-}
-
-type cancelReader struct {
-	*io.PipeReader
-	cancel context.CancelFunc
-}
-
-func (r *cancelReader) Close() error {
-	r.cancel()
-	return r.PipeReader.Close()
 }
 
 // fakeInventory is a state the test edits.
@@ -255,7 +120,7 @@ func (c *collector) waitFor(t *testing.T, what string, cond func([]string) bool)
 	}
 }
 
-func readersOf(e *fakeExecutor) ReaderFor {
+func readersOf(e *providertest.Provider) ReaderFor {
 	return func(name string) (Reader, error) {
 		if name != "fake" {
 			return nil, fmt.Errorf("no executor %q", name)

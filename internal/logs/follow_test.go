@@ -8,11 +8,12 @@ import (
 	"time"
 
 	"github.com/flowctl/flowctl/internal/providers"
+	"github.com/flowctl/flowctl/internal/providers/providertest"
 )
 
 // following runs Run with Follow in the background; stop cancels it and
 // returns its error.
-func following(t *testing.T, inv Inventory, ex *fakeExecutor, opts Options) (c *collector, stop func() error) {
+func following(t *testing.T, inv Inventory, ex *providertest.Provider, opts Options) (c *collector, stop func() error) {
 	t.Helper()
 	c = &collector{}
 	opts.Follow = true
@@ -60,10 +61,10 @@ func now(stream, text string) string { return stamp(time.Now(), stream, text) }
 func TestFollowMarksARestartBeforeTheNewInstancesLinesInOneLog(t *testing.T) {
 	// The process executor: one log file for every instance, so the log
 	// being followed just goes on; the handle changes.
-	ex := newFakeExecutor()
-	log := newFakeLog(now("stdout", "old one"))
-	ex.set("a1", log)
-	ex.set("a2", log)
+	ex := providertest.New("fake")
+	log := providertest.NewLog(now("stdout", "old one"))
+	ex.SetLog(providers.Handle("a1"), log)
+	ex.SetLog(providers.Handle("a2"), log)
 	inv := &fakeInventory{}
 	inv.put(Instance{Address: "source.a", Provider: "fake", Handle: providers.Handle("a1"), InstanceID: "a-1", SpecHash: "h1"})
 	c, stop := following(t, inv, ex, Options{})
@@ -96,9 +97,9 @@ func TestFollowMarksARestartBeforeTheNewInstancesLinesInOneLog(t *testing.T) {
 func TestFollowMovesToTheReplacementsLogWhenTheOldOneEnds(t *testing.T) {
 	// Docker: every container has a log of its own, which ends when the
 	// container stops.
-	ex := newFakeExecutor()
-	old := newFakeLog(now("stdout", "container one"))
-	ex.set("c1", old)
+	ex := providertest.New("fake")
+	old := providertest.NewLog(now("stdout", "container one"))
+	ex.SetLog(providers.Handle("c1"), old)
 	inv := &fakeInventory{}
 	inv.put(Instance{Address: "processor.p", Provider: "fake", Handle: providers.Handle("c1"), InstanceID: "p-1", SpecHash: "h1"})
 	c, stop := following(t, inv, ex, Options{})
@@ -106,8 +107,8 @@ func TestFollowMovesToTheReplacementsLogWhenTheOldOneEnds(t *testing.T) {
 	old.Add(now("stdout", "received terminated"))
 	old.End()
 
-	fresh := newFakeLog()
-	ex.set("c2", fresh)
+	fresh := providertest.NewLog()
+	ex.SetLog(providers.Handle("c2"), fresh)
 	// An apply replaced it: no history event yet (apply records it once
 	// the instance is ready), but the spec hash changed.
 	inv.put(Instance{Address: "processor.p", Provider: "fake", Handle: providers.Handle("c2"), InstanceID: "p-2", SpecHash: "h2", StartedAt: time.Now()})
@@ -128,16 +129,16 @@ func TestFollowMovesToTheReplacementsLogWhenTheOldOneEnds(t *testing.T) {
 }
 
 func TestFollowPicksUpComponentsCreatedLater(t *testing.T) {
-	ex := newFakeExecutor()
-	ex.set("a1", newFakeLog(now("stdout", "a")))
+	ex := providertest.New("fake")
+	ex.SetLog(providers.Handle("a1"), providertest.NewLog(now("stdout", "a")))
 	inv := &fakeInventory{}
 	inv.put(Instance{Address: "source.a", Provider: "fake", Handle: providers.Handle("a1"), InstanceID: "a-1"})
 	c, stop := following(t, inv, ex, Options{})
 	c.waitFor(t, "the backlog", has("source.a: a"))
 
 	// sink.b's log file holds a line of an earlier life, destroyed before.
-	b := newFakeLog(stamp(time.Now().Add(-time.Hour), "stdout", "b, an earlier life"))
-	ex.set("b1", b)
+	b := providertest.NewLog(stamp(time.Now().Add(-time.Hour), "stdout", "b, an earlier life"))
+	ex.SetLog(providers.Handle("b1"), b)
 	started := time.Now()
 	inv.put(Instance{Address: "sink.b", Provider: "fake", Handle: providers.Handle("b1"), InstanceID: "b-1", StartedAt: started})
 	b.Add(stamp(started.Add(time.Millisecond), "stdout", "b starting"))
@@ -151,10 +152,10 @@ func TestFollowPicksUpComponentsCreatedLater(t *testing.T) {
 }
 
 func TestFollowNeverRepeatsTheBacklog(t *testing.T) {
-	ex := newFakeExecutor()
+	ex := providertest.New("fake")
 	ts := time.Now()
-	log := newFakeLog(stamp(ts, "stdout", "one"), stamp(ts, "stdout", "two, same time"))
-	ex.set("a1", log)
+	log := providertest.NewLog(stamp(ts, "stdout", "one"), stamp(ts, "stdout", "two, same time"))
+	ex.SetLog(providers.Handle("a1"), log)
 	inv := &fakeInventory{}
 	inv.put(Instance{Address: "source.a", Provider: "fake", Handle: providers.Handle("a1"), InstanceID: "a-1"})
 	c, stop := following(t, inv, ex, Options{})
@@ -170,16 +171,16 @@ func TestFollowNeverRepeatsTheBacklog(t *testing.T) {
 	}
 	// The log was read once for the backlog and once to follow, from the
 	// backlog's last line on.
-	asks := ex.asked()
+	asks := ex.LogRequests()
 	if len(asks) != 2 || asks[0].Follow || !asks[1].Follow || !asks[1].Since.Equal(ts) {
 		t.Fatalf("asked %+v", asks)
 	}
 }
 
 func TestFollowWithTailZeroShowsOnlyWhatComesNext(t *testing.T) {
-	ex := newFakeExecutor()
-	log := newFakeLog(stamp(time.Now().Add(-time.Minute), "stdout", "old"))
-	ex.set("a1", log)
+	ex := providertest.New("fake")
+	log := providertest.NewLog(stamp(time.Now().Add(-time.Minute), "stdout", "old"))
+	ex.SetLog(providers.Handle("a1"), log)
 	inv := &fakeInventory{}
 	inv.put(Instance{Address: "source.a", Provider: "fake", Handle: providers.Handle("a1"), InstanceID: "a-1"})
 	c := &collector{}
@@ -190,7 +191,7 @@ func TestFollowWithTailZeroShowsOnlyWhatComesNext(t *testing.T) {
 	}()
 	// Wait until it follows, then log.
 	deadline := time.Now().Add(10 * time.Second)
-	for len(ex.asked()) == 0 && time.Now().Before(deadline) {
+	for len(ex.LogRequests()) == 0 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
 	log.Add(now("stdout", "new"))
@@ -205,9 +206,9 @@ func TestFollowWithTailZeroShowsOnlyWhatComesNext(t *testing.T) {
 }
 
 func TestCancellingAFollowEmitsWhatWasHeldAndReturnsNil(t *testing.T) {
-	ex := newFakeExecutor()
-	log := newFakeLog()
-	ex.set("a1", log)
+	ex := providertest.New("fake")
+	log := providertest.NewLog()
+	ex.SetLog(providers.Handle("a1"), log)
 	inv := &fakeInventory{}
 	inv.put(Instance{Address: "source.a", Provider: "fake", Handle: providers.Handle("a1"), InstanceID: "a-1"})
 	// State reads stamped far in the past: nothing is ever released by
@@ -215,11 +216,11 @@ func TestCancellingAFollowEmitsWhatWasHeldAndReturnsNil(t *testing.T) {
 	inv.setNow(time.Now().Add(-time.Hour))
 	c, stop := following(t, inv, ex, Options{})
 	deadline := time.Now().Add(10 * time.Second)
-	for len(ex.asked()) < 2 && time.Now().Before(deadline) {
+	for len(ex.LogRequests()) < 2 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
 	log.Add(now("stdout", "held"))
-	for log.delivered.Load() == 0 && time.Now().Before(deadline) {
+	for log.Delivered() == 0 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
 	if got := c.texts(); len(got) != 0 {

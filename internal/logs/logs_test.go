@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flowctl/flowctl/internal/providers"
+	"github.com/flowctl/flowctl/internal/providers/providertest"
 	"github.com/flowctl/flowctl/internal/state"
 )
 
@@ -60,7 +61,7 @@ func TestMarkerTextSpellsRestartsAndReplacements(t *testing.T) {
 
 // backlogOf runs Run without following over logs by address, each the
 // sole instance of its component.
-func backlogOf(t *testing.T, opts Options, inv *fakeInventory, ex *fakeExecutor) []string {
+func backlogOf(t *testing.T, opts Options, inv *fakeInventory, ex *providertest.Provider) []string {
 	t.Helper()
 	var c collector
 	if err := Run(context.Background(), inv, readersOf(ex), opts, c.emit); err != nil {
@@ -69,15 +70,15 @@ func backlogOf(t *testing.T, opts Options, inv *fakeInventory, ex *fakeExecutor)
 	return c.texts()
 }
 
-func twoComponents() (*fakeInventory, *fakeExecutor) {
-	ex := newFakeExecutor()
-	ex.set("a1", newFakeLog(
+func twoComponents() (*fakeInventory, *providertest.Provider) {
+	ex := providertest.New("fake")
+	ex.SetLog(providers.Handle("a1"), providertest.NewLog(
 		stamp(at(0), "stdout", "a first"),
 		stamp(at(20), "stderr", "a second"),
 		stamp(at(20), "stdout", "a third, same time"),
 		stamp(at(50), "stdout", "a fourth"),
 	))
-	ex.set("b1", newFakeLog(
+	ex.SetLog(providers.Handle("b1"), providertest.NewLog(
 		stamp(at(10), "stdout", "b first"),
 		stamp(at(20), "stdout", "b second, same time as a's"),
 		stamp(at(60), "stdout", "b third"),
@@ -124,7 +125,7 @@ func TestSinceAndTailGoToEachExecutorAndTailCountsPerComponent(t *testing.T) {
 	if want := []string{"source.a: a fourth", "sink.b: b third"}; !slices.Equal(got, want) {
 		t.Fatalf("tail 1: %q, want %q", got, want)
 	}
-	for _, o := range ex.asked() {
+	for _, o := range ex.LogRequests() {
 		if o.Tail != 1 || !o.Timestamps || o.Follow {
 			t.Fatalf("asked %+v", o)
 		}
@@ -135,22 +136,22 @@ func TestSinceAndTailGoToEachExecutorAndTailCountsPerComponent(t *testing.T) {
 	if len(got) != 5 || got[0] != "sink.b: b second, same time as a's" {
 		t.Fatalf("since: %q", got)
 	}
-	for _, o := range ex.asked() {
+	for _, o := range ex.LogRequests() {
 		if o.Tail != 0 || !o.Since.Equal(at(20)) {
 			t.Fatalf("asked %+v", o)
 		}
 	}
 
 	inv, ex = twoComponents()
-	if got := backlogOf(t, Options{Tail: 0}, inv, ex); len(got) != 0 || len(ex.asked()) != 0 {
-		t.Fatalf("tail 0 read %d logs, printed %q", len(ex.asked()), got)
+	if got := backlogOf(t, Options{Tail: 0}, inv, ex); len(got) != 0 || len(ex.LogRequests()) != 0 {
+		t.Fatalf("tail 0 read %d logs, printed %q", len(ex.LogRequests()), got)
 	}
 }
 
 func TestBacklogPutsReplacementMarkerBeforeTheNewInstancesFirstLine(t *testing.T) {
-	ex := newFakeExecutor()
+	ex := providertest.New("fake")
 	// One log file across instances, as the process executor keeps it.
-	ex.set("a2", newFakeLog(
+	ex.SetLog(providers.Handle("a2"), providertest.NewLog(
 		stamp(at(0), "stdout", "old starting"),
 		stamp(at(100), "stdout", "old received terminated"),
 		stamp(at(210), "stdout", "new starting"),
@@ -176,8 +177,8 @@ func TestBacklogPutsReplacementMarkerBeforeTheNewInstancesFirstLine(t *testing.T
 }
 
 func TestBacklogDropsMarkersOfLinesNoLongerShown(t *testing.T) {
-	ex := newFakeExecutor()
-	ex.set("a3", newFakeLog(
+	ex := providertest.New("fake")
+	ex.SetLog(providers.Handle("a3"), providertest.NewLog(
 		stamp(at(0), "stdout", "first life"),
 		stamp(at(200), "stdout", "second life"),
 		stamp(at(400), "stdout", "third life"),

@@ -2,7 +2,10 @@
 // report of reality into an ordered change set: what to create, update,
 // replace, restart, delete or adopt, each with the reason why.
 //
-// A Plan is the in-memory model; the planfile codec (file.go) is its
+// Making a plan has two steps: Observe asks the providers what reality
+// looks like and returns it as a value (Reality); Decide, which calls no
+// provider, turns desired × state × reality into the changes. Make does
+// both. A Plan is the in-memory model; the planfile codec (file.go) is its
 // reviewed, saved form, and render.go its human form.
 package plan
 

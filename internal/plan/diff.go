@@ -18,11 +18,14 @@ var forcingAttrs = map[string]bool{
 	"secrets": true,
 }
 
-// ownRestartsAndChecks are the executors that run a component's health
-// checks and restart policy themselves (Nomad's service checks and restart
-// blocks): there a change of health or restart changes the object, so it
-// forces a new instance too.
-var ownRestartsAndChecks = map[string]bool{"nomad": true}
+// forcesOnSelfRestarter reports whether a change at path forces a new
+// instance on an executor that runs a component's health checks and
+// restart policy itself (providers.SelfRestarter: Nomad's service checks
+// and restart blocks): there health and restart are built into the object.
+func forcesOnSelfRestarter(path string) bool {
+	top := topAttr(path)
+	return top == "health" || top == "restart"
+}
 
 // leaf is one flattened attribute value.
 type leaf struct {

@@ -27,10 +27,10 @@ func TestHashAndSpecAreThoseOfConfig(t *testing.T) {
 
 func TestUpToDateComponentsCarryNoAttributeDiff(t *testing.T) {
 	desired := loadPipeline(t, basePipeline)
-	prov := &tableProvider{name: "process", objects: map[string]providers.Observed{}}
+	prov := newFake()
 	var recs []*state.Record
 	for _, c := range desired.Components {
-		recs = append(recs, record(c, prov.run(c.Address(), "pid="+c.ID, c.SpecHash(), true), state.StatusRunning))
+		recs = append(recs, record(c, run(prov, c.Address(), "pid="+c.ID, c.SpecHash(), true), state.StatusRunning))
 	}
 	p, err := Make(context.Background(), Input{Desired: desired, Meta: state.Meta{Lineage: "L1", Pipeline: "demo"}, Records: recs, Providers: providers.NewRegistry(prov)})
 	if err != nil {

@@ -14,8 +14,8 @@ import (
 // BenchmarkPlan measures Make's own cost on a pipeline that is fully
 // applied and running: every component in state, every object observed
 // running with its recorded spec hash, so the plan is all no-ops. Reality
-// comes from tableProvider, which answers Observe and List from a map, so
-// executors cost nothing here.
+// comes from the fake executor (providertest, its call log off), which
+// answers Observe and List from a map, so executors cost nothing here.
 func BenchmarkPlan(b *testing.B) {
 	for _, n := range []int{100, 1000, 5000} {
 		b.Run(fmt.Sprintf("components=%d", n), func(b *testing.B) {
@@ -66,10 +66,11 @@ func benchInput(b *testing.B, n int) Input {
 	if diags.HasErrors() {
 		b.Fatalf("load: %s", config.FormatDiagnostics(diags))
 	}
-	prov := &tableProvider{name: "process", objects: map[string]providers.Observed{}}
+	prov := newFake()
+	prov.Quiet()
 	var records []*state.Record
 	for _, c := range desired.Components {
-		h := prov.run(c.Address(), "pid="+c.ID, c.SpecHash(), true)
+		h := run(prov, c.Address(), "pid="+c.ID, c.SpecHash(), true)
 		records = append(records, record(c, h, state.StatusRunning))
 	}
 	return Input{

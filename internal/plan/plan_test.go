@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,51 +12,20 @@ import (
 
 	"github.com/flowctl/flowctl/internal/config"
 	"github.com/flowctl/flowctl/internal/providers"
+	"github.com/flowctl/flowctl/internal/providers/providertest"
 	"github.com/flowctl/flowctl/internal/state"
 )
 
 var updateGolden = flag.Bool("update-plan", false, "rewrite the plan golden files")
 
-// tableProvider answers Observe and List from a table: the plan logic is
-// pure, so a table stands in for the executor here (the e2e tests run the
-// real ones).
-type tableProvider struct {
-	name    string
-	objects map[string]providers.Observed // by fingerprint
-}
+// newFake is the executor the plan tests observe: Make only asks it
+// (Observe, List); the e2e tests run the real executors.
+func newFake() *providertest.Provider { return providertest.New("process") }
 
-func (t *tableProvider) Name() string { return t.name }
-func (t *tableProvider) Start(context.Context, providers.ComponentSpec) (providers.Handle, error) {
-	panic("plan never starts anything")
-}
-func (t *tableProvider) Stop(context.Context, providers.Handle, time.Duration) error {
-	panic("plan never stops anything")
-}
-func (t *tableProvider) Logs(context.Context, providers.Handle, providers.LogOptions) (io.ReadCloser, error) {
-	panic("plan never reads logs")
-}
-func (t *tableProvider) Observe(_ context.Context, h providers.Handle) (providers.Observed, error) {
-	var fp string
-	_ = json.Unmarshal(h, &fp)
-	if o, ok := t.objects[fp]; ok {
-		return o, nil
-	}
-	return providers.Observed{}, nil
-}
-func (t *tableProvider) List(_ context.Context, pipeline string) ([]providers.Observed, error) {
-	var out []providers.Observed
-	for _, o := range t.objects {
-		if o.Pipeline == pipeline {
-			out = append(out, o)
-		}
-	}
-	return out, nil
-}
-
-func (t *tableProvider) run(addr, fp, hash string, running bool) providers.Handle {
-	h, _ := json.Marshal(fp)
-	t.objects[fp] = providers.Observed{Address: addr, Exists: true, Running: running, SpecHash: hash, Pipeline: "demo", Lineage: "L1", Fingerprint: fp, Handle: h}
-	return h
+// run puts an object of the demo pipeline into p, as an earlier apply left
+// it, and returns its handle.
+func run(p *providertest.Provider, addr, fp, hash string, running bool) providers.Handle {
+	return p.Put(providers.Observed{Address: addr, Exists: true, Running: running, SpecHash: hash, Pipeline: "demo", Lineage: "L1", Fingerprint: fp})
 }
 
 func loadPipeline(t *testing.T, src string) *config.Pipeline {
@@ -101,23 +69,23 @@ func TestPlanActionsAndReasons(t *testing.T) {
 	tests := []struct {
 		name    string
 		desired *config.Pipeline
-		setup   func(p *tableProvider) []*state.Record
+		setup   func(p *providertest.Provider) []*state.Record
 		opts    Options
 		want    string
 	}{
 		{
 			name:    "nothing recorded: create all in order",
 			desired: old,
-			setup:   func(*tableProvider) []*state.Record { return nil },
+			setup:   func(*providertest.Provider) []*state.Record { return nil },
 			want:    "[1] + source.a (create: not_in_state)\n[2] + processor.b (create: not_in_state)\n[3] + sink.c (create: not_in_state)\n",
 		},
 		{
 			name:    "all running and recorded: no-op",
 			desired: old,
-			setup: func(p *tableProvider) []*state.Record {
+			setup: func(p *providertest.Provider) []*state.Record {
 				var recs []*state.Record
 				for i, c := range old.Components {
-					recs = append(recs, record(c, p.run(c.Address(), "fp"+string(rune('0'+i)), c.SpecHash(), true), state.StatusRunning))
+					recs = append(recs, record(c, run(p, c.Address(), "fp"+string(rune('0'+i)), c.SpecHash(), true), state.StatusRunning))
 				}
 				return recs
 			},
@@ -126,10 +94,10 @@ func TestPlanActionsAndReasons(t *testing.T) {
 		{
 			name:    "env change replaces, stop_timeout updates in place",
 			desired: changed,
-			setup: func(p *tableProvider) []*state.Record {
+			setup: func(p *providertest.Provider) []*state.Record {
 				var recs []*state.Record
 				for i, c := range old.Components {
-					recs = append(recs, record(c, p.run(c.Address(), "fp"+string(rune('0'+i)), c.SpecHash(), true), state.StatusRunning))
+					recs = append(recs, record(c, run(p, c.Address(), "fp"+string(rune('0'+i)), c.SpecHash(), true), state.StatusRunning))
 				}
 				return recs
 			},
@@ -138,13 +106,13 @@ func TestPlanActionsAndReasons(t *testing.T) {
 		{
 			name:    "drift: gone, exited, relabelled, tainted",
 			desired: old,
-			setup: func(p *tableProvider) []*state.Record {
+			setup: func(p *providertest.Provider) []*state.Record {
 				a, b, c := old.Components[0], old.Components[1], old.Components[2]
 				h, _ := json.Marshal("gone")
 				return []*state.Record{
 					record(a, h, state.StatusRunning),
-					record(b, p.run(b.Address(), "fpb", "other-hash", true), state.StatusRunning),
-					record(c, p.run(c.Address(), "fpc", c.SpecHash(), false), state.StatusRunning),
+					record(b, run(p, b.Address(), "fpb", "other-hash", true), state.StatusRunning),
+					record(c, run(p, c.Address(), "fpc", c.SpecHash(), false), state.StatusRunning),
 				}
 			},
 			want: "[1] + source.a (create: deleted_outside)\n[2] -/+ processor.b (replace: changed_outside)\n[3] ^ sink.c (restart: exited)\n",
@@ -152,25 +120,25 @@ func TestPlanActionsAndReasons(t *testing.T) {
 		{
 			name:    "unrecorded twin is adopted, unrecorded stranger is an orphan, removed component is deleted",
 			desired: loadPipeline(t, strings.Replace(basePipeline, "sink \"c\" {\n  command = [\"./c\"]\n  inputs  = [processor.b]\n}", "", 1)),
-			setup: func(p *tableProvider) []*state.Record {
+			setup: func(p *providertest.Provider) []*state.Record {
 				a, c := old.Components[0], old.Components[2]
-				p.run(a.Address(), "twin", a.SpecHash(), true)
-				p.run("processor.b", "stranger", "some-old-hash", true)
-				return []*state.Record{record(c, p.run(c.Address(), "fpc", c.SpecHash(), true), state.StatusRunning)}
+				run(p, a.Address(), "twin", a.SpecHash(), true)
+				run(p, "processor.b", "stranger", "some-old-hash", true)
+				return []*state.Record{record(c, run(p, c.Address(), "fpc", c.SpecHash(), true), state.StatusRunning)}
 			},
 			want: "[1] - processor.b (delete-orphan: orphan)\n[2] - sink.c (delete: not_in_config)\n[3] <= source.a (adopt: adopt_unrecorded)\n[4] + processor.b (create: not_in_state)\n",
 		},
 		{
 			name:    "an unrecorded twin is adopted when the recorded object is gone (a replace killed after the new start)",
 			desired: old,
-			setup: func(p *tableProvider) []*state.Record {
+			setup: func(p *providertest.Provider) []*state.Record {
 				a, b, c := old.Components[0], old.Components[1], old.Components[2]
 				gone, _ := json.Marshal("gone")
-				p.run(a.Address(), "new", a.SpecHash(), true)
+				run(p, a.Address(), "new", a.SpecHash(), true)
 				return []*state.Record{
 					record(a, gone, state.StatusRunning),
-					record(b, p.run(b.Address(), "fpb", b.SpecHash(), true), state.StatusRunning),
-					record(c, p.run(c.Address(), "fpc", c.SpecHash(), true), state.StatusRunning),
+					record(b, run(p, b.Address(), "fpb", b.SpecHash(), true), state.StatusRunning),
+					record(c, run(p, c.Address(), "fpc", c.SpecHash(), true), state.StatusRunning),
 				}
 			},
 			want: "[1] <= source.a (adopt: adopt_unrecorded)\n[2]   processor.b (no-op: up_to_date)\n[3]   sink.c (no-op: up_to_date)\n",
@@ -178,12 +146,12 @@ func TestPlanActionsAndReasons(t *testing.T) {
 		{
 			name:    "a failed start is replaced, an unconfirmed one adopted",
 			desired: old,
-			setup: func(p *tableProvider) []*state.Record {
+			setup: func(p *providertest.Provider) []*state.Record {
 				a, b, c := old.Components[0], old.Components[1], old.Components[2]
 				return []*state.Record{
-					record(a, p.run(a.Address(), "fpa", a.SpecHash(), true), state.StatusFailed),
-					record(b, p.run(b.Address(), "fpb", b.SpecHash(), true), state.StatusCreating),
-					record(c, p.run(c.Address(), "fpc", c.SpecHash(), true), state.StatusRunning),
+					record(a, run(p, a.Address(), "fpa", a.SpecHash(), true), state.StatusFailed),
+					record(b, run(p, b.Address(), "fpb", b.SpecHash(), true), state.StatusCreating),
+					record(c, run(p, c.Address(), "fpc", c.SpecHash(), true), state.StatusRunning),
 				}
 			},
 			want: "[1] -/+ source.a (replace: tainted)\n[2] <= processor.b (adopt: start_unconfirmed)\n[3]   sink.c (no-op: up_to_date)\n",
@@ -192,10 +160,10 @@ func TestPlanActionsAndReasons(t *testing.T) {
 			name:    "destroy deletes dependents first",
 			desired: old,
 			opts:    Options{Destroy: true},
-			setup: func(p *tableProvider) []*state.Record {
+			setup: func(p *providertest.Provider) []*state.Record {
 				var recs []*state.Record
 				for i, c := range old.Components {
-					recs = append(recs, record(c, p.run(c.Address(), "fp"+string(rune('0'+i)), c.SpecHash(), true), state.StatusRunning))
+					recs = append(recs, record(c, run(p, c.Address(), "fp"+string(rune('0'+i)), c.SpecHash(), true), state.StatusRunning))
 				}
 				return recs
 			},
@@ -205,17 +173,17 @@ func TestPlanActionsAndReasons(t *testing.T) {
 			name:    "target keeps what the target depends on",
 			desired: old,
 			opts:    Options{Targets: []string{"processor.b"}},
-			setup:   func(*tableProvider) []*state.Record { return nil },
+			setup:   func(*providertest.Provider) []*state.Record { return nil },
 			want:    "[1] + source.a (create: not_in_state)\n[2] + processor.b (create: not_in_state)\n",
 		},
 		{
 			name:    "replace on request",
 			desired: old,
 			opts:    Options{Replace: []string{"sink.c"}},
-			setup: func(p *tableProvider) []*state.Record {
+			setup: func(p *providertest.Provider) []*state.Record {
 				var recs []*state.Record
 				for i, c := range old.Components {
-					recs = append(recs, record(c, p.run(c.Address(), "fp"+string(rune('0'+i)), c.SpecHash(), true), state.StatusRunning))
+					recs = append(recs, record(c, run(p, c.Address(), "fp"+string(rune('0'+i)), c.SpecHash(), true), state.StatusRunning))
 				}
 				return recs
 			},
@@ -224,7 +192,7 @@ func TestPlanActionsAndReasons(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			prov := &tableProvider{name: "process", objects: map[string]providers.Observed{}}
+			prov := newFake()
 			recs := tt.setup(prov)
 			p, err := Make(context.Background(), Input{
 				Desired: tt.desired, Meta: state.Meta{Lineage: "L1", Pipeline: "demo", Serial: 3},
@@ -236,16 +204,19 @@ func TestPlanActionsAndReasons(t *testing.T) {
 			if got := p.String(); got != tt.want {
 				t.Fatalf("plan:\n%s\nwant:\n%s", got, tt.want)
 			}
+			for _, c := range prov.Calls() {
+				if c.Op != providertest.OpObserve && c.Op != providertest.OpList {
+					t.Errorf("a plan only looks, yet it called %s", c)
+				}
+			}
 		})
 	}
 }
 
 func TestObjectsOfAnotherLineageAreForeignNeverDeleted(t *testing.T) {
-	prov := &tableProvider{name: "process", objects: map[string]providers.Observed{}}
-	prov.run("source.a", "theirs", "h", true)
-	o := prov.objects["theirs"]
-	o.Lineage = "OTHER"
-	prov.objects["theirs"] = o
+	prov := newFake()
+	theirs := run(prov, "source.a", "theirs", "h", true)
+	prov.Set(theirs, func(o *providers.Observed) { o.Lineage = "OTHER" })
 	p, err := Make(context.Background(), Input{
 		Desired: loadPipeline(t, basePipeline), Meta: state.Meta{Lineage: "L1", Pipeline: "demo"},
 		Providers: providers.NewRegistry(prov),
@@ -261,12 +232,12 @@ func TestObjectsOfAnotherLineageAreForeignNeverDeleted(t *testing.T) {
 func TestRenderedPlanMatchesGolden(t *testing.T) {
 	old := loadPipeline(t, basePipeline)
 	changed := loadPipeline(t, strings.Replace(strings.Replace(basePipeline, `"fast"`, `"slow"`, 1), `default   = "hunter2"`, `default   = "hunter3"`, 1))
-	prov := &tableProvider{name: "process", objects: map[string]providers.Observed{}}
+	prov := newFake()
 	a, b, c := old.Components[0], old.Components[1], old.Components[2]
 	recs := []*state.Record{
-		record(a, prov.run(a.Address(), "fpa", a.SpecHash(), true), state.StatusRunning),
-		record(b, prov.run(b.Address(), "fpb", b.SpecHash(), true), state.StatusRunning),
-		record(c, prov.run(c.Address(), "fpc", c.SpecHash(), false), state.StatusRunning),
+		record(a, run(prov, a.Address(), "fpa", a.SpecHash(), true), state.StatusRunning),
+		record(b, run(prov, b.Address(), "fpb", b.SpecHash(), true), state.StatusRunning),
+		record(c, run(prov, c.Address(), "fpc", c.SpecHash(), false), state.StatusRunning),
 	}
 	p, err := Make(context.Background(), Input{
 		Desired: changed, Meta: state.Meta{Lineage: "L1", Pipeline: "demo"},
@@ -296,7 +267,7 @@ func TestRenderedPlanMatchesGolden(t *testing.T) {
 }
 
 func TestPlanFileRoundTripsAndDetectsTampering(t *testing.T) {
-	prov := &tableProvider{name: "process", objects: map[string]providers.Observed{}}
+	prov := newFake()
 	desired := loadPipeline(t, basePipeline)
 	p, err := Make(context.Background(), Input{Desired: desired, Meta: state.Meta{Lineage: "L1", Pipeline: "demo", Serial: 7}, Providers: providers.NewRegistry(prov)})
 	if err != nil {
@@ -333,9 +304,59 @@ func TestPlanFileRoundTripsAndDetectsTampering(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 	// A new object appearing since the plan is a change of reality.
-	prov.run("source.a", "appeared", "x", true)
+	run(prov, "source.a", "appeared", "x", true)
 	err = f.CheckFresh(context.Background(), Input{Desired: desired, Meta: state.Meta{Lineage: "L1", Pipeline: "demo", Serial: 7}, Providers: providers.NewRegistry(prov)})
 	if err == nil || !strings.Contains(err.Error(), "source.a changed since the plan was made") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestObserveAsksEachRecordsProviderAndListsEachExecutorInUse(t *testing.T) {
+	desired := loadPipeline(t, basePipeline)
+	a, b := desired.Components[0], desired.Components[1]
+	prov := newFake()
+	prov.SetRestartsItself(true)
+	recs := []*state.Record{
+		record(a, run(prov, a.Address(), "fpa", a.SpecHash(), true), state.StatusRunning),
+		record(b, run(prov, b.Address(), "fpb", b.SpecHash(), false), state.StatusRunning),
+	}
+	run(prov, "sink.x", "fpx", "h", true)
+	in := Input{Desired: desired, Meta: state.Meta{Lineage: "L1", Pipeline: "demo"}, Records: recs, Providers: providers.NewRegistry(prov)}
+
+	r, err := Observe(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Observed) != 2 || !r.Observed["source.a"].Running || r.Observed["processor.b"].Running || r.Observed["processor.b"].Address != "processor.b" {
+		t.Errorf("observed %+v", r.Observed)
+	}
+	var listed []string
+	for _, l := range r.Listed {
+		listed = append(listed, l.Provider+" "+l.Object.Fingerprint)
+	}
+	if got := strings.Join(listed, ", "); got != "process fpb, process fpx, process fpa" {
+		t.Errorf("listed %s", got)
+	}
+	if !r.SelfRestarting["process"] {
+		t.Error("a provider that restarts its own is not named so")
+	}
+	if got := strings.Join(prov.Ops(providertest.OpList), ", "); got != "list demo" {
+		t.Errorf("lists: %s", got)
+	}
+
+	prov.ResetCalls()
+	in.Options.NoRefresh = true
+	r, err = Observe(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(prov.Calls()) != 0 || len(r.Observed) != 0 || !r.SelfRestarting["process"] {
+		t.Errorf("without refresh: calls %v, reality %+v", prov.Calls(), r)
+	}
+
+	in.Options.NoRefresh = false
+	in.Providers = providers.NewRegistry(providertest.New("docker"))
+	if _, err := Observe(context.Background(), in); err == nil || !strings.Contains(err.Error(), "observe source.a: no executor") {
+		t.Errorf("a record whose executor is missing: err = %v", err)
 	}
 }

@@ -10,11 +10,11 @@ import (
 
 func TestPlanReplacesInstancesWhoseTokenSecretWasRotated(t *testing.T) {
 	desired := loadPipeline(t, basePipeline)
-	prov := &tableProvider{name: "process", objects: map[string]providers.Observed{}}
+	prov := newFake()
 	a, b, c := desired.Components[0], desired.Components[1], desired.Components[2]
-	ra := record(a, prov.run(a.Address(), "fpa", a.SpecHash(), true), state.StatusRunning)
-	rb := record(b, prov.run(b.Address(), "fpb", b.SpecHash(), true), state.StatusRunning)
-	rc := record(c, prov.run(c.Address(), "fpc", c.SpecHash(), true), state.StatusRunning)
+	ra := record(a, run(prov, a.Address(), "fpa", a.SpecHash(), true), state.StatusRunning)
+	rb := record(b, run(prov, b.Address(), "fpb", b.SpecHash(), true), state.StatusRunning)
+	rc := record(c, run(prov, c.Address(), "fpc", c.SpecHash(), true), state.StatusRunning)
 	ra.TokenGeneration = 1 // token signed before the rotation
 	rb.TokenGeneration = 2 // started after it
 	rc.TokenGeneration = 0 // given no token: nothing to replace

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package procinfo identifies processes by pid and start time, read from
 // /proc, so that a recycled pid is never mistaken for the process flowctl
 // started.

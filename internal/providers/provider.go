@@ -29,7 +29,8 @@ type ComponentSpec struct {
 	// Component is the normalised desired spec.
 	Component *config.Component
 	// Env is the final environment: the user's env with references resolved,
-	// plus what flowctl injects (COMPAT.md). Providers pass it unchanged.
+	// plus what flowctl injects (docs/compat.md, "Environment"). Providers
+	// pass it unchanged.
 	Env map[string]string
 	// Ports flowctl allocated (PORT, HEALTH_PORT).
 	Ports map[string]int

@@ -16,8 +16,8 @@ import (
 // map goes through reflection) and encoding it again cost more than the
 // rest of the relay together.
 
-// Field numbers of flowctl.v1.Event (COMPAT.md, "Data plane") and of its
-// metadata map's entries.
+// Field numbers of flowctl.v1.Event (docs/compat.md, "Data plane") and of
+// its metadata map's entries.
 const (
 	fieldMetadata          protowire.Number = 4
 	fieldSourceComponentID protowire.Number = 6

@@ -42,14 +42,7 @@ func startServeBinary(t *testing.T, flowctl string, store *state.Store) *servePr
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	go func() {
-		select {
-		case <-p.exited:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	rec, err := WaitRecord(ctx, store, p.cmd.Process.Pid)
+	rec, err := WaitRecord(ctx, store, p.cmd.Process.Pid, p.exited)
 	if err != nil {
 		t.Fatalf("flowctl serve did not come up (exited, or no record): %v\n%s", err, p.stderr)
 	}

@@ -112,23 +112,36 @@ func Running(store *state.Store) (*Record, error) {
 	return rec, nil
 }
 
+// ErrExited is WaitRecord's answer when the process it waits for ended
+// before it recorded itself.
+var ErrExited = errors.New("the control plane process exited before it recorded itself")
+
 // WaitRecord waits until the state holds the record of a live control
 // plane run by process pid (any process when pid is 0) and returns it: a
 // caller that started `flowctl serve --state X` learns from it where the
-// child listens. It gives up when ctx ends.
-func WaitRecord(ctx context.Context, store *state.Store, pid int) (*Record, error) {
+// child listens. It gives up when ctx ends, or with ErrExited when exited
+// (closed when the child ends; nil when the caller does not watch it) is
+// closed first. A record that cannot be read yet is looked at again: the
+// child replaces a damaged one when it starts.
+func WaitRecord(ctx context.Context, store *state.Store, pid int, exited <-chan struct{}) (*Record, error) {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
+	var lastErr error
 	for {
 		rec, err := Running(store)
-		if err != nil {
-			return nil, err
-		}
-		if rec != nil && (pid == 0 || rec.Process.PID == pid) {
+		if err == nil && rec != nil && (pid == 0 || rec.Process.PID == pid) {
 			return rec, nil
 		}
+		if err != nil {
+			lastErr = err
+		}
 		select {
+		case <-exited:
+			return nil, ErrExited
 		case <-ctx.Done():
+			if lastErr != nil {
+				return nil, fmt.Errorf("wait for the control plane to start: %w (last read: %v)", ctx.Err(), lastErr)
+			}
 			return nil, fmt.Errorf("wait for the control plane to start: %w", ctx.Err())
 		case <-t.C:
 		}

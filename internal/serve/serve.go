@@ -3,9 +3,12 @@
 // HTTP listener for /healthz, Prometheus /metrics and /v1/status, the token
 // secret, optional TLS and mTLS, and a record in the state saying where it
 // listens (so that `flowctl status` and `apply` find a running one).
+// Beside the control plane it runs the relay (the SDK's data plane) and,
+// asked to, the restart watcher.
 //
-// `flowctl serve` runs it in the foreground; other commands run it
-// in-process or start `flowctl serve --state X` as a child:
+// `flowctl serve` runs it in the foreground; `flowctl run` runs it
+// in-process; apply has Ensure start `flowctl serve --state X` as a child
+// when none serves the state file, and destroy has StopIfIdle stop it:
 //
 //	err := serve.Run(ctx, serve.Options{
 //		StatePath: ".flowctl/ttp.state.db",
@@ -31,7 +34,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
@@ -83,19 +85,18 @@ type Options struct {
 	// Ready is called once, when both listeners are bound and serving and
 	// the Record is in the state, with the bound addresses.
 	Ready func(Addrs)
-	// AlsoListenHosts are further hosts (IP addresses) the gRPC services
-	// listen on, with the port Listen bound: the Docker bridge's gateway,
-	// so that containers reach the control plane at
-	// host.docker.internal:<the same port> (DockerGatewayHost finds it). A
-	// host that cannot be bound is logged and skipped.
-	AlsoListenHosts []string
-	// Collectors are further Prometheus collectors /metrics exports (the
-	// relay's).
-	Collectors []prometheus.Collector
-	// Background, when set, runs beside the listeners once they serve
-	// (the restart watcher) with what serve holds; its context ends when
-	// serve stops, which waits for it to return.
-	Background func(ctx context.Context, env Env)
+	// DockerGateway has the gRPC services also listen on the Docker
+	// bridge's gateway (DockerGatewayHost), with the port Listen bound, so
+	// that containers reach the control plane at
+	// host.docker.internal:<the same port>. Only when Listen is on
+	// loopback only: a wildcard address reaches the bridge already. A
+	// gateway that cannot be bound is logged and skipped.
+	DockerGateway bool
+	// Watch runs the restart watcher beside the listeners once they serve:
+	// it restarts the components the state says should run, by their
+	// restart policies. The relay, which moves SDK components' events
+	// along the DAG, runs in any case.
+	Watch bool
 	// MemoryLimit is the soft memory limit to set (runtime/debug). 0 sets
 	// controlplane.DefaultMemoryLimit unless GOMEMLIMIT is set; negative
 	// leaves the process's limit alone (in-process use next to other work,
@@ -113,7 +114,7 @@ type Options struct {
 type Addrs struct {
 	// GRPC is the bound gRPC address (host:port).
 	GRPC string `json:"grpc"`
-	// AlsoGRPC are the further gRPC addresses (Options.AlsoListenHosts).
+	// AlsoGRPC are the further gRPC addresses (Options.DockerGateway).
 	AlsoGRPC []string `json:"also_grpc,omitempty"`
 	// HTTP is the bound HTTP address; "" when none.
 	HTTP string `json:"http,omitempty"`
@@ -150,8 +151,33 @@ func DefaultHTTPListen(grpcListen string) (string, error) {
 // shutdown, a *RunningError when another live control plane already serves
 // this state file, or why it could not serve.
 func Run(ctx context.Context, opts Options) error {
+	opts, err := withDefaults(opts)
+	if err != nil {
+		return err
+	}
+	s := &server{opts: opts, log: opts.Logger, bg: newBackground(opts.Watch)}
+	if err := s.prepare(); err != nil {
+		return err
+	}
+	// From here on every exit path closes cp (final flush).
+	defer s.cp.Close()
+	defer s.closeListeners()
+	if err := s.listen(); err != nil {
+		return err
+	}
+	if err := s.claim(); err != nil {
+		return err
+	}
+	defer s.release()
+	setMemoryLimit(opts.MemoryLimit, s.log)
+	s.newServers()
+	return s.serve(ctx)
+}
+
+// withDefaults fills in what Options leave out, and checks the rest.
+func withDefaults(opts Options) (Options, error) {
 	if opts.StatePath == "" {
-		return errors.New("serve: no state file")
+		return opts, errors.New("serve: no state file")
 	}
 	if opts.Listen == "" {
 		opts.Listen = DefaultListen
@@ -167,163 +193,219 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	mode, err := controlplane.ParseAuthMode(string(opts.AuthMode))
 	if err != nil {
-		return err
+		return opts, err
 	}
 	opts.AuthMode = mode
-	log := opts.Logger
+	return opts, nil
+}
 
-	tlsCfg, err := serverTLS(opts.TLSCert, opts.TLSKey, opts.TLSClientCA)
-	if err != nil {
+// server is one Run: what each phase sets up for the next.
+type server struct {
+	opts Options
+	log  *slog.Logger
+	bg   *background
+
+	tlsCfg  *tls.Config
+	store   *state.Store
+	meta    state.Meta
+	secret  *tokens.Secret
+	opToken string
+	cp      *controlplane.Server
+
+	grpcL net.Listener
+	httpL net.Listener // nil when serving no HTTP
+	also  []net.Listener
+	addrs Addrs
+	rec   Record
+
+	gs *grpc.Server
+	hs *http.Server // nil when serving no HTTP
+}
+
+// prepare reads what serving needs before it binds anything: TLS, the
+// state, the secrets, and the control plane over them.
+func (s *server) prepare() error {
+	var err error
+	if s.tlsCfg, err = serverTLS(s.opts.TLSCert, s.opts.TLSKey, s.opts.TLSClientCA); err != nil {
 		return err
 	}
-	store, err := state.Open(opts.StatePath, "")
+	if err := s.openState(); err != nil {
+		return err
+	}
+	if err := s.loadSecrets(); err != nil {
+		return err
+	}
+	s.cp, err = controlplane.New(controlplane.Options{
+		Store:    s.store,
+		Verifier: tokens.NewVerifier(s.secret, s.meta.Pipeline, s.meta.Lineage),
+		Issuer:   tokens.NewIssuer(s.secret),
+		AuthMode: s.opts.AuthMode,
+		Expected: controlplane.StateExpected(s.store),
+		Logger:   s.log,
+	})
+	if err != nil {
+		return fmt.Errorf("serve: start the control plane: %w", err)
+	}
+	return nil
+}
+
+// openState opens the state file, and fails before touching the registry
+// when another serve has it; the check that counts is claimRecord's, once
+// listening.
+func (s *server) openState() error {
+	store, err := state.Open(s.opts.StatePath, "")
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	var meta state.Meta
-	if err := store.View(func(tx *state.Tx) error { meta = tx.Meta(); return nil }); err != nil {
-		return fmt.Errorf("serve: read state %s: %w", opts.StatePath, err)
+	s.store = store
+	if err := store.View(func(tx *state.Tx) error { s.meta = tx.Meta(); return nil }); err != nil {
+		return fmt.Errorf("serve: read state %s: %w", s.opts.StatePath, err)
 	}
-	// Fail before touching the registry when another serve has it; the
-	// check that counts is claimRecord's, once listening.
 	if other, err := Running(store); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	} else if other != nil {
 		return &RunningError{Record: *other}
 	}
-	secret, err := loadSecret(opts)
-	if err != nil {
+	return nil
+}
+
+// loadSecrets reads the token secret and, when serving HTTP, the operator
+// token.
+func (s *server) loadSecrets() error {
+	var err error
+	if s.secret, err = loadSecret(s.opts); err != nil {
 		return err
 	}
-	if w := secret.Warning(); w != "" {
-		log.Warn(w)
+	if w := s.secret.Warning(); w != "" {
+		s.log.Warn(w)
 	}
-	var opToken string
-	if opts.HTTPListen != "" {
-		if opToken, err = operatorToken(opts); err != nil {
+	if s.opts.HTTPListen != "" {
+		if s.opToken, err = operatorToken(s.opts); err != nil {
 			return err
 		}
 	}
+	return nil
+}
 
-	cp, err := controlplane.New(controlplane.Options{
-		Store:    store,
-		Verifier: tokens.NewVerifier(secret, meta.Pipeline, meta.Lineage),
-		Issuer:   tokens.NewIssuer(secret),
-		AuthMode: opts.AuthMode,
-		Expected: controlplane.StateExpected(store),
-		Logger:   log,
-	})
-	if err != nil {
-		return fmt.Errorf("serve: start the control plane: %w", err)
-	}
-	// From here on every exit path closes cp (final flush).
-	defer cp.Close()
-
-	lis, err := net.Listen("tcp", opts.Listen)
-	if err != nil {
+// listen binds the gRPC listener, the HTTP one, and the further gRPC
+// hosts (skipped, with a warning, when they cannot be bound).
+func (s *server) listen() error {
+	var err error
+	if s.grpcL, err = net.Listen("tcp", s.opts.Listen); err != nil {
 		return fmt.Errorf("serve: gRPC listener: %w", err)
 	}
-	defer lis.Close()
-	var hlis net.Listener
-	if opts.HTTPListen != "" {
-		if hlis, err = net.Listen("tcp", opts.HTTPListen); err != nil {
+	if s.opts.HTTPListen != "" {
+		if s.httpL, err = net.Listen("tcp", s.opts.HTTPListen); err != nil {
 			return fmt.Errorf("serve: HTTP listener: %w", err)
 		}
-		defer hlis.Close()
 	}
-	addrs := Addrs{GRPC: lis.Addr().String(), TLS: tlsCfg != nil, ClientAuth: tlsCfg != nil && tlsCfg.ClientAuth == tls.RequireAndVerifyClientCert}
-	var also []net.Listener
-	if len(opts.AlsoListenHosts) > 0 {
-		_, port, _ := net.SplitHostPort(addrs.GRPC)
-		for _, h := range opts.AlsoListenHosts {
-			l, err := net.Listen("tcp", net.JoinHostPort(h, port))
-			if err != nil {
-				log.Warn("serve: not listening on a further address", "host", h, "err", err)
-				continue
-			}
-			defer l.Close()
-			also = append(also, l)
-			addrs.AlsoGRPC = append(addrs.AlsoGRPC, l.Addr().String())
+	s.addrs = Addrs{GRPC: s.grpcL.Addr().String(), TLS: s.tlsCfg != nil, ClientAuth: s.tlsCfg != nil && s.tlsCfg.ClientAuth == tls.RequireAndVerifyClientCert}
+	_, port, _ := net.SplitHostPort(s.addrs.GRPC)
+	for _, h := range s.alsoHosts() {
+		l, err := net.Listen("tcp", net.JoinHostPort(h, port))
+		if err != nil {
+			s.log.Warn("serve: not listening on a further address", "host", h, "err", err)
+			continue
+		}
+		s.also = append(s.also, l)
+		s.addrs.AlsoGRPC = append(s.addrs.AlsoGRPC, l.Addr().String())
+	}
+	if s.httpL != nil {
+		s.addrs.HTTP = s.httpL.Addr().String()
+	}
+	return nil
+}
+
+// alsoHosts are the further hosts the gRPC services listen on
+// (Options.DockerGateway).
+func (s *server) alsoHosts() []string {
+	if !s.opts.DockerGateway || !isLoopbackListen(s.opts.Listen) {
+		return nil
+	}
+	if gw := DockerGatewayHost(); gw != "" {
+		return []string{gw}
+	}
+	return nil
+}
+
+// closeListeners closes whatever listen bound.
+func (s *server) closeListeners() {
+	for _, l := range append([]net.Listener{s.grpcL, s.httpL}, s.also...) {
+		if l != nil {
+			_ = l.Close()
 		}
 	}
-	if hlis != nil {
-		addrs.HTTP = hlis.Addr().String()
-	}
+}
 
-	rec, err := claimRecord(store, addrs, opts.AuthMode)
+// claim writes this serve's record into the state.
+func (s *server) claim() error {
+	rec, err := claimRecord(s.store, s.addrs, s.opts.AuthMode)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err := removeRecord(store, rec); err != nil {
-			log.Warn("serve: could not remove the serve record from the state", "err", err)
-		}
-	}()
+	s.rec = rec
+	return nil
+}
 
-	setMemoryLimit(opts.MemoryLimit, log)
+// release removes the record claim wrote, if it is still the state's.
+func (s *server) release() {
+	if err := removeRecord(s.store, s.rec); err != nil {
+		s.log.Warn("serve: could not remove the serve record from the state", "err", err)
+	}
+}
 
+// newServers builds the gRPC server and, when there is an HTTP listener,
+// the HTTP one (that listener then speaks TLS when TLS is on).
+func (s *server) newServers() {
 	gopts := controlplane.GRPCServerOptions()
-	if tlsCfg != nil {
-		gopts = append(gopts, grpc.Creds(credentials.NewTLS(tlsCfg)))
+	if s.tlsCfg != nil {
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(s.tlsCfg)))
 	}
-	gs := grpc.NewServer(gopts...)
-	cp.Register(gs)
-
-	var hs *http.Server
-	if hlis != nil {
-		api := newHTTPAPI(cp, store, rec, opToken, requiresOperatorToken(hlis.Addr()), log, opts.Collectors...)
-		hs = &http.Server{
-			Handler:           api.handler(),
-			ReadHeaderTimeout: 10 * time.Second,
-			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		}
-		if tlsCfg != nil {
-			hc := tlsCfg.Clone()
-			hc.NextProtos = []string{"h2", "http/1.1"}
-			hlis = tls.NewListener(hlis, hc)
-		}
+	s.gs = grpc.NewServer(gopts...)
+	s.cp.Register(s.gs)
+	if s.httpL == nil {
+		return
 	}
+	api := newHTTPAPI(s.cp, s.store, s.rec, s.opToken, requiresOperatorToken(s.httpL.Addr()), s.log, s.bg.collectors()...)
+	s.hs = &http.Server{
+		Handler:           api.handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	if s.tlsCfg != nil {
+		hc := s.tlsCfg.Clone()
+		hc.NextProtos = []string{"h2", "http/1.1"}
+		s.httpL = tls.NewListener(s.httpL, hc)
+	}
+}
 
+// serve runs the listeners, the secret's watch and the background work
+// until ctx ends or a listener fails, then shuts them down.
+func (s *server) serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 2+len(also))
+	errc := make(chan error, 2+len(s.also))
 	var wg sync.WaitGroup
-	for _, l := range append([]net.Listener{lis}, also...) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := gs.Serve(l); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-				errc <- fmt.Errorf("serve: gRPC on %s: %w", l.Addr(), err)
-			}
-		}()
-	}
-	if hs != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := hs.Serve(hlis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("serve: HTTP: %w", err)
-			}
-		}()
+	s.startListeners(&wg, errc)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		watchSecret(ctx, s.secret, s.opts.SecretCheckInterval, s.log)
+	}()
+
+	s.log.Info("control plane serving", "pipeline", s.meta.Pipeline, "state", s.opts.StatePath, "grpc", s.addrs.GRPC, "http", s.addrs.HTTP,
+		"tls", s.addrs.TLS, "client_auth", s.addrs.ClientAuth, "auth", string(s.opts.AuthMode), "pid", s.rec.Process.PID)
+	if s.opts.Ready != nil {
+		s.opts.Ready(s.addrs)
 	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		watchSecret(ctx, secret, opts.SecretCheckInterval, log)
+		s.bg.run(ctx, env{
+			Store: s.store, ControlPlane: s.cp, Secret: s.secret, Addrs: s.addrs, Meta: s.meta, Logger: s.log,
+			Providers: backgroundProviders(s.opts.StatePath, s.log),
+		})
 	}()
-
-	log.Info("control plane serving", "pipeline", meta.Pipeline, "state", opts.StatePath, "grpc", addrs.GRPC, "http", addrs.HTTP,
-		"tls", addrs.TLS, "client_auth", addrs.ClientAuth, "auth", string(opts.AuthMode), "pid", rec.Process.PID)
-	if opts.Ready != nil {
-		opts.Ready(addrs)
-	}
-	if opts.Background != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			opts.Background(ctx, Env{Store: store, ControlPlane: cp, Secret: secret, Addrs: addrs, Meta: meta, Logger: log})
-		}()
-	}
 
 	var runErr error
 	select {
@@ -331,33 +413,52 @@ func Run(ctx context.Context, opts Options) error {
 	case runErr = <-errc:
 		cancel()
 	}
-	log.Info("control plane stopping")
-	stopGRPC(gs, opts.ShutdownGrace)
-	if hs != nil {
-		sctx, scancel := context.WithTimeout(context.Background(), opts.ShutdownGrace)
-		if err := hs.Shutdown(sctx); err != nil {
-			_ = hs.Close()
+	return s.shutdown(&wg, runErr)
+}
+
+// startListeners serves gRPC on every gRPC listener and HTTP on the HTTP
+// one; a listener that fails reports on errc.
+func (s *server) startListeners(wg *sync.WaitGroup, errc chan<- error) {
+	for _, l := range append([]net.Listener{s.grpcL}, s.also...) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.gs.Serve(l); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				errc <- fmt.Errorf("serve: gRPC on %s: %w", l.Addr(), err)
+			}
+		}()
+	}
+	if s.hs == nil {
+		return
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := s.hs.Serve(s.httpL); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("serve: HTTP: %w", err)
+		}
+	}()
+}
+
+// shutdown stops the listeners (each within ShutdownGrace), waits for
+// what serve runs, and flushes the registry; runErr is why serving ended,
+// if it failed.
+func (s *server) shutdown(wg *sync.WaitGroup, runErr error) error {
+	s.log.Info("control plane stopping")
+	stopGRPC(s.gs, s.opts.ShutdownGrace)
+	if s.hs != nil {
+		sctx, scancel := context.WithTimeout(context.Background(), s.opts.ShutdownGrace)
+		if err := s.hs.Shutdown(sctx); err != nil {
+			_ = s.hs.Close()
 		}
 		scancel()
 	}
 	wg.Wait()
-	if err := cp.Close(); err != nil && runErr == nil {
+	if err := s.cp.Close(); err != nil && runErr == nil {
 		runErr = fmt.Errorf("serve: flush the registry: %w", err)
 	}
-	log.Info("control plane stopped")
+	s.log.Info("control plane stopped")
 	return runErr
-}
-
-// Env is what serve hands Options.Background.
-type Env struct {
-	Store        *state.Store
-	ControlPlane *controlplane.Server
-	// Secret signs component tokens (and seals state values, see
-	// tokens.Secret.Seal); it follows rotations of its file.
-	Secret *tokens.Secret
-	Addrs  Addrs
-	Meta   state.Meta
-	Logger *slog.Logger
 }
 
 // stopGRPC lets calls under way finish, then cuts what is left after grace.
@@ -439,6 +540,19 @@ func watchSecret(ctx context.Context, s *tokens.Secret, every time.Duration, log
 			log.Warn(w)
 		}
 	}
+}
+
+// isLoopbackListen says whether a listen address is on loopback only.
+func isLoopbackListen(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // DockerGatewayHost is the IPv4 address of the Docker bridge (docker0) on

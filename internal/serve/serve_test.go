@@ -31,8 +31,39 @@ func TestServeRegistersAndHeartbeatsBothProtocols(t *testing.T) {
 	ledgerTok := token(t, store, iss, "source.ledger", "i-ledger")
 	ttpTok := token(t, store, iss, "processor.ttp", "i-ttp")
 	c := dial(t, s.addrs.GRPC, nil)
+	ttpServiceID := registerAndHeartbeatBothProtocols(t, c, ledgerTok, ttpTok)
 
-	// An SDK component (current protocol).
+	base := "http://" + s.addrs.HTTP
+	if code, body := get(t, nil, base+"/healthz", ""); code != 200 || body != "ok\n" {
+		t.Fatalf("/healthz: %d %q", code, body)
+	}
+
+	code, body := get(t, nil, base+"/v1/status", "")
+	if code != 200 {
+		t.Fatalf("/v1/status: %d %s", code, body)
+	}
+	secret, err := os.ReadFile(tokens.DefaultSecretPath(store.Path()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(body, ledgerTok) || strings.Contains(body, ttpTok) || strings.Contains(body, string(secret)) {
+		t.Fatal("/v1/status shows a token or the secret")
+	}
+	checkStatusOfBothProtocols(t, store, s, body, ttpServiceID)
+
+	code, body = get(t, nil, base+"/metrics", "")
+	if code != 200 {
+		t.Fatalf("/metrics: %d", code)
+	}
+	checkMetricsOfBothProtocols(t, body)
+}
+
+// registerAndHeartbeatBothProtocols registers source.ledger as an SDK
+// component (current protocol) and processor.ttp as an older one, each
+// with its token, heartbeats both once, and returns processor.ttp's
+// service id.
+func registerAndHeartbeatBothProtocols(t *testing.T, c *clients, ledgerTok, ttpTok string) string {
+	t.Helper()
 	resp, err := c.v1.RegisterComponent(as(ledgerTok), &flowctlv1.RegisterRequest{Component: &flowctlv1.ComponentInfo{
 		Id: "ledger", Type: flowctlv1.ComponentType_COMPONENT_TYPE_SOURCE, Endpoint: "127.0.0.1:50051",
 	}})
@@ -42,7 +73,6 @@ func TestServeRegistersAndHeartbeatsBothProtocols(t *testing.T) {
 	if _, err := c.v1.Heartbeat(as(ledgerTok), &flowctlv1.HeartbeatRequest{ServiceId: resp.ServiceId, Status: flowctlv1.HealthStatus_HEALTH_STATUS_HEALTHY}); err != nil {
 		t.Fatal(err)
 	}
-	// An older component (older protocol), carrying a token.
 	ack, err := c.legacy.Register(as(ttpTok), &flowctlpb.ServiceInfo{
 		ServiceType: flowctlpb.ServiceType_SERVICE_TYPE_PROCESSOR, HealthEndpoint: "http://localhost:18089/health",
 	})
@@ -56,26 +86,16 @@ func TestServeRegistersAndHeartbeatsBothProtocols(t *testing.T) {
 	if err != nil || len(ls.Services) != 2 {
 		t.Fatalf("list services: %v %v", ls, err)
 	}
+	return ack.ServiceId
+}
 
-	base := "http://" + s.addrs.HTTP
-	if code, body := get(t, nil, base+"/healthz", ""); code != 200 || body != "ok\n" {
-		t.Fatalf("/healthz: %d %q", code, body)
-	}
-
-	code, body := get(t, nil, base+"/v1/status", "")
-	if code != 200 {
-		t.Fatalf("/v1/status: %d %s", code, body)
-	}
+// checkStatusOfBothProtocols checks the /v1/status document after
+// registerAndHeartbeatBothProtocols.
+func checkStatusOfBothProtocols(t *testing.T, store *state.Store, s *running, body, ttpServiceID string) {
+	t.Helper()
 	var doc Status
 	if err := json.Unmarshal([]byte(body), &doc); err != nil {
 		t.Fatal(err)
-	}
-	secret, err := os.ReadFile(tokens.DefaultSecretPath(store.Path()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(body, ledgerTok) || strings.Contains(body, ttpTok) || strings.Contains(body, string(secret)) {
-		t.Fatal("/v1/status shows a token or the secret")
 	}
 	if doc.Pipeline != testPipeline || doc.Lineage != lineage(t, store) || doc.Serve.GRPC != s.addrs.GRPC || doc.Serve.Process.PID != os.Getpid() {
 		t.Fatalf("status header %+v", doc)
@@ -90,17 +110,18 @@ func TestServeRegistersAndHeartbeatsBothProtocols(t *testing.T) {
 	if l := comps["source.ledger"]; !l.Registered || !l.Alive || !l.Healthy || l.Auth != controlplane.AuthToken || len(l.ServiceIDs) != 1 || l.LastHeartbeat.IsZero() {
 		t.Fatalf("source.ledger %+v", l)
 	}
-	if p := comps["processor.ttp"]; !p.Registered || p.ServiceIDs[0] != ack.ServiceId {
+	if p := comps["processor.ttp"]; !p.Registered || p.ServiceIDs[0] != ttpServiceID {
 		t.Fatalf("processor.ttp %+v", p)
 	}
 	if o := comps["sink.out"]; o.Registered || o.Status != state.StatusRunning {
 		t.Fatalf("sink.out %+v", o)
 	}
+}
 
-	code, body = get(t, nil, base+"/metrics", "")
-	if code != 200 {
-		t.Fatalf("/metrics: %d", code)
-	}
+// checkMetricsOfBothProtocols checks /metrics after
+// registerAndHeartbeatBothProtocols.
+func checkMetricsOfBothProtocols(t *testing.T, body string) {
+	t.Helper()
 	for sample, want := range map[string]string{
 		"flowctl_controlplane_registrations_total":                             "2",
 		"flowctl_controlplane_heartbeats_total":                                "2",

@@ -71,8 +71,9 @@ var (
 // for reuse: nothing needs cleaning up, and test packages run in parallel
 // can share it (each build writes a temporary file and renames it into
 // place, so a binary another test is running is never overwritten in
-// place). The test component, which imports only the standard library, is
-// named by the hash of its source and reused as long as that exists;
+// place). The test component, which imports only the standard library and
+// pkg/contract, is named by the hash of their sources and reused as long as
+// that exists;
 // flowctl is rebuilt once per test process (the Go build cache makes that
 // mostly a link).
 func BuildBinaries(t testing.TB, opts ...BuildOption) Binaries {
@@ -147,9 +148,10 @@ func goTool() string {
 }
 
 // build runs go build. A standalone package (one that imports nothing of
-// the module, like the test component) is keyed by the hash of its files
-// and the Go version, and not rebuilt while a binary with that key exists:
-// test processes then share it without even a link step.
+// the module but pkg/contract, like the test component) is keyed by the
+// hash of its files, pkg/contract's and the Go version, and not rebuilt
+// while a binary with that key exists: test processes then share it
+// without even a link step.
 func build(pkg, name string, standalone bool) (string, error) {
 	root, err := ModuleRoot()
 	if err != nil {
@@ -162,7 +164,7 @@ func build(pkg, name string, standalone bool) (string, error) {
 	}
 	dst := filepath.Join(dir, name)
 	if standalone {
-		key, err := sourceKey(filepath.Join(root, filepath.FromSlash(pkg)))
+		key, err := sourceKey(filepath.Join(root, filepath.FromSlash(pkg)), filepath.Join(root, contractDir))
 		if err != nil {
 			return "", err
 		}
@@ -189,24 +191,31 @@ func build(pkg, name string, standalone bool) (string, error) {
 	return dst, nil
 }
 
-// sourceKey hashes the files of a package folder and the Go version.
-func sourceKey(dir string) (string, error) {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return "", err
-	}
+// contractDir is the one module package a standalone package may import:
+// the component contract's names, which the test component reads.
+const contractDir = "pkg/contract"
+
+// sourceKey hashes the files of package folders and the Go version.
+func sourceKey(dirs ...string) (string, error) {
 	h := sha256.New()
 	fmt.Fprintln(h, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	for _, e := range ents { // sorted by name
-		if e.IsDir() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+	for _, dir := range dirs {
+		ents, err := os.ReadDir(dir)
 		if err != nil {
 			return "", err
 		}
-		fmt.Fprintf(h, "%s %d\n", e.Name(), len(b))
-		h.Write(b)
+		fmt.Fprintf(h, "dir %s\n", filepath.Base(dir))
+		for _, e := range ents { // sorted by name
+			if e.IsDir() {
+				continue
+			}
+			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err != nil {
+				return "", err
+			}
+			fmt.Fprintf(h, "%s %d\n", e.Name(), len(b))
+			h.Write(b)
+		}
 	}
 	return hex.EncodeToString(h.Sum(nil)[:8]), nil
 }

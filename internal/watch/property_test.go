@@ -153,91 +153,9 @@ func TestRandomHistoriesFollowThePolicy(t *testing.T) {
 	}
 	for seed := range histories {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			rng := rand.New(rand.NewPCG(seed, 0x5eed))
-			p := randomPolicy(rng)
-			c := newClock()
-			draws := make([]float64, 64)
-			for i := range draws {
-				draws[i] = rng.Float64()
-			}
-			ra, rb := &seqRand{vals: draws}, &seqRand{vals: draws}
-			a := New(p, c, ra)
-			b := New(p, c, rb)
-			m := &model{p: p, phase: PhaseRunning}
+			h := newHistory(t, seed, seen)
 			for i := range 400 {
-				step := fmt.Sprintf("seed %d step %d policy %+v", seed, i, p)
-				switch op := rng.IntN(10); {
-				case op < 3:
-					c.Advance(randomAdvance(rng))
-				case op < 5:
-					a.Healthy()
-					b.Healthy()
-					if m.phase == PhaseRunning && m.healthySince.IsZero() {
-						m.healthySince = c.Now()
-					}
-				case op < 8:
-					f := randomFailure(rng)
-					if f.Kind == KindStartFailed && m.phase != PhaseBackoff {
-						f = Exited(1) // only a pending attempt can fail to start
-					}
-					da, db := a.Failed(f), b.Failed(f)
-					if !sameDecision(da, db) {
-						t.Fatalf("%s: restored twin decided %+v, the original %+v", step, db, da)
-					}
-					before := m.attempt
-					m.check(t, step, c.Now(), f, da)
-					seen[string(da.Action)]++
-					if da.Action == ActRestart && da.Attempt == 1 && before > 0 {
-						seen["streak reset after a healthy run"]++
-					}
-					if da.Action == ActRestart && da.Delay == p.Max && p.Max > 0 {
-						seen["delay at the cap"]++
-					}
-					if p.Name == config.RestartNever && da.Action == ActRestart {
-						t.Fatalf("%s: never restarted", step)
-					}
-					if w := a.Wait(); w < 0 || w > da.Delay {
-						t.Fatalf("%s: wait %v outside [0, %v]", step, w, da.Delay)
-					}
-				case op < 9:
-					// The loop waits out the delay, then starts the instance.
-					if m.phase == PhaseBackoff {
-						c.Advance(a.Wait())
-						if a.Wait() != 0 || b.Wait() != 0 {
-							t.Fatalf("%s: still waiting when due", step)
-						}
-						a.Restarted()
-						b.Restarted()
-						m.phase, m.healthySince = PhaseRunning, time.Time{}
-					}
-				default:
-					if rng.IntN(4) == 0 { // apply started it deliberately
-						a.Reset()
-						b.Reset()
-						m.phase, m.attempt, m.healthySince = PhaseRunning, 0, time.Time{}
-					}
-				}
-				if a.Status().Phase != m.phase {
-					t.Fatalf("%s: phase %s, model %s", step, a.Status().Phase, m.phase)
-				}
-				if rng.IntN(5) == 0 { // serve restarts
-					seen["persisted mid-"+string(m.phase)]++
-					raw, err := b.State().Marshal()
-					if err != nil {
-						t.Fatal(err)
-					}
-					st, err := UnmarshalState(raw)
-					if err != nil {
-						t.Fatal(err)
-					}
-					rb = &seqRand{vals: draws, i: rb.i}
-					b = Restore(p, c, rb, st)
-				}
-				ja, _ := a.State().Marshal()
-				jb, _ := b.State().Marshal()
-				if !bytes.Equal(ja, jb) {
-					t.Fatalf("%s: states differ\noriginal %s\nrestored %s", step, ja, jb)
-				}
+				h.step(fmt.Sprintf("seed %d step %d policy %+v", seed, i, h.p))
 			}
 		})
 	}
@@ -247,4 +165,132 @@ func TestRandomHistoriesFollowThePolicy(t *testing.T) {
 		}
 	}
 	t.Logf("covered: %v", seen)
+}
+
+// history is one random history: the tracker a that never restarts, its
+// twin b that is persisted and restored, and the model both must follow.
+type history struct {
+	t     *testing.T
+	rng   *rand.Rand
+	p     Policy
+	c     *fakeClock
+	draws []float64
+	a, b  *Tracker
+	rb    *seqRand
+	m     *model
+	seen  map[string]int
+}
+
+func newHistory(t *testing.T, seed uint64, seen map[string]int) *history {
+	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+	p := randomPolicy(rng)
+	c := newClock()
+	draws := make([]float64, 64)
+	for i := range draws {
+		draws[i] = rng.Float64()
+	}
+	ra, rb := &seqRand{vals: draws}, &seqRand{vals: draws}
+	return &history{
+		t: t, rng: rng, p: p, c: c, draws: draws,
+		a: New(p, c, ra), b: New(p, c, rb), rb: rb,
+		m: &model{p: p, phase: PhaseRunning}, seen: seen,
+	}
+}
+
+// step makes one random move, then checks that both trackers agree with
+// the model and with each other.
+func (h *history) step(step string) {
+	switch op := h.rng.IntN(10); {
+	case op < 3:
+		h.c.Advance(randomAdvance(h.rng))
+	case op < 5:
+		h.healthy()
+	case op < 8:
+		h.fail(step)
+	case op < 9:
+		h.restartWhenDue(step)
+	default:
+		if h.rng.IntN(4) == 0 { // apply started it deliberately
+			h.a.Reset()
+			h.b.Reset()
+			h.m.phase, h.m.attempt, h.m.healthySince = PhaseRunning, 0, time.Time{}
+		}
+	}
+	if h.a.Status().Phase != h.m.phase {
+		h.t.Fatalf("%s: phase %s, model %s", step, h.a.Status().Phase, h.m.phase)
+	}
+	if h.rng.IntN(5) == 0 { // serve restarts
+		h.restoreTwin()
+	}
+	ja, _ := h.a.State().Marshal()
+	jb, _ := h.b.State().Marshal()
+	if !bytes.Equal(ja, jb) {
+		h.t.Fatalf("%s: states differ\noriginal %s\nrestored %s", step, ja, jb)
+	}
+}
+
+func (h *history) healthy() {
+	h.a.Healthy()
+	h.b.Healthy()
+	if h.m.phase == PhaseRunning && h.m.healthySince.IsZero() {
+		h.m.healthySince = h.c.Now()
+	}
+}
+
+// fail reports a random failure to both trackers and checks the decision.
+func (h *history) fail(step string) {
+	f := randomFailure(h.rng)
+	if f.Kind == KindStartFailed && h.m.phase != PhaseBackoff {
+		f = Exited(1) // only a pending attempt can fail to start
+	}
+	da, db := h.a.Failed(f), h.b.Failed(f)
+	if !sameDecision(da, db) {
+		h.t.Fatalf("%s: restored twin decided %+v, the original %+v", step, db, da)
+	}
+	before := h.m.attempt
+	h.m.check(h.t, step, h.c.Now(), f, da)
+	h.seen[string(da.Action)]++
+	if da.Action == ActRestart && da.Attempt == 1 && before > 0 {
+		h.seen["streak reset after a healthy run"]++
+	}
+	if da.Action == ActRestart && da.Delay == h.p.Max && h.p.Max > 0 {
+		h.seen["delay at the cap"]++
+	}
+	if h.p.Name == config.RestartNever && da.Action == ActRestart {
+		h.t.Fatalf("%s: never restarted", step)
+	}
+	if w := h.a.Wait(); w < 0 || w > da.Delay {
+		h.t.Fatalf("%s: wait %v outside [0, %v]", step, w, da.Delay)
+	}
+}
+
+// restartWhenDue is the loop waiting out the delay, then starting the
+// instance.
+func (h *history) restartWhenDue(step string) {
+	if h.m.phase != PhaseBackoff {
+		return
+	}
+	h.c.Advance(h.a.Wait())
+	if h.a.Wait() != 0 || h.b.Wait() != 0 {
+		h.t.Fatalf("%s: still waiting when due", step)
+	}
+	h.a.Restarted()
+	h.b.Restarted()
+	h.m.phase, h.m.healthySince = PhaseRunning, time.Time{}
+}
+
+// restoreTwin persists the twin and restores it, as serve does when it
+// restarts, with the same future jitter draws.
+func (h *history) restoreTwin() {
+	h.seen["persisted mid-"+string(h.m.phase)]++
+	raw, err := h.b.State().Marshal()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	st, err := UnmarshalState(raw)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.rb = &seqRand{vals: h.draws, i: h.rb.i}
+	h.b = Restore(h.p, h.c, h.rb, st)
 }

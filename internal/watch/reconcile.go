@@ -17,6 +17,7 @@ import (
 	"github.com/flowctl/flowctl/internal/health"
 	"github.com/flowctl/flowctl/internal/providers"
 	"github.com/flowctl/flowctl/internal/state"
+	"github.com/flowctl/flowctl/pkg/contract"
 )
 
 // DefaultPoll is the reconciler's safety-net poll; exits are usually seen
@@ -198,17 +199,41 @@ func (r *Reconciler) reconcile(ctx context.Context) time.Time {
 
 // one reconciles one component and returns when it next needs a look.
 func (r *Reconciler) one(ctx context.Context, rec *state.Record, saved []byte) time.Time {
-	log := r.opts.Log.With("component", rec.Address)
 	// Stopped on purpose, or being started by an apply: not the watcher's.
 	if rec.Status == state.StatusStopped || rec.Status == state.StatusCreating || len(rec.Handle) == 0 {
 		return time.Time{}
 	}
 	comp, err := ComponentOf(rec)
 	if err != nil {
-		log.Warn("restart watcher: cannot read the component's recorded spec", "err", err)
+		r.opts.Log.Warn("restart watcher: cannot read the component's recorded spec", "component", rec.Address, "err", err)
 		return time.Time{}
 	}
-	pol := PolicyOf(comp.Restart)
+	tr := r.tracker(rec, saved, PolicyOf(comp.Restart))
+	switch tr.t.State().Phase {
+	case PhaseCrashloop, PhaseEnded:
+		return time.Time{}
+	case PhaseBackoff:
+		at, _ := tr.t.Pending()
+		if r.opts.Clock.Now().Before(at) {
+			return at
+		}
+		r.restart(ctx, rec, comp, tr)
+		return time.Time{}
+	}
+	f, next := r.look(ctx, rec, comp, tr)
+	if f == nil {
+		return next
+	}
+	d := tr.t.Failed(*f)
+	r.save(rec.Address, tr)
+	return r.act(ctx, rec, comp, tr, d)
+}
+
+// tracker returns the component's tracker, restored from what was saved
+// when the loop first meets it, with pol as its policy. A new instance in
+// state (an apply replaced or restarted it) ends any streak, backoff or
+// crashloop: a deliberate start.
+func (r *Reconciler) tracker(rec *state.Record, saved []byte, pol Policy) *tracked {
 	r.mu.Lock()
 	tr := r.trackers[rec.Address]
 	if tr == nil {
@@ -226,60 +251,49 @@ func (r *Reconciler) one(ctx context.Context, rec *state.Record, saved []byte) t
 	r.mu.Unlock()
 	tr.t.SetPolicy(pol)
 	if rec.InstanceID != tr.instance {
-		// An apply replaced or restarted it: a deliberate start ends any
-		// streak, backoff or crashloop.
 		tr.instance = rec.InstanceID
 		tr.t.Reset()
 		tr.liveness, tr.probe, tr.hb = nil, nil, time.Time{}
 		r.save(rec.Address, tr)
 	}
+	return tr
+}
 
-	switch tr.t.State().Phase {
-	case PhaseCrashloop, PhaseEnded:
-		return time.Time{}
-	case PhaseBackoff:
-		at, _ := tr.t.Pending()
-		if r.opts.Clock.Now().Before(at) {
-			return at
-		}
-		r.restart(ctx, rec, comp, tr)
-		return time.Time{}
-	}
-
+// look observes the component's instance and returns how it failed, if
+// it did, or when to look again. An executor that restarts its own
+// (providers.SelfRestarter) is left to it.
+func (r *Reconciler) look(ctx context.Context, rec *state.Record, comp *config.Component, tr *tracked) (*Failure, time.Time) {
 	prov, err := r.opts.Providers.Get(rec.Provider)
 	if err != nil {
-		return time.Time{}
+		return nil, time.Time{}
 	}
 	if sr, ok := prov.(providers.SelfRestarter); ok && sr.RestartsItself() {
-		return time.Time{} // the executor restarts its own (Nomad): observe only
+		return nil, time.Time{}
 	}
 	obs, err := prov.Observe(ctx, rec.Handle)
 	if err != nil {
-		log.Debug("restart watcher: observe", "err", err)
-		return time.Time{}
+		r.opts.Log.Debug("restart watcher: observe", "component", rec.Address, "err", err)
+		return nil, time.Time{}
 	}
-	var f *Failure
 	switch {
 	case !obs.Exists:
-		ff := Exited(-1) // removed behind flowctl's back
-		f = &ff
+		f := Exited(-1) // removed behind flowctl's back
+		return &f, time.Time{}
 	case !obs.Running && obs.ExitPending:
-		// The process executor's shim is writing the exit status down;
-		// its record will wake the loop.
-		return r.opts.Clock.Now().Add(exitSettle)
+		// The executor is still writing down how it ended (the process
+		// executor's shim); its record will wake the loop.
+		return nil, r.opts.Clock.Now().Add(exitSettle)
 	case !obs.Running:
-		ff := failureOf(obs)
-		f = &ff
+		f := failureOf(obs)
+		return &f, time.Time{}
 	}
-	var next time.Time
-	if f == nil {
-		f, next = r.checkRunning(ctx, rec, comp, tr, obs)
-	}
-	if f == nil {
-		return next
-	}
-	d := tr.t.Failed(*f)
-	r.save(rec.Address, tr)
+	return r.checkRunning(ctx, rec, comp, tr, obs)
+}
+
+// act carries out the tracker's decision d on a failure; it returns when
+// to look again.
+func (r *Reconciler) act(ctx context.Context, rec *state.Record, comp *config.Component, tr *tracked, d Decision) time.Time {
+	log := r.opts.Log.With("component", rec.Address)
 	switch d.Action {
 	case ActRestart:
 		log.Info("restart watcher: component failed", "reason", d.Reason, "attempt", d.Attempt, "delay", d.Delay)
@@ -301,56 +315,18 @@ func (r *Reconciler) one(ctx context.Context, rec *state.Record, saved []byte) t
 }
 
 // checkRunning looks at a running instance's liveness probe and
-// heartbeats; it returns a failure, or when to look again.
+// heartbeats; it returns a failure, or when to look again. An instance
+// seen healthy counts towards ending its failure streak.
 func (r *Reconciler) checkRunning(ctx context.Context, rec *state.Record, comp *config.Component, tr *tracked, obs providers.Observed) (*Failure, time.Time) {
 	now := r.opts.Clock.Now()
-	healthy := obs.Health != providers.HealthUnhealthy
-	var next time.Time
-	if h := comp.Health; h != nil && h.Liveness {
-		if tr.liveness == nil {
-			tr.liveness = &Liveness{Threshold: h.FailureThreshold}
-			host := "127.0.0.1"
-			if hr, ok := mustProvider(r.opts.Providers, rec.Provider).(providers.HealthHostResolver); ok {
-				if hh, err := hr.HealthHost(ctx, rec.Handle); err == nil {
-					host = hh
-				}
-			}
-			p, err := health.FromConfig(h, host, rec.Ports["HEALTH_PORT"], rec.WorkDir, nil)
-			if err == nil {
-				tr.probe = p
-			}
-			tr.nextLive = now.Add(h.StartPeriod.D())
-		}
-		if tr.probe != nil {
-			if !now.Before(tr.nextLive) {
-				cctx, cancel := context.WithTimeout(ctx, h.Timeout.D())
-				err := tr.probe.Check(cctx)
-				cancel()
-				tr.nextLive = now.Add(h.Interval.D())
-				if f, failed := tr.liveness.Probe(err == nil); failed {
-					return &f, time.Time{}
-				}
-				healthy = healthy && err == nil
-			}
-			next = tr.nextLive
-		}
+	f, live, next := r.checkLiveness(ctx, rec, comp, tr, now)
+	if f == nil {
+		f = r.checkHeartbeats(rec, tr, now)
 	}
-	if r.opts.Registrations != nil {
-		for _, reg := range r.opts.Registrations() {
-			if reg.Component != rec.Address || (reg.InstanceID != "" && reg.InstanceID != rec.InstanceID) {
-				continue
-			}
-			if reg.Alive {
-				tr.hb = reg.LastHeartbeat
-				continue
-			}
-			if reg.Heartbeats > 0 && !reg.LastHeartbeat.IsZero() && reg.RegisteredAt.After(rec.StartedAt.Add(-time.Second)) {
-				f := HeartbeatMissed(now.Sub(reg.LastHeartbeat))
-				return &f, time.Time{}
-			}
-		}
+	if f != nil {
+		return f, time.Time{}
 	}
-	if healthy && rec.Status == state.StatusRunning {
+	if live && obs.Health != providers.HealthUnhealthy && rec.Status == state.StatusRunning {
 		before := tr.t.State()
 		tr.t.Healthy()
 		if tr.t.State() != before {
@@ -358,6 +334,73 @@ func (r *Reconciler) checkRunning(ctx context.Context, rec *state.Record, comp *
 		}
 	}
 	return nil, next
+}
+
+// checkLiveness runs the liveness probe when it is due. It returns the
+// failure once the probe has failed often enough; live is false when the
+// probe just failed; next is when the probe is next due (zero: no probe).
+func (r *Reconciler) checkLiveness(ctx context.Context, rec *state.Record, comp *config.Component, tr *tracked, now time.Time) (f *Failure, live bool, next time.Time) {
+	h := comp.Health
+	if h == nil || !h.Liveness {
+		return nil, true, time.Time{}
+	}
+	if tr.liveness == nil {
+		r.startLiveness(ctx, rec, h, tr, now)
+	}
+	if tr.probe == nil {
+		return nil, true, time.Time{}
+	}
+	live = true
+	if !now.Before(tr.nextLive) {
+		cctx, cancel := context.WithTimeout(ctx, h.Timeout.D())
+		err := tr.probe.Check(cctx)
+		cancel()
+		tr.nextLive = now.Add(h.Interval.D())
+		if f, failed := tr.liveness.Probe(err == nil); failed {
+			return &f, false, time.Time{}
+		}
+		live = err == nil
+	}
+	return nil, live, tr.nextLive
+}
+
+// startLiveness sets up the liveness probe of the tracked instance; its
+// first check is due after the health block's start period.
+func (r *Reconciler) startLiveness(ctx context.Context, rec *state.Record, h *config.Health, tr *tracked, now time.Time) {
+	tr.liveness = &Liveness{Threshold: h.FailureThreshold}
+	host := "127.0.0.1"
+	if hr, ok := mustProvider(r.opts.Providers, rec.Provider).(providers.HealthHostResolver); ok {
+		if hh, err := hr.HealthHost(ctx, rec.Handle); err == nil {
+			host = hh
+		}
+	}
+	if p, err := health.FromConfig(h, host, rec.Ports[contract.EnvHealthPort], rec.WorkDir, nil); err == nil {
+		tr.probe = p
+	}
+	tr.nextLive = now.Add(h.StartPeriod.D())
+}
+
+// checkHeartbeats reports a missed heartbeat of the tracked instance, as
+// the control plane's registry sees it; only an instance that registered
+// since it started, and has beaten, can miss one.
+func (r *Reconciler) checkHeartbeats(rec *state.Record, tr *tracked, now time.Time) *Failure {
+	if r.opts.Registrations == nil {
+		return nil
+	}
+	for _, reg := range r.opts.Registrations() {
+		if reg.Component != rec.Address || (reg.InstanceID != "" && reg.InstanceID != rec.InstanceID) {
+			continue
+		}
+		if reg.Alive {
+			tr.hb = reg.LastHeartbeat
+			continue
+		}
+		if reg.Heartbeats > 0 && !reg.LastHeartbeat.IsZero() && reg.RegisteredAt.After(rec.StartedAt.Add(-time.Second)) {
+			f := HeartbeatMissed(now.Sub(reg.LastHeartbeat))
+			return &f
+		}
+	}
+	return nil
 }
 
 // restart starts the pending attempt's new instance, through the engine,

@@ -63,8 +63,8 @@ func (eventCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	return nil
 }
 
-// Field numbers of Event and of the messages inside it (COMPAT.md, "Data
-// plane"; google.protobuf.Timestamp).
+// Field numbers of Event and of the messages inside it (docs/compat.md,
+// "Data plane"; google.protobuf.Timestamp).
 const (
 	evID, evType, evPayload, evMetadata, evTimestamp, evSource, evContentType, evCursor protowire.Number = 1, 2, 3, 4, 5, 6, 7, 8
 

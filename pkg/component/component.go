@@ -1,6 +1,6 @@
 // Package component is a small SDK for writing flowctl pipeline components
 // in Go. It does what a component needs to do to run well under flowctl
-// (see COMPAT.md of the flowctl ecosystem):
+// (docs/compat.md describes that contract; pkg/contract names it):
 //
 //   - reads the environment flowctl gives every component (Config,
 //     FromEnv): its id, the control-plane endpoint, its token, its ports,
@@ -70,6 +70,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/flowctl/flowctl/pkg/contract"
 	flowctlv1 "github.com/flowctl/flowctl/proto/gen/flowctl/v1"
 )
 
@@ -80,16 +81,8 @@ const (
 	Sink      = flowctlv1.ComponentType_COMPONENT_TYPE_CONSUMER
 )
 
-// Metadata keys and connection_info keys of the control plane (flowctl's
-// controlplane package documents them).
-const (
-	mdAuthorization  = "authorization"
-	mdRefreshedToken = "flowctl-token"
-	connInfoToken    = "flowctl_token"
-)
-
 // DefaultHeartbeat is the heartbeat interval when the environment sets none.
-const DefaultHeartbeat = 10 * time.Second
+const DefaultHeartbeat = contract.DefaultHeartbeatInterval
 
 // Config is what a component learns from its environment.
 type Config struct {
@@ -123,20 +116,20 @@ func FromEnv() Config {
 		return ""
 	}
 	c := Config{
-		ID:       first("FLOWCTL_COMPONENT_ID", "COMPONENT_ID", "SERVICE_ID", "FLOWCTL_SERVICE_ID"),
-		Enabled:  strings.EqualFold(os.Getenv("ENABLE_FLOWCTL"), "true"),
-		Endpoint: first("FLOWCTL_ENDPOINT"),
-		Token:    first("FLOWCTL_COMPONENT_TOKEN", "COMPONENT_TOKEN"),
-		StateDir: os.Getenv("FLOWCTL_STATE_DIR"),
+		ID:       first(contract.EnvComponentID, contract.EnvPlainComponentID, contract.EnvPlainServiceID, contract.EnvServiceID),
+		Enabled:  strings.EqualFold(os.Getenv(contract.EnvEnableFlowctl), "true"),
+		Endpoint: first(contract.EnvEndpoint),
+		Token:    first(contract.EnvComponentToken, contract.EnvPlainComponentToken),
+		StateDir: os.Getenv(contract.EnvStateDir),
 	}
 	if c.Endpoint == "" {
-		c.Endpoint = "localhost:8080"
+		c.Endpoint = contract.DefaultEndpoint
 	}
-	if d, err := time.ParseDuration(os.Getenv("FLOWCTL_HEARTBEAT_INTERVAL")); err == nil && d > 0 {
+	if d, err := time.ParseDuration(os.Getenv(contract.EnvHeartbeatInterval)); err == nil && d > 0 {
 		c.Heartbeat = d
 	}
-	c.HealthPort, _ = strconv.Atoi(os.Getenv("HEALTH_PORT"))
-	c.Port, _ = strconv.Atoi(os.Getenv("PORT"))
+	c.HealthPort, _ = strconv.Atoi(os.Getenv(contract.EnvHealthPort))
+	c.Port, _ = strconv.Atoi(os.Getenv(contract.EnvPort))
 	return c
 }
 
@@ -370,7 +363,7 @@ func (c *Component) Start(ctx context.Context) error {
 
 func (c *Component) callCtx(ctx context.Context) context.Context {
 	if t := c.Token(); t != "" {
-		return metadata.AppendToOutgoingContext(ctx, mdAuthorization, "Bearer "+t)
+		return metadata.AppendToOutgoingContext(ctx, contract.AuthorizationHeader, contract.AuthorizationScheme+" "+t)
 	}
 	return ctx
 }
@@ -392,7 +385,7 @@ func (c *Component) register(ctx context.Context) error {
 	}
 	c.mu.Lock()
 	c.serviceID = resp.GetServiceId()
-	if t := resp.GetConnectionInfo()[connInfoToken]; t != "" {
+	if t := resp.GetConnectionInfo()[contract.ConnectionInfoToken]; t != "" {
 		c.token = t
 	}
 	c.mu.Unlock()
@@ -433,7 +426,7 @@ func (c *Component) heartbeat() {
 		c.log.Warn("heartbeat", "err", err)
 		return
 	}
-	if v := header.Get(mdRefreshedToken); len(v) > 0 && v[0] != "" {
+	if v := header.Get(contract.RefreshedTokenHeader); len(v) > 0 && v[0] != "" {
 		c.mu.Lock()
 		c.token = v[0]
 		c.mu.Unlock()

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/flowctl/flowctl/pkg/contract"
 	flowctlv1 "github.com/flowctl/flowctl/proto/gen/flowctl/v1"
 )
 
@@ -26,7 +27,7 @@ type Event = flowctlv1.Event
 // the state map of SaveState/GetState (the position a consumer committed:
 // StreamEvents with resume=true and no resume_token resumes right after
 // it).
-const ResumeTokenKey = "resume_token"
+const ResumeTokenKey = contract.ResumeTokenKey
 
 // Flow-control windows of the SDK's data-plane servers and of Dial. They
 // are static (no window growth), so a stream that is not read holds at

@@ -8,7 +8,8 @@ package contract
 import "time"
 
 // Environment variables flowctl injects into every component. A user's env
-// wins over each of them except EnvEndpoint and the token variables.
+// wins over each of them except EnvEndpoint, EnvEnableFlowctl (both set
+// whenever a control plane is in use) and the token variables.
 const (
 	// EnvEnableFlowctl is "true" when control-plane integration is on;
 	// older components read it.
@@ -44,6 +45,11 @@ const (
 	EnvHealthPort = "HEALTH_PORT"
 )
 
+// EnvStateDir names the folder where an SDK component keeps its state
+// (pkg/component's Store). flowctl does not inject it: a pipeline sets it
+// in a component's env when the default folder does not suit.
+const EnvStateDir = "FLOWCTL_STATE_DIR"
+
 // PortNames are the ports flowctl allocates for each component, by the
 // variable that carries them.
 func PortNames() []string { return []string{EnvPort, EnvHealthPort} }
@@ -57,5 +63,31 @@ const DefaultHeartbeatInterval = 10 * time.Second
 const DefaultEndpoint = "localhost:8080"
 
 // AuthorizationHeader is the gRPC metadata key of a component token, sent
-// as "Bearer <token>".
+// as AuthorizationScheme, a space and the token.
 const AuthorizationHeader = "authorization"
+
+// AuthorizationScheme is the scheme of AuthorizationHeader's value; the
+// control plane compares it without regard to case.
+const AuthorizationScheme = "Bearer"
+
+// RefreshedTokenHeader is the response header metadata key that carries a
+// fresh component token when the one presented is past half its life.
+// Heartbeat answers google.protobuf.Empty, so the header is the only place
+// a heartbeat can return it; register responses carry it too.
+const RefreshedTokenHeader = "flowctl-token"
+
+// ConnectionInfoToken is the connection_info key under which register
+// responses of both protocols (RegistrationAck, RegisterResponse) carry a
+// refreshed component token.
+const ConnectionInfoToken = "flowctl_token"
+
+// MetadataHealthEndpoint is the ComponentInfo.metadata key where a
+// component of the current protocol may give its health URL; the older
+// protocol has a field of its own (ServiceInfo.health_endpoint). Its port
+// attributes a registration that carries neither token nor known id.
+const MetadataHealthEndpoint = "health_endpoint"
+
+// ResumeTokenKey is the Event.metadata key of a source's position, which
+// processors copy onto their outputs; it is also the SaveState key under
+// which the position acknowledged by every sink downstream is committed.
+const ResumeTokenKey = "resume_token"

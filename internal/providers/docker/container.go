@@ -15,10 +15,12 @@ import (
 	"github.com/docker/go-connections/nat"
 
 	"github.com/flowctl/flowctl/internal/providers"
+	"github.com/flowctl/flowctl/pkg/contract"
 )
 
-// EnvEndpoint is the control-plane endpoint variable (see the package doc).
-const EnvEndpoint = "FLOWCTL_ENDPOINT"
+// EnvEndpoint is the control-plane endpoint variable, the one value of a
+// container's environment this provider rewrites (see the package doc).
+const EnvEndpoint = contract.EnvEndpoint
 
 // createRequest is everything ContainerCreate takes.
 type createRequest struct {

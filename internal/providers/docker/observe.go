@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/flowctl/flowctl/internal/providers"
+	"github.com/flowctl/flowctl/pkg/contract"
 )
 
 // Observe implements providers.Provider by inspecting the container.
@@ -116,10 +118,11 @@ func fingerprint(id, hash string) string {
 // portsOf reads PORT and HEALTH_PORT from a container's environment, so an
 // adopted container keeps the ports it was started with.
 func portsOf(env []string) map[string]int {
+	names := contract.PortNames()
 	out := map[string]int{}
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
-		if k != "PORT" && k != "HEALTH_PORT" {
+		if !slices.Contains(names, k) {
 			continue
 		}
 		if n, err := strconv.Atoi(v); err == nil && n > 0 {

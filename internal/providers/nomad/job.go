@@ -11,6 +11,7 @@ import (
 
 	"github.com/flowctl/flowctl/internal/config"
 	"github.com/flowctl/flowctl/internal/providers"
+	"github.com/flowctl/flowctl/pkg/contract"
 )
 
 // Job meta keys: what flowctl reads back from a job (see the package doc).
@@ -304,10 +305,10 @@ type flowctlPort struct {
 // the same port it is reserved once, as PORT.
 func flowctlPorts(spec *providers.ComponentSpec) []flowctlPort {
 	var out []flowctlPort
-	if p := spec.Ports["PORT"]; p > 0 {
+	if p := spec.Ports[contract.EnvPort]; p > 0 {
 		out = append(out, flowctlPort{LabelPort, p})
 	}
-	if p := spec.Ports["HEALTH_PORT"]; p > 0 && p != spec.Ports["PORT"] {
+	if p := spec.Ports[contract.EnvHealthPort]; p > 0 && p != spec.Ports[contract.EnvPort] {
 		out = append(out, flowctlPort{LabelHealth, p})
 	}
 	return out
@@ -339,7 +340,7 @@ func portLabels(spec *providers.ComponentSpec) []string {
 // healthLabel is the label of the port the service check targets: the
 // HEALTH_PORT, or PORT when the two are one.
 func healthLabel(spec *providers.ComponentSpec) string {
-	if spec.Ports["HEALTH_PORT"] > 0 && spec.Ports["HEALTH_PORT"] == spec.Ports["PORT"] {
+	if spec.Ports[contract.EnvHealthPort] > 0 && spec.Ports[contract.EnvHealthPort] == spec.Ports[contract.EnvPort] {
 		return LabelPort
 	}
 	return LabelHealth

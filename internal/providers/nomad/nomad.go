@@ -86,6 +86,7 @@ import (
 
 	"github.com/flowctl/flowctl/internal/config"
 	"github.com/flowctl/flowctl/internal/providers"
+	"github.com/flowctl/flowctl/pkg/contract"
 )
 
 // Name is the executor name of this provider.
@@ -394,7 +395,7 @@ func (p *Provider) ComponentAddress(pipeline string, c *config.Component, port i
 // warnLoopbackEndpoint logs a control-plane endpoint a Nomad task cannot
 // reach: its loopback is its own.
 func (p *Provider) warnLoopbackEndpoint(addr string, env map[string]string) {
-	v := env["FLOWCTL_ENDPOINT"]
+	v := env[contract.EnvEndpoint]
 	host, _, err := net.SplitHostPort(v)
 	if err != nil {
 		return

@@ -1,3 +1,5 @@
+//go:build linux
+
 package process
 
 import (
@@ -204,96 +206,107 @@ func readLines(r io.Reader, f *logFilter, pending []byte, keepPartial bool) (res
 	return pending, n, nil
 }
 
+// streamLog writes the log at path to w as opts asks: the rotated files
+// and the current one, then, when following, what is appended to it across
+// rotations until ctx ends.
 func streamLog(ctx context.Context, path string, opts providers.LogOptions, w io.Writer) error {
-	f := &logFilter{opts: opts, w: w, tail: opts.Tail > 0}
+	s := &logStream{path: path, f: &logFilter{opts: opts, w: w, tail: opts.Tail > 0}}
 	// Open the current file first: if it is rotated while the older files
 	// are read, this handle still reads what followed them.
-	cur, err := os.Open(path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := s.openCurrent(); err != nil {
 		return err
 	}
-	defer func() {
-		if cur != nil {
-			_ = cur.Close()
-		}
-	}()
-	var curInfo os.FileInfo
-	if cur != nil {
-		curInfo, _ = cur.Stat()
+	defer s.close()
+	if err := s.readBacklog(opts.Follow); err != nil {
+		return err
 	}
-	for _, old := range rotatedLogs(path) {
-		of, err := os.Open(old)
-		if err != nil {
-			continue // rotated away meanwhile
-		}
-		if fi, err := of.Stat(); err == nil && curInfo != nil && os.SameFile(fi, curInfo) {
-			_ = of.Close() // the current file, rotated meanwhile: read below
-			break
-		}
-		_, _, err = readLines(of, f, nil, false)
-		_ = of.Close()
-		if err != nil {
-			return err
-		}
-	}
-	var pending []byte
-	if cur != nil {
-		if pending, _, err = readLines(cur, f, nil, opts.Follow); err != nil {
-			return err
-		}
-	}
-	if err := f.endTail(); err != nil {
+	if err := s.f.endTail(); err != nil {
 		return err
 	}
 	if !opts.Follow {
 		return nil
 	}
+	return s.follow(ctx)
+}
 
+// logStream is a reader's position in a component's log: the current file
+// it reads (nil while there is none) and what it has of a line not yet
+// ended.
+type logStream struct {
+	path    string
+	f       *logFilter
+	cur     *os.File
+	curInfo os.FileInfo
+	pending []byte
+}
+
+// openCurrent opens the current log file, if there is one.
+func (s *logStream) openCurrent() error {
+	cur, err := os.Open(s.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s.cur = cur
+	s.curInfo, _ = cur.Stat()
+	return nil
+}
+
+func (s *logStream) close() {
+	if s.cur != nil {
+		_ = s.cur.Close()
+	}
+}
+
+// readBacklog feeds the rotated files, oldest first, then the current one.
+// With keepPartial, a last line without its newline is kept pending.
+func (s *logStream) readBacklog(keepPartial bool) error {
+	for _, old := range rotatedLogs(s.path) {
+		of, err := os.Open(old)
+		if err != nil {
+			continue // rotated away meanwhile
+		}
+		if fi, err := of.Stat(); err == nil && s.curInfo != nil && os.SameFile(fi, s.curInfo) {
+			_ = of.Close() // the current file, rotated meanwhile: read below
+			break
+		}
+		_, _, err = readLines(of, s.f, nil, false)
+		_ = of.Close()
+		if err != nil {
+			return err
+		}
+	}
+	if s.cur == nil {
+		return nil
+	}
+	var err error
+	s.pending, _, err = readLines(s.cur, s.f, nil, keepPartial)
+	return err
+}
+
+// follow feeds what is appended to the log, following it across rotations
+// and truncations, until ctx ends.
+func (s *logStream) follow(ctx context.Context) error {
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if cur != nil {
-			var n int64
-			if pending, n, err = readLines(cur, f, pending, true); err != nil {
-				return err
-			}
-			if n > 0 {
-				continue
-			}
+		grew, err := s.readMore()
+		if err != nil {
+			return err
+		}
+		if grew {
+			continue
 		}
 		// At the end of what we have: was the file rotated or truncated?
-		fi, err := os.Stat(path)
-		switch {
-		case err != nil:
-			// Between rotation's rename and the new file: look again soon.
-		case cur == nil || curInfo == nil || !os.SameFile(fi, curInfo):
-			if cur != nil {
-				// Rotated: finish the old file, then read the files rotated
-				// after it (when rotation outpaced us), oldest first.
-				if pending, _, err = readLines(cur, f, pending, false); err != nil {
-					return err
-				}
-				_ = cur.Close()
-				if err := readNewerRotated(path, curInfo, f); err != nil {
-					return err
-				}
-			}
-			nf, err := os.Open(path)
-			if err != nil {
-				cur, curInfo = nil, nil
-				break
-			}
-			cur = nf
-			curInfo, _ = nf.Stat()
+		moved, err := s.checkMoved()
+		if err != nil {
+			return err
+		}
+		if moved {
 			continue
-		default:
-			if off, err := cur.Seek(0, io.SeekCurrent); err == nil && fi.Size() < off {
-				// Truncated in place: start over.
-				_, _ = cur.Seek(0, io.SeekStart)
-				pending = nil
-				continue
-			}
 		}
 		select {
 		case <-ctx.Done():
@@ -301,6 +314,62 @@ func streamLog(ctx context.Context, path string, opts providers.LogOptions, w io
 		case <-time.After(followPoll):
 		}
 	}
+}
+
+// readMore feeds the complete lines appended to the current file; grew
+// says whether anything was read.
+func (s *logStream) readMore() (grew bool, err error) {
+	if s.cur == nil {
+		return false, nil
+	}
+	var n int64
+	s.pending, n, err = readLines(s.cur, s.f, s.pending, true)
+	return n > 0, err
+}
+
+// checkMoved looks at the file now at path: when it is another file than
+// the one being read (rotation) or shorter than what was read
+// (truncation), the stream moves to it and moved is true.
+func (s *logStream) checkMoved() (moved bool, err error) {
+	fi, err := os.Stat(s.path)
+	switch {
+	case err != nil:
+		// Between rotation's rename and the new file: look again soon.
+		return false, nil
+	case s.cur == nil || s.curInfo == nil || !os.SameFile(fi, s.curInfo):
+		return s.reopen()
+	}
+	if off, err := s.cur.Seek(0, io.SeekCurrent); err == nil && fi.Size() < off {
+		// Truncated in place: start over.
+		_, _ = s.cur.Seek(0, io.SeekStart)
+		s.pending = nil
+		return true, nil
+	}
+	return false, nil
+}
+
+// reopen finishes the rotated file, reads the files rotated after it (when
+// rotation outpaced us), oldest first, and opens the new current file.
+func (s *logStream) reopen() (bool, error) {
+	if s.cur != nil {
+		var err error
+		if s.pending, _, err = readLines(s.cur, s.f, s.pending, false); err != nil {
+			return false, err
+		}
+		_ = s.cur.Close()
+		s.cur = nil
+		if err := readNewerRotated(s.path, s.curInfo, s.f); err != nil {
+			return false, err
+		}
+	}
+	nf, err := os.Open(s.path)
+	if err != nil {
+		s.curInfo = nil
+		return false, nil
+	}
+	s.cur = nf
+	s.curInfo, _ = nf.Stat()
+	return true, nil
 }
 
 // readNewerRotated feeds f the rotated files newer than the file done (all

@@ -1,3 +1,5 @@
+//go:build linux
+
 package process
 
 import (
@@ -17,42 +19,48 @@ import (
 // on every Linux architecture flowctl runs on.
 const clockTicks = 100
 
-var (
-	bootOnce sync.Once
-	bootID   string
-	bootTime time.Time
-)
+// bootInfo is what identifies this boot of the machine and dates its
+// processes; either is zero when /proc does not say.
+type bootInfo struct {
+	id   string
+	time time.Time
+}
 
-func loadBoot() {
-	bootOnce.Do(func() {
-		if b, err := os.ReadFile("/proc/sys/kernel/random/boot_id"); err == nil {
-			bootID = strings.TrimSpace(string(b))
-		}
-		if f, err := os.Open("/proc/stat"); err == nil {
-			defer f.Close()
-			s := bufio.NewScanner(f)
-			for s.Scan() {
-				if v, ok := strings.CutPrefix(s.Text(), "btime "); ok {
-					if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
-						bootTime = time.Unix(n, 0)
-					}
-					break
-				}
+// thisBoot reads bootInfo once: it cannot change while flowctl runs.
+var thisBoot = sync.OnceValue(readBoot)
+
+func readBoot() bootInfo {
+	var b bootInfo
+	if raw, err := os.ReadFile("/proc/sys/kernel/random/boot_id"); err == nil {
+		b.id = strings.TrimSpace(string(raw))
+	}
+	f, err := os.Open("/proc/stat")
+	if err != nil {
+		return b
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if v, ok := strings.CutPrefix(s.Text(), "btime "); ok {
+			if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+				b.time = time.Unix(n, 0)
 			}
+			break
 		}
-	})
+	}
+	return b
 }
 
 // currentBootID identifies this boot of the machine ("" if unknown).
-func currentBootID() string { loadBoot(); return bootID }
+func currentBootID() string { return thisBoot().id }
 
 // startTimeOf converts start ticks to wall time (zero if unknown).
 func startTimeOf(ticks uint64) time.Time {
-	loadBoot()
-	if bootTime.IsZero() {
+	bt := thisBoot().time
+	if bt.IsZero() {
 		return time.Time{}
 	}
-	return bootTime.Add(time.Duration(ticks) * time.Second / clockTicks).UTC()
+	return bt.Add(time.Duration(ticks) * time.Second / clockTicks).UTC()
 }
 
 // alive reports whether id names a live process of this boot. A record

@@ -1,3 +1,5 @@
+//go:build linux
+
 package process
 
 import (
@@ -27,6 +29,7 @@ import (
 	"github.com/flowctl/flowctl/internal/providers"
 	"github.com/flowctl/flowctl/internal/providers/process/shim"
 	"github.com/flowctl/flowctl/internal/testutil"
+	"github.com/flowctl/flowctl/pkg/contract"
 )
 
 func TestMain(m *testing.M) {
@@ -109,7 +112,7 @@ func leftovers(pipeline, dir string) []string {
 			continue
 		}
 		for _, kv := range env {
-			if kv == EnvPipeline+"="+pipeline || strings.HasPrefix(kv, EnvShimRecord+"="+dir+"/") {
+			if kv == contract.EnvPipeline+"="+pipeline || strings.HasPrefix(kv, EnvShimRecord+"="+dir+"/") {
 				cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 				out = append(out, fmt.Sprintf("pid %d: %s", pid, strings.ReplaceAll(string(cmd), "\x00", " ")))
 				break
@@ -151,14 +154,14 @@ func (f *fixture) spec(id string, env map[string]string) providers.ComponentSpec
 	c := &config.Component{Kind: config.KindSource, ID: id, Command: []string{f.bin}}
 	s := providers.ComponentSpec{
 		Pipeline: f.pipeline, Lineage: "lineage-1", InstanceID: "inst-" + id, SpecHash: "hash-" + id,
-		Component: c, WorkDir: f.dir, Ports: map[string]int{"HEALTH_PORT": hp},
+		Component: c, WorkDir: f.dir, Ports: map[string]int{contract.EnvHealthPort: hp},
 		Env: map[string]string{
-			"HEALTH_PORT":               strconv.Itoa(hp),
-			"FLOWCTL_PIPELINE":          f.pipeline,
-			"FLOWCTL_LINEAGE":           "lineage-1",
-			"FLOWCTL_INSTANCE_ID":       "inst-" + id,
-			"FLOWCTL_SPEC_HASH":         "hash-" + id,
-			"FLOWCTL_COMPONENT_ADDRESS": c.Address(),
+			contract.EnvHealthPort:       strconv.Itoa(hp),
+			contract.EnvPipeline:         f.pipeline,
+			contract.EnvLineage:          "lineage-1",
+			contract.EnvInstanceID:       "inst-" + id,
+			contract.EnvSpecHash:         "hash-" + id,
+			contract.EnvComponentAddress: c.Address(),
 		},
 	}
 	for k, v := range env {
@@ -187,7 +190,7 @@ func (f *fixture) stop(h providers.Handle, grace time.Duration) {
 // waitReady waits for the component's /health, failing early if it exits.
 func (f *fixture) waitReady(s providers.ComponentSpec, h providers.Handle) health.Result {
 	f.t.Helper()
-	probe, err := health.FromConfig(&config.Health{Type: "http", Path: "/health"}, "127.0.0.1", s.Ports["HEALTH_PORT"], s.WorkDir, nil)
+	probe, err := health.FromConfig(&config.Health{Type: "http", Path: "/health"}, "127.0.0.1", s.Ports[contract.EnvHealthPort], s.WorkDir, nil)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -259,6 +262,8 @@ func decode(t *testing.T, h providers.Handle) handle {
 
 var lineRE = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z (stdout|stderr|flowctl) `)
 
+// TestLifecycle follows one component from start to stop; each step
+// checks what the design promises at that point.
 func TestLifecycle(t *testing.T) {
 	f := setup(t)
 	s := f.spec("ledger", map[string]string{
@@ -271,19 +276,33 @@ func TestLifecycle(t *testing.T) {
 	t0 := time.Now()
 	h := f.start(s)
 	hd := decode(t, h)
-	if hd.Address != "source.ledger" || hd.RunRecord != filepath.Join(f.dir, "run", "source.ledger.json") ||
-		hd.LogPath != filepath.Join(f.dir, "logs", "source.ledger.log") || hd.Child.PID == 0 || hd.Shim.PID == 0 {
-		t.Fatalf("handle = %+v", hd)
-	}
+	checkHandleNamesItsFiles(t, f, hd)
 
 	f.waitReady(s, h)
 	if d := time.Since(t0); d < 150*time.Millisecond {
 		t.Fatalf("ready after %v, before the start delay", d)
 	}
+	checkObservedRunning(t, f, h, hd)
+	checkRunRecord(t, f, hd)
+	plain := checkTimestampedLogs(t, f, h)
+	checkExactEnvironment(t, s, plain)
+	checkShimSessionAndChildGroup(t, hd)
+	checkGracefulStop(t, f, h, hd)
+}
 
+func checkHandleNamesItsFiles(t *testing.T, f *fixture, hd handle) {
+	t.Helper()
+	if hd.Address != "source.ledger" || hd.RunRecord != filepath.Join(f.dir, "run", "source.ledger.json") ||
+		hd.LogPath != filepath.Join(f.dir, "logs", "source.ledger.log") || hd.Child.PID == 0 || hd.Shim.PID == 0 {
+		t.Fatalf("handle = %+v", hd)
+	}
+}
+
+func checkObservedRunning(t *testing.T, f *fixture, h providers.Handle, hd handle) {
+	t.Helper()
 	o := f.observe(h)
-	if !o.Exists || !o.Running || o.ExitCode != nil || o.SpecHash != "hash-ledger" || o.Pipeline != f.pipeline ||
-		o.Lineage != "lineage-1" || o.InstanceID != "inst-ledger" || o.Address != "source.ledger" {
+	if !o.Exists || !o.Running || o.ExitCode != nil || o.Signal != "" || o.ExitPending || o.SpecHash != "hash-ledger" ||
+		o.Pipeline != f.pipeline || o.Lineage != "lineage-1" || o.InstanceID != "inst-ledger" || o.Address != "source.ledger" {
 		t.Fatalf("observed = %+v", o)
 	}
 	if o.Fingerprint != fmt.Sprintf("pid=%d,start=%d", hd.Child.PID, hd.Child.StartTicks) {
@@ -292,8 +311,11 @@ func TestLifecycle(t *testing.T) {
 	if d := time.Since(o.StartedAt); d < 0 || d > 10*time.Second {
 		t.Fatalf("started at %v", o.StartedAt)
 	}
+}
 
-	// The run record holds what the design says.
+// checkRunRecord: the run record holds what the design says.
+func checkRunRecord(t *testing.T, f *fixture, hd handle) {
+	t.Helper()
 	rec, err := readRecord(hd.RunRecord)
 	if err != nil || rec == nil {
 		t.Fatalf("record: %v %v", rec, err)
@@ -304,8 +326,12 @@ func TestLifecycle(t *testing.T) {
 	if fi, _ := os.Stat(hd.RunRecord); fi.Mode().Perm() != 0o600 {
 		t.Fatalf("record mode %v", fi.Mode())
 	}
+}
 
-	// Logs: timestamped lines from both streams.
+// checkTimestampedLogs: the log holds timestamped lines from both streams;
+// without Timestamps only the text is returned, which it returns.
+func checkTimestampedLogs(t *testing.T, f *fixture, h providers.Handle) string {
+	t.Helper()
 	eventually(t, 5*time.Second, "log lines", func() bool {
 		l := f.logs(h, providers.LogOptions{Timestamps: true})
 		return strings.Contains(l, "stdout tick 3") && strings.Contains(l, "stderr warn 3")
@@ -320,8 +346,13 @@ func TestLifecycle(t *testing.T) {
 	if !strings.Contains(plain, "\ntick 1\n") || strings.Contains(plain, "stdout ") {
 		t.Fatalf("logs without timestamps:\n%s", plain)
 	}
+	return plain
+}
 
-	// The environment is exactly spec.Env, plus PATH and the markers.
+// checkExactEnvironment: the environment the component dumped to its log
+// is exactly spec.Env, plus PATH and the markers.
+func checkExactEnvironment(t *testing.T, s providers.ComponentSpec, plain string) {
+	t.Helper()
 	var got []string
 	for _, l := range strings.Split(plain, "\n") {
 		if kv, ok := strings.CutPrefix(l, "env "); ok {
@@ -341,14 +372,21 @@ func TestLifecycle(t *testing.T) {
 	if !strings.Contains(plain, "env USER_VAR=hello world\n") || !strings.Contains(plain, "env PATH="+os.Getenv("PATH")+"\n") {
 		t.Fatalf("environment values:\n%s", plain)
 	}
+}
 
-	// The shim and the child: separate session for the shim, own group for the child.
+// checkShimSessionAndChildGroup: a separate session for the shim, a group
+// of its own for the child.
+func checkShimSessionAndChildGroup(t *testing.T, hd handle) {
+	t.Helper()
 	shimStat, _ := procinfo.ReadStat(hd.Shim.PID)
 	childStat, _ := procinfo.ReadStat(hd.Child.PID)
 	if shimStat.SID != hd.Shim.PID || childStat.PGID != hd.Child.PID || childStat.SID != hd.Shim.PID || childStat.PPID != hd.Shim.PID {
 		t.Fatalf("shim %+v child %+v", shimStat, childStat)
 	}
+}
 
+func checkGracefulStop(t *testing.T, f *fixture, h providers.Handle, hd handle) {
+	t.Helper()
 	// An hour's stop timeout: only a graceful exit on SIGTERM ends the stop
 	// (if it did not, the test would hang until go test's timeout).
 	f.stop(h, time.Hour)
@@ -433,7 +471,7 @@ func TestCrashIsRecordedAndObserved(t *testing.T) {
 	h := f.start(s)
 
 	// Waiting for readiness ends as soon as the component exits.
-	probe, _ := health.FromConfig(&config.Health{Type: "http"}, "127.0.0.1", s.Ports["HEALTH_PORT"], "", nil)
+	probe, _ := health.FromConfig(&config.Health{Type: "http"}, "127.0.0.1", s.Ports[contract.EnvHealthPort], "", nil)
 	res, err := health.Wait(context.Background(), probe, &config.Health{StartPeriod: config.Duration(time.Minute)}, f.alive(h))
 	// ErrStopped (not ErrUnhealthy after the minute's start period) says the
 	// exit ended the wait.
@@ -441,9 +479,18 @@ func TestCrashIsRecordedAndObserved(t *testing.T) {
 		t.Fatalf("wait: %v after %v", err, res.Elapsed)
 	}
 
+	checkCrashRecorded(t, f, h)
+	checkRestartOverExitedInstance(t, f, h)
+}
+
+// checkCrashRecorded: the exit with code 3 is in the observation, the run
+// record, the list and the log.
+func checkCrashRecorded(t *testing.T, f *fixture, h providers.Handle) {
+	t.Helper()
 	eventually(t, 5*time.Second, "the exit to be recorded", func() bool { return f.observe(h).ExitCode != nil })
 	o := f.observe(h)
-	if !o.Exists || o.Running || *o.ExitCode != 3 || o.Detail != "exited with code 3" || o.SpecHash != "hash-crasher" {
+	if !o.Exists || o.Running || *o.ExitCode != 3 || o.Signal != "" || o.ExitPending ||
+		o.Detail != "exited with code 3" || o.SpecHash != "hash-crasher" {
 		t.Fatalf("observed = %+v", o)
 	}
 	rec, _ := readRecord(decode(t, h).RunRecord)
@@ -457,9 +504,14 @@ func TestCrashIsRecordedAndObserved(t *testing.T) {
 	if !strings.Contains(f.logs(h, providers.LogOptions{}), "exiting with code 3") {
 		t.Fatal("stderr not logged")
 	}
-	// A restart over an exited instance is allowed.
+}
+
+// checkRestartOverExitedInstance: a restart over an exited instance is
+// allowed, and the old handle no longer touches the new instance.
+func checkRestartOverExitedInstance(t *testing.T, f *fixture, old providers.Handle) {
+	t.Helper()
 	h2 := f.start(f.spec("crasher", map[string]string{"TC_EXIT_AFTER": "100ms", "TC_EXIT_CODE": "0"}))
-	f.stop(h, time.Second) // the old handle: must not touch the new instance
+	f.stop(old, time.Second)
 	if o := f.observe(h2); !o.Exists {
 		t.Fatalf("new instance lost its record: %+v", o)
 	}
@@ -482,10 +534,78 @@ func TestKilledBySignalIsObserved(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, "the exit to be recorded", func() bool { return f.observe(h).ExitCode != nil })
-	if o := f.observe(h); *o.ExitCode != 128+9 || o.Detail != "killed by SIGKILL" {
+	if o := f.observe(h); *o.ExitCode != 128+9 || o.Signal != "SIGKILL" || o.ExitPending || o.Detail != "killed by SIGKILL" {
 		t.Fatalf("observed = %+v", o)
 	}
 	f.stop(h, time.Second)
+}
+
+// TestObserveTellsHowAComponentEnded pins the typed exit facts observe
+// derives from a run record: the exit code, the signal that killed the
+// component, and an exit the shim has not recorded yet.
+func TestObserveTellsHowAComponentEnded(t *testing.T) {
+	self, err := procinfo.Self()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The test process stands for a live shim; the same pid with another
+	// start time is a process that has ended.
+	dead := procinfo.Identity{PID: self.PID, StartTicks: self.StartTicks + 1}
+	code := func(c int) *int { return &c }
+	for _, tc := range []struct {
+		name        string
+		shim        procinfo.Identity
+		exitCode    *int
+		signal      string
+		wantCode    *int
+		wantSignal  string
+		wantPending bool
+		wantDetail  string
+	}{
+		{"exited with a code", dead, code(3), "", code(3), "", false, "exited with code 3"},
+		{"killed by a signal", dead, code(128 + 9), "SIGKILL", code(128 + 9), "SIGKILL", false, "killed by SIGKILL"},
+		{"exit being recorded", self, nil, "", nil, "", true, "exited (the shim is recording the exit status)"},
+		{"exit never recorded", dead, nil, "", nil, "", false, "exited (exit status unknown: the shim is gone)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hd := handle{Address: "source.gone", RunRecord: "/nonexistent/run/source.gone.json", BootID: currentBootID(), Shim: tc.shim, Child: dead}
+			rec := &runRecord{Address: hd.Address, Pipeline: "p", BootID: hd.BootID, Shim: tc.shim, Child: dead, ExitCode: tc.exitCode, Signal: tc.signal}
+			o := observe(hd, rec)
+			if !o.Exists || o.Running || o.Signal != tc.wantSignal || o.ExitPending != tc.wantPending || o.Detail != tc.wantDetail {
+				t.Fatalf("observed = %+v", o)
+			}
+			if (o.ExitCode == nil) != (tc.wantCode == nil) || (o.ExitCode != nil && *o.ExitCode != *tc.wantCode) {
+				t.Fatalf("exit code = %v, want %v", o.ExitCode, tc.wantCode)
+			}
+		})
+	}
+}
+
+// TestObserveReportsAnExitStillBeingRecorded: Observe waits a moment for a
+// live shim to record its component's exit, then reports it as pending
+// rather than waiting on.
+func TestObserveReportsAnExitStillBeingRecorded(t *testing.T) {
+	self, err := procinfo.Self()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := procinfo.Identity{PID: self.PID, StartTicks: self.StartTicks + 1}
+	p := New(Options{Dir: t.TempDir()})
+	path := p.RunRecordPath("source.ending")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	rec := &runRecord{Version: shim.RecordVersion, Address: "source.ending", Pipeline: "p", BootID: currentBootID(), Shim: self, Child: dead}
+	if err := shim.WriteRecord(path, rec); err != nil {
+		t.Fatal(err)
+	}
+	o, err := p.Observe(context.Background(), encodeHandle(handleOf(rec, path)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.Exists || o.Running || !o.ExitPending || o.ExitCode != nil || o.Signal != "" {
+		t.Fatalf("observed = %+v", o)
+	}
 }
 
 func TestStartFailures(t *testing.T) {
@@ -622,6 +742,21 @@ func TestListFindsAComponentWhoseRecordWasLost(t *testing.T) {
 		return strings.Contains(f.logs(kept, providers.LogOptions{}), "grandchild running")
 	})
 
+	lost := checkListFindsTheLostOne(t, f, hd)
+	checkOtherFoldersAndPipelines(t, f)
+	// The handle from List stops it.
+	f.stop(lost.Handle, 5*time.Second)
+	f.stop(kept, 5*time.Second)
+	if list, _ := f.p.List(context.Background(), f.pipeline); len(list) != 0 {
+		t.Fatalf("list after stop = %+v", list)
+	}
+}
+
+// checkListFindsTheLostOne: List reports the component with a record and,
+// from /proc, the one whose record was lost (hd), with a handle as good as
+// the one Start returned; the kept one's grandchild is not listed.
+func checkListFindsTheLostOne(t *testing.T, f *fixture, hd handle) providers.Observed {
+	t.Helper()
 	list, err := f.p.List(context.Background(), f.pipeline)
 	if err != nil {
 		t.Fatal(err)
@@ -644,21 +779,21 @@ func TestListFindsAComponentWhoseRecordWasLost(t *testing.T) {
 	if d := lost.StartedAt.Sub(time.Now()); d > time.Second || d < -time.Minute {
 		t.Fatalf("started at %v", lost.StartedAt)
 	}
-	// A provider over another state folder finds it too, as its record says.
+	return lost
+}
+
+// checkOtherFoldersAndPipelines: a provider over another state folder
+// finds both components too, as their records say; another pipeline sees
+// nothing.
+func checkOtherFoldersAndPipelines(t *testing.T, f *fixture) {
+	t.Helper()
 	other := New(shimOptions(t.TempDir()))
 	if l, err := other.List(context.Background(), f.pipeline); err != nil || len(l) != 2 ||
 		l[0].Address != "source.kept" || !strings.HasPrefix(l[0].Detail, "running") || l[1].Address != "source.lost" {
 		t.Fatalf("list from another folder = %+v, %v", l, err)
 	}
-	// Another pipeline sees nothing.
 	if other, _ := f.p.List(context.Background(), f.pipeline+"-other"); len(other) != 0 {
 		t.Fatalf("other pipeline: %+v", other)
-	}
-	// The handle from List stops it.
-	f.stop(lost.Handle, 5*time.Second)
-	f.stop(kept, 5*time.Second)
-	if list, _ := f.p.List(context.Background(), f.pipeline); len(list) != 0 {
-		t.Fatalf("list after stop = %+v", list)
 	}
 }
 

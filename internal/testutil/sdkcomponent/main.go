@@ -24,13 +24,14 @@ import (
 	"time"
 
 	"github.com/flowctl/flowctl/pkg/component"
+	"github.com/flowctl/flowctl/pkg/contract"
 )
 
 func main() {
 	fmt.Println("sdkcomponent starting")
 	cfg := component.FromEnv()
 	info := component.Info{Name: "sdkcomponent", Version: "test"}
-	switch kind, _, _ := strings.Cut(os.Getenv("FLOWCTL_COMPONENT_ADDRESS"), "."); kind {
+	switch kind, _, _ := strings.Cut(os.Getenv(contract.EnvComponentAddress), "."); kind {
 	case "source":
 		info.Type = component.Source
 	case "processor":

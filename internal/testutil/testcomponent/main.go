@@ -47,6 +47,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/flowctl/flowctl/pkg/contract"
 )
 
 func main() {
@@ -81,7 +83,7 @@ func main() {
 
 	var ready atomic.Bool
 	neverHealthy := os.Getenv("TC_NEVER_HEALTHY") == "1"
-	if hp := os.Getenv("HEALTH_PORT"); hp != "" {
+	if hp := os.Getenv(contract.EnvHealthPort); hp != "" {
 		l, err := net.Listen("tcp", net.JoinHostPort(listenHost(), hp))
 		if err != nil {
 			fail("listen on HEALTH_PORT %s: %v", hp, err)
@@ -132,12 +134,12 @@ func main() {
 			dial(strings.TrimSpace(a))
 		}
 	}
-	if p := os.Getenv("PORT"); p != "" {
+	if p := os.Getenv(contract.EnvPort); p != "" {
 		l, err := net.Listen("tcp", net.JoinHostPort(listenHost(), p))
 		if err != nil {
 			fail("listen on PORT %s: %v", p, err)
 		}
-		id := os.Getenv("FLOWCTL_COMPONENT_ID")
+		id := os.Getenv(contract.EnvComponentID)
 		go func() {
 			_ = http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, id) }))
 		}()
@@ -149,7 +151,7 @@ func main() {
 
 func healthcheck() int {
 	client := &http.Client{Timeout: 2 * time.Second}
-	resp, err := client.Get("http://127.0.0.1:" + os.Getenv("HEALTH_PORT") + "/health")
+	resp, err := client.Get("http://127.0.0.1:" + os.Getenv(contract.EnvHealthPort) + "/health")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -2,7 +2,7 @@
 // flowctl.v1 API (the live ledger source, the TTP processor, ...).
 //
 // Package, service, method and message names and field numbers are fixed by
-// what those components send on the wire (docs: shared COMPAT.md); never
+// what those components send on the wire (see docs/compat.md); never
 // renumber a field. The pipeline-run messages are flowctl's own and minimal:
 // the server may answer those RPCs with Unimplemented.
 

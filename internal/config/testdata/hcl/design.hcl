@@ -1,5 +1,5 @@
-# The example from DESIGN.md ("The pipeline model"), with its one-line blocks
-# spread over lines as HCL requires.
+# flowctl's reference example (a variable, health, restart, an executor
+# override), its restart block spread over lines as HCL requires.
 pipeline "ttp" {
   executor = "docker" # default for every component; a component may override
 }

@@ -487,179 +487,254 @@ func validateJob(j *api.Job) []string {
 	return errs
 }
 
+// problems collects validation messages in the order they are found.
+type problems []string
+
+func (p *problems) add(format string, args ...any) {
+	*p = append(*p, fmt.Sprintf(format, args...))
+}
+
+// validateGroup checks a task group the way Nomad does, one block at a
+// time, in the order Nomad reports them.
 func validateGroup(g *api.TaskGroup) []string {
-	var errs []string
-	add := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
+	var errs problems
 	if g.Count != nil && *g.Count < 0 {
-		add("Task group count can't be negative")
+		errs.add("Task group count can't be negative")
 	}
 	if len(g.Tasks) == 0 {
-		add("Missing tasks for task group")
+		errs.add("Missing tasks for task group")
 	}
-	if rp := g.RestartPolicy; rp != nil {
-		mode, attempts, interval, delay := deref(rp.Mode), derefInt(rp.Attempts), derefDur(rp.Interval), derefDur(rp.Delay)
-		if mode != "delay" && mode != "fail" {
-			add("Unsupported restart mode: %q", mode)
-		}
-		if attempts == 0 && mode != "fail" {
-			add("Restart policy %q with %d attempts is ambiguous", mode, attempts)
-		}
-		if interval < 5*time.Second {
-			add("Interval can not be less than %v (got %v)", 5*time.Second, interval)
-		}
-		if time.Duration(attempts)*delay > interval {
-			add("Nomad can't restart the TaskGroup %v times in an interval of %v with a delay of %v", attempts, interval, delay)
-		}
-	}
-	if rp := g.ReschedulePolicy; rp != nil && (derefBool(rp.Unlimited) || derefInt(rp.Attempts) > 0) {
-		delay := derefDur(rp.Delay)
-		if delay < 5*time.Second {
-			add("Delay cannot be less than %v (got %v)", 5*time.Second, delay)
-		}
-		switch fn := deref(rp.DelayFunction); fn {
-		case "constant":
-		case "exponential", "fibonacci":
-			if derefDur(rp.MaxDelay) < delay {
-				add("Max Delay cannot be less than Delay %v (got %v)", delay, derefDur(rp.MaxDelay))
-			}
-		default:
-			add("Invalid delay function %q, must be one of [constant exponential fibonacci]", fn)
-		}
-		if !derefBool(rp.Unlimited) && derefDur(rp.Interval) <= 0 {
-			add("Interval must be a non zero value if Attempts > 0")
-		}
-	}
-	if u := g.Update; u != nil {
-		hc := deref(u.HealthCheck)
-		if hc != "" && hc != "checks" && hc != "task_states" && hc != "manual" {
-			add("Invalid health check given: %q", hc)
-		}
-		minHealthy, deadline, progress := derefDur(u.MinHealthyTime), derefDur(u.HealthyDeadline), derefDur(u.ProgressDeadline)
-		if minHealthy < 0 {
-			add("Minimum healthy time may not be less than zero: %v", minHealthy)
-		}
-		if deadline <= 0 {
-			add("Healthy deadline must be greater than zero: %v", deadline)
-		}
-		if progress != 0 && progress <= deadline {
-			add("Progress deadline must be zero or greater than the healthy deadline: %v", progress)
-		}
-		if minHealthy >= deadline {
-			add("Minimum healthy time must be less than healthy deadline: %v > %v", minHealthy, deadline)
-		}
-	}
-	labels := map[string]bool{}
-	if len(g.Networks) > 1 {
-		add("Only one network resource is allowed")
-	}
-	for _, nw := range g.Networks {
-		for _, ports := range []struct {
-			static bool
-			list   []api.Port
-		}{{true, nw.ReservedPorts}, {false, nw.DynamicPorts}} {
-			for _, p := range ports.list {
-				switch {
-				case !portLabel.MatchString(p.Label):
-					add("Port label %q is not usable as NOMAD_PORT_<label>: use letters, digits and '_'", p.Label)
-				case labels[p.Label]:
-					add("Port label %q already in use", p.Label)
-				}
-				labels[p.Label] = true
-				if ports.static && (p.Value < 1 || p.Value > 65535) {
-					add("Port %q has an invalid port %d", p.Label, p.Value)
-				}
-				if !ports.static && p.Value != 0 {
-					add("Port %q is dynamic and cannot have a static value", p.Label)
-				}
-				if p.To < -1 || p.To > 65535 {
-					add("Port %q cannot be mapped to %d", p.Label, p.To)
-				}
-			}
-		}
-	}
+	errs = append(errs, validateRestart(g.RestartPolicy)...)
+	errs = append(errs, validateReschedule(g.ReschedulePolicy)...)
+	errs = append(errs, validateUpdate(g.Update)...)
+	labels, netErrs := validateNetworks(g.Networks)
+	errs = append(errs, netErrs...)
 	services := append([]*api.Service(nil), g.Services...)
 	for _, t := range g.Tasks {
 		services = append(services, t.Services...)
 		for _, s := range validateTask(t, labels) {
-			add("Task %s validation failed: %s", t.Name, s)
+			errs.add("Task %s validation failed: %s", t.Name, s)
 		}
 	}
 	for _, s := range services {
-		if s == nil {
-			continue
-		}
-		if !serviceName.MatchString(s.Name) {
-			add("Service name must be valid per RFC 1123 and can contain only alphanumeric characters or dashes: %q", s.Name)
-		}
-		if s.PortLabel != "" && !labels[s.PortLabel] {
-			add("Service %s: port label %q is not in the group's network", s.Name, s.PortLabel)
-		}
-		provider := s.Provider
-		if provider != "" && provider != "nomad" && provider != "consul" {
-			add("Service %s: unknown provider %q", s.Name, provider)
-		}
-		for _, c := range s.Checks {
-			switch {
-			case c.Type == "http" || c.Type == "tcp":
-			case provider == "nomad":
-				add("Service %s: check %s: invalid check type (%q), must be one of http, tcp", s.Name, c.Name, c.Type)
-			case c.Type != "script" && c.Type != "grpc":
-				add("Service %s: check %s: invalid type (%q)", s.Name, c.Name, c.Type)
-			}
-			if c.Type == "http" && c.Path == "" {
-				add("Service %s: check %s: http type must have http path", s.Name, c.Name)
-			}
-			if c.Interval < time.Second {
-				add("Service %s: check %s: minimum check interval is 1s (got %v)", s.Name, c.Name, c.Interval)
-			}
-			if c.Timeout < time.Second {
-				add("Service %s: check %s: minimum check timeout is 1s (got %v)", s.Name, c.Name, c.Timeout)
-			}
+		if s != nil {
+			errs = append(errs, validateService(s, labels)...)
 		}
 	}
 	return errs
 }
 
-func validateTask(t *api.Task, labels map[string]bool) []string {
-	var errs []string
-	add := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
-	if t.Name == "" {
-		add("Missing task name")
+// validateRestart checks a group's restart block.
+func validateRestart(rp *api.RestartPolicy) problems {
+	if rp == nil {
+		return nil
 	}
+	var errs problems
+	mode, attempts, interval, delay := deref(rp.Mode), derefInt(rp.Attempts), derefDur(rp.Interval), derefDur(rp.Delay)
+	if mode != "delay" && mode != "fail" {
+		errs.add("Unsupported restart mode: %q", mode)
+	}
+	if attempts == 0 && mode != "fail" {
+		errs.add("Restart policy %q with %d attempts is ambiguous", mode, attempts)
+	}
+	if interval < 5*time.Second {
+		errs.add("Interval can not be less than %v (got %v)", 5*time.Second, interval)
+	}
+	if time.Duration(attempts)*delay > interval {
+		errs.add("Nomad can't restart the TaskGroup %v times in an interval of %v with a delay of %v", attempts, interval, delay)
+	}
+	return errs
+}
+
+// validateReschedule checks a group's reschedule block; one that never
+// reschedules (no attempts, not unlimited) is not checked, as in Nomad.
+func validateReschedule(rp *api.ReschedulePolicy) problems {
+	if rp == nil || (!derefBool(rp.Unlimited) && derefInt(rp.Attempts) <= 0) {
+		return nil
+	}
+	var errs problems
+	delay := derefDur(rp.Delay)
+	if delay < 5*time.Second {
+		errs.add("Delay cannot be less than %v (got %v)", 5*time.Second, delay)
+	}
+	switch fn := deref(rp.DelayFunction); fn {
+	case "constant":
+	case "exponential", "fibonacci":
+		if derefDur(rp.MaxDelay) < delay {
+			errs.add("Max Delay cannot be less than Delay %v (got %v)", delay, derefDur(rp.MaxDelay))
+		}
+	default:
+		errs.add("Invalid delay function %q, must be one of [constant exponential fibonacci]", fn)
+	}
+	if !derefBool(rp.Unlimited) && derefDur(rp.Interval) <= 0 {
+		errs.add("Interval must be a non zero value if Attempts > 0")
+	}
+	return errs
+}
+
+// validateUpdate checks a group's update block.
+func validateUpdate(u *api.UpdateStrategy) problems {
+	if u == nil {
+		return nil
+	}
+	var errs problems
+	hc := deref(u.HealthCheck)
+	if hc != "" && hc != "checks" && hc != "task_states" && hc != "manual" {
+		errs.add("Invalid health check given: %q", hc)
+	}
+	minHealthy, deadline, progress := derefDur(u.MinHealthyTime), derefDur(u.HealthyDeadline), derefDur(u.ProgressDeadline)
+	if minHealthy < 0 {
+		errs.add("Minimum healthy time may not be less than zero: %v", minHealthy)
+	}
+	if deadline <= 0 {
+		errs.add("Healthy deadline must be greater than zero: %v", deadline)
+	}
+	if progress != 0 && progress <= deadline {
+		errs.add("Progress deadline must be zero or greater than the healthy deadline: %v", progress)
+	}
+	if minHealthy >= deadline {
+		errs.add("Minimum healthy time must be less than healthy deadline: %v > %v", minHealthy, deadline)
+	}
+	return errs
+}
+
+// validateNetworks checks a group's network blocks and returns the port
+// labels they define, which tasks and services may name.
+func validateNetworks(networks []*api.NetworkResource) (map[string]bool, problems) {
+	var errs problems
+	labels := map[string]bool{}
+	if len(networks) > 1 {
+		errs.add("Only one network resource is allowed")
+	}
+	for _, nw := range networks {
+		errs = append(errs, validatePorts(nw.ReservedPorts, true, labels)...)
+		errs = append(errs, validatePorts(nw.DynamicPorts, false, labels)...)
+	}
+	return labels, errs
+}
+
+// validatePorts checks the reserved (static) or dynamic ports of a network
+// block, adding their labels to labels.
+func validatePorts(ports []api.Port, static bool, labels map[string]bool) problems {
+	var errs problems
+	for _, p := range ports {
+		switch {
+		case !portLabel.MatchString(p.Label):
+			errs.add("Port label %q is not usable as NOMAD_PORT_<label>: use letters, digits and '_'", p.Label)
+		case labels[p.Label]:
+			errs.add("Port label %q already in use", p.Label)
+		}
+		labels[p.Label] = true
+		if static && (p.Value < 1 || p.Value > 65535) {
+			errs.add("Port %q has an invalid port %d", p.Label, p.Value)
+		}
+		if !static && p.Value != 0 {
+			errs.add("Port %q is dynamic and cannot have a static value", p.Label)
+		}
+		if p.To < -1 || p.To > 65535 {
+			errs.add("Port %q cannot be mapped to %d", p.Label, p.To)
+		}
+	}
+	return errs
+}
+
+// validateService checks a service of the group or of one of its tasks;
+// labels are the group's port labels.
+func validateService(s *api.Service, labels map[string]bool) problems {
+	var errs problems
+	if !serviceName.MatchString(s.Name) {
+		errs.add("Service name must be valid per RFC 1123 and can contain only alphanumeric characters or dashes: %q", s.Name)
+	}
+	if s.PortLabel != "" && !labels[s.PortLabel] {
+		errs.add("Service %s: port label %q is not in the group's network", s.Name, s.PortLabel)
+	}
+	if s.Provider != "" && s.Provider != "nomad" && s.Provider != "consul" {
+		errs.add("Service %s: unknown provider %q", s.Name, s.Provider)
+	}
+	for _, c := range s.Checks {
+		errs = append(errs, validateCheck(s.Name, s.Provider, c)...)
+	}
+	return errs
+}
+
+// validateCheck checks one check of service svc, whose provider decides
+// which check types are allowed.
+func validateCheck(svc, provider string, c api.ServiceCheck) problems {
+	var errs problems
+	switch {
+	case c.Type == "http" || c.Type == "tcp":
+	case provider == "nomad":
+		errs.add("Service %s: check %s: invalid check type (%q), must be one of http, tcp", svc, c.Name, c.Type)
+	case c.Type != "script" && c.Type != "grpc":
+		errs.add("Service %s: check %s: invalid type (%q)", svc, c.Name, c.Type)
+	}
+	if c.Type == "http" && c.Path == "" {
+		errs.add("Service %s: check %s: http type must have http path", svc, c.Name)
+	}
+	if c.Interval < time.Second {
+		errs.add("Service %s: check %s: minimum check interval is 1s (got %v)", svc, c.Name, c.Interval)
+	}
+	if c.Timeout < time.Second {
+		errs.add("Service %s: check %s: minimum check timeout is 1s (got %v)", svc, c.Name, c.Timeout)
+	}
+	return errs
+}
+
+// validateTask checks a task; labels are the group's port labels.
+func validateTask(t *api.Task, labels map[string]bool) []string {
+	var errs problems
+	if t.Name == "" {
+		errs.add("Missing task name")
+	}
+	errs = append(errs, validateDriver(t, labels)...)
+	errs = append(errs, validateResources(t.Resources)...)
+	if t.KillTimeout != nil && *t.KillTimeout < 0 {
+		errs.add("KillTimeout must be a positive value")
+	}
+	return errs
+}
+
+// validateDriver checks the task's driver and the config it requires.
+func validateDriver(t *api.Task, labels map[string]bool) problems {
+	var errs problems
 	switch t.Driver {
 	case "docker":
 		if s, ok := t.Config["image"].(string); !ok || s == "" {
-			add("Missing required field image")
+			errs.add("Missing required field image")
 		}
 		if ps, ok := t.Config["ports"].([]any); ok {
 			for _, p := range ps {
 				if l, _ := p.(string); !labels[l] {
-					add("Port %q not found, check network block", p)
+					errs.add("Port %q not found, check network block", p)
 				}
 			}
 		}
 	case "raw_exec":
 		if s, ok := t.Config["command"].(string); !ok || s == "" {
-			add("Missing required field command")
+			errs.add("Missing required field command")
 		}
 	case "":
-		add("Missing task driver")
+		errs.add("Missing task driver")
 	default:
-		add("emulator: driver %q is not available on the emulated node (docker, raw_exec)", t.Driver)
+		errs.add("emulator: driver %q is not available on the emulated node (docker, raw_exec)", t.Driver)
 	}
-	if r := t.Resources; r != nil {
-		if r.CPU != nil && *r.CPU < 1 {
-			add("minimum CPU value is 1; got %d", *r.CPU)
-		}
-		if r.MemoryMB != nil && *r.MemoryMB < 10 {
-			add("minimum MemoryMB value is 10; got %d", *r.MemoryMB)
-		}
-		if r.MemoryMaxMB != nil && r.MemoryMB != nil && *r.MemoryMaxMB != 0 && *r.MemoryMaxMB < *r.MemoryMB {
-			add("MemoryMaxMB value (%d) should be larger than MemoryMB value (%d)", *r.MemoryMaxMB, *r.MemoryMB)
-		}
+	return errs
+}
+
+// validateResources checks a task's resources block.
+func validateResources(r *api.Resources) problems {
+	if r == nil {
+		return nil
 	}
-	if t.KillTimeout != nil && *t.KillTimeout < 0 {
-		add("KillTimeout must be a positive value")
+	var errs problems
+	if r.CPU != nil && *r.CPU < 1 {
+		errs.add("minimum CPU value is 1; got %d", *r.CPU)
+	}
+	if r.MemoryMB != nil && *r.MemoryMB < 10 {
+		errs.add("minimum MemoryMB value is 10; got %d", *r.MemoryMB)
+	}
+	if r.MemoryMaxMB != nil && r.MemoryMB != nil && *r.MemoryMaxMB != 0 && *r.MemoryMaxMB < *r.MemoryMB {
+		errs.add("MemoryMaxMB value (%d) should be larger than MemoryMB value (%d)", *r.MemoryMaxMB, *r.MemoryMB)
 	}
 	return errs
 }

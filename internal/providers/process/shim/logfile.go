@@ -1,3 +1,5 @@
+//go:build linux
+
 package shim
 
 import (
@@ -34,6 +36,8 @@ const maxLine = 64 << 10
 // component never blocks on its own output because of its log.
 const queueLines = 4096
 
+// FormatLine renders one log line in the format above; the process
+// provider's Logs parses what it writes.
 func FormatLine(ts time.Time, stream string, text []byte) []byte {
 	b := make([]byte, 0, len(tsLayout)+len(stream)+len(text)+3)
 	b = ts.UTC().AppendFormat(b, tsLayout)

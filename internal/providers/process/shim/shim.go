@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package shim is the supervisor that owns one process component for the
 // process provider (package process): it starts the component in a
 // process group of its own, writes its output with timestamps into a
@@ -12,8 +14,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,8 +21,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/flowctl/flowctl/internal/procinfo"
 )
 
 // The shim protocol. Start runs the shim with two extra file descriptors:
@@ -80,205 +78,100 @@ type Status struct {
 // the spec on file descriptor 3 and reads the status on descriptor 4.
 func Main(args []string) int {
 	_ = args // informational: the component address
-	diag := os.Stderr
-	logf := func(format string, a ...any) {
-		fmt.Fprintf(diag, "%s flowctl-shim[%d]: %s\n", time.Now().UTC().Format(tsLayout), os.Getpid(), fmt.Sprintf(format, a...))
+	diag := &diagLog{w: os.Stderr}
+	specF, statusF, err := protocolFiles()
+	if err != nil {
+		diag.printf("%v", err)
+		return 2
 	}
+	status := &reporter{f: statusF}
+	spec, err := readSpec(specF)
+	if err != nil {
+		return status.fail(diag, err)
+	}
+	diag.name(spec.Address)
+	c, err := startChild(spec)
+	if err != nil {
+		return status.fail(diag, err)
+	}
+	status.report(Status{Record: c.rec})
+	diag.printf("started %s (%s)", spec.Args[0], c.rec.Child)
+	c.supervise(diag)
+	return 0
+}
+
+// protocolFiles returns the spec and status descriptors Start passed.
+func protocolFiles() (specF, statusF *os.File, err error) {
 	// The descriptors were inherited without close-on-exec: set it, or the
 	// component would inherit them too and hold the status pipe open.
 	for _, fd := range []int{specFD, statusFD} {
 		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
-			logf("file descriptor %d is not open: this command is run by flowctl only", fd)
-			return 2
+			return nil, nil, fmt.Errorf("file descriptor %d is not open: this command is run by flowctl only", fd)
 		}
 		syscall.CloseOnExec(fd)
 	}
-	specF := os.NewFile(specFD, "spec")
-	statusF := os.NewFile(statusFD, "status")
-	var reportOnce sync.Once
-	report := func(st Status) {
-		reportOnce.Do(func() {
-			_ = json.NewEncoder(statusF).Encode(st)
-			_ = statusF.Close()
-		})
-	}
-	fail := func(format string, a ...any) int {
-		msg := fmt.Sprintf(format, a...)
-		logf("%s", msg)
-		report(Status{Error: msg})
-		return 1
-	}
+	return os.NewFile(specFD, "spec"), os.NewFile(statusFD, "status"), nil
+}
 
-	b, err := io.ReadAll(io.LimitReader(specF, 64<<20))
+// readSpec reads and checks the spec Start wrote on specF, and closes it.
+func readSpec(specF *os.File) (*Spec, error) {
+	b, err := io.ReadAll(io.LimitReader(specF, maxSpec))
 	_ = specF.Close()
 	if err != nil {
-		return fail("read spec: %v", err)
+		return nil, fmt.Errorf("read spec: %w", err)
 	}
 	var spec Spec
 	if err := json.Unmarshal(b, &spec); err != nil {
-		return fail("decode spec: %v", err)
+		return nil, fmt.Errorf("decode spec: %w", err)
 	}
 	if spec.Path == "" || len(spec.Args) == 0 || spec.RecordPath == "" || spec.LogPath == "" {
-		return fail("incomplete spec")
+		return nil, errors.New("incomplete spec")
 	}
-	diagPrefix := spec.Address
-	logf = func(format string, a ...any) {
-		fmt.Fprintf(diag, "%s flowctl-shim[%d] %s: %s\n", time.Now().UTC().Format(tsLayout), os.Getpid(), diagPrefix, fmt.Sprintf(format, a...))
-	}
+	return &spec, nil
+}
 
-	logFile, err := openRotating(spec.LogPath, spec.LogMaxSize, spec.LogMaxFiles)
-	if err != nil {
-		return fail("open log: %v", err)
-	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		return fail("pipe: %v", err)
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		return fail("pipe: %v", err)
-	}
+// maxSpec bounds the spec read from Start.
+const maxSpec = 64 << 20
 
-	// Catch the signals to forward before the child exists, so that none
-	// arriving in between is lost (it is forwarded once the child runs).
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT)
+// reporter sends the one Status Start waits for, then closes the status
+// descriptor: later reports are dropped.
+type reporter struct {
+	once sync.Once
+	f    *os.File
+}
 
-	cmd := &exec.Cmd{
-		Path:        spec.Path,
-		Args:        spec.Args,
-		Env:         spec.Env,
-		Dir:         spec.WorkDir,
-		Stdout:      outW,
-		Stderr:      errW,
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
-	}
-	if cmd.Env == nil {
-		cmd.Env = []string{} // never the shim's own environment
-	}
-	if err := CheckDir(spec.WorkDir); err != nil {
-		_ = logFile.close()
-		return fail("%v", err)
-	}
-	if err := cmd.Start(); err != nil {
-		_ = logFile.close()
-		return fail("%v", startError(spec.Args[0], spec.Path, err))
-	}
-	_ = outW.Close()
-	_ = errW.Close()
-	pid := cmd.Process.Pid
-	child, err := procinfo.Of(pid)
-	if err != nil {
-		// Cannot happen while we have not reaped it; be safe anyway.
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-		return fail("identify child %d: %v", pid, err)
-	}
-	self, _ := procinfo.Self()
-	rec := &Record{
-		Version:    RecordVersion,
-		Pipeline:   spec.Pipeline,
-		Lineage:    spec.Lineage,
-		Address:    spec.Address,
-		SpecHash:   spec.SpecHash,
-		InstanceID: spec.InstanceID,
-		BootID:     bootID(),
-		Shim:       self,
-		Child:      child,
-		Command:    spec.Path,
-		Args:       spec.Args,
-		WorkDir:    spec.WorkDir,
-		LogPath:    spec.LogPath,
-		StartedAt:  time.Now().UTC(),
-	}
-	if err := WriteRecord(spec.RecordPath, rec); err != nil {
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-		return fail("write run record: %v", err)
-	}
-	report(Status{Record: rec})
-	logf("started %s (%s)", spec.Args[0], child)
+func (r *reporter) report(st Status) {
+	r.once.Do(func() {
+		_ = json.NewEncoder(r.f).Encode(st)
+		_ = r.f.Close()
+	})
+}
 
-	pump := newLogPump(logFile, diag)
-	pump.copy(StreamStdout, outR)
-	pump.copy(StreamStderr, errR)
+// fail reports err as the reason the component did not start, in the
+// diagnostics and to Start, and returns the shim's exit code.
+func (r *reporter) fail(diag *diagLog, err error) int {
+	msg := err.Error()
+	diag.printf("%s", msg)
+	r.report(Status{Error: msg})
+	return 1
+}
 
-	// Forward signals to the child's process group for as long as it is not
-	// reaped: until then its pid, hence the group id, cannot be reused.
-	var mu sync.Mutex
-	reaped := false
-	go func() {
-		for s := range sigs {
-			mu.Lock()
-			if !reaped {
-				logf("forwarding %v to process group %d", s, pid)
-				_ = syscall.Kill(-pid, s.(syscall.Signal))
-			}
-			mu.Unlock()
-		}
-	}()
+// diagLog writes the shim's own diagnostics, one timestamped line each,
+// naming the component once the spec has said which it is.
+type diagLog struct {
+	w       io.Writer
+	address string
+	named   bool
+}
 
-	// Wait for the exit without reaping, kill what is left of the group
-	// (descendants must not outlive the component), then reap.
-	var waitidErr error
-	for {
-		var info unix.Siginfo
-		waitidErr = unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
-		if !errors.Is(waitidErr, syscall.EINTR) {
-			break
-		}
-	}
-	var waitErr error
-	if waitidErr == nil {
-		mu.Lock()
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
-		waitErr = cmd.Wait()
-		reaped = true
-		mu.Unlock()
-	} else {
-		// Cannot happen. Not knowing that the child has exited, killing its
-		// group would be wrong: just wait for it.
-		logf("waitid: %v", waitidErr)
-		waitErr = cmd.Wait()
-		mu.Lock()
-		reaped = true
-		mu.Unlock()
-	}
-	signal.Stop(sigs)
+func (d *diagLog) name(address string) { d.address, d.named = address, true }
 
-	// Record the exit at once (observers are waiting for it), then finish
-	// the log; Stop waits for the shim to be gone, so a stopped
-	// component's last lines are in the log when Stop returns.
-	now := time.Now().UTC()
-	rec.ExitedAt = &now
-	code := -1
-	if cmd.ProcessState == nil {
-		logf("wait for the child: %v", waitErr)
-	} else if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok {
-		switch {
-		case ws.Signaled():
-			code = 128 + int(ws.Signal())
-			rec.Signal = signalName(ws.Signal())
-		default:
-			code = ws.ExitStatus()
-		}
+func (d *diagLog) printf(format string, a ...any) {
+	who := fmt.Sprintf("flowctl-shim[%d]", os.Getpid())
+	if d.named {
+		who += " " + d.address
 	}
-	rec.ExitCode = &code
-	// Do not clobber the record of a newer instance of the component.
-	if cur, err := ReadRecord(spec.RecordPath); err == nil && cur != nil && cur.Child != child {
-		logf("run record now belongs to %s; not recording the exit", cur.Child)
-	} else if err := WriteRecord(spec.RecordPath, rec); err != nil {
-		logf("write run record: %v", err)
-	}
-	if !pump.finish(drainReadWait, drainWriteWait, func() { _ = outR.Close(); _ = errR.Close() }) {
-		logf("log writer did not finish; some lines may be lost")
-	}
-	if rec.Signal != "" {
-		logf("child killed by %s", rec.Signal)
-	} else {
-		logf("child exited with code %d", code)
-	}
-	return 0
+	fmt.Fprintf(d.w, "%s %s: %s\n", time.Now().UTC().Format(tsLayout), who, fmt.Sprintf(format, a...))
 }
 
 // startError names the command and keeps the OS error of a failed start

@@ -1,6 +1,6 @@
 // The current control-plane protocol, spoken by SDK components.
-// Names and field numbers are fixed by those components (docs: shared
-// COMPAT.md); never renumber a field.
+// Names and field numbers are fixed by those components (see
+// docs/compat.md); never renumber a field.
 //
 // flowctl extensions, carried without changing the schema:
 //   - requests may carry gRPC metadata "authorization: Bearer <token>";

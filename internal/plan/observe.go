@@ -1,0 +1,157 @@
+package plan
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/flowctl/flowctl/internal/providers"
+	"github.com/flowctl/flowctl/internal/state"
+)
+
+// Reality is what the providers reported when a plan was made: the value
+// Observe fills and Decide reads, so that every decision can be made, and
+// tested, without a provider.
+type Reality struct {
+	// Observed holds the object of each recorded component as its provider
+	// sees it, by address (Observed.Address set). Empty when the plan does
+	// not refresh.
+	Observed map[string]*providers.Observed
+	// Listed holds every object the providers in use hold labelled with
+	// the pipeline, recorded or not, by address then fingerprint.
+	Listed []Listed
+	// SelfRestarting names the executors that run their components' health
+	// checks and restart policies themselves (providers.SelfRestarter).
+	SelfRestarting map[string]bool
+}
+
+// Listed is one object a provider listed, and which provider.
+type Listed struct {
+	Provider string
+	Object   providers.Observed
+}
+
+// observeParallelism bounds the Observe calls in flight.
+const observeParallelism = 16
+
+// Observe asks each record's provider about its object, and every
+// provider in use for the objects it holds of this pipeline. With
+// Options.NoRefresh it asks nothing: state is taken as the truth.
+func Observe(ctx context.Context, in Input) (Reality, error) {
+	r := Reality{Observed: map[string]*providers.Observed{}, SelfRestarting: selfRestarting(in.Providers)}
+	if in.Options.NoRefresh {
+		return r, nil
+	}
+	observed, err := observeRecords(ctx, in)
+	if err != nil {
+		return Reality{}, err
+	}
+	listed, err := listObjects(ctx, in)
+	if err != nil {
+		return Reality{}, err
+	}
+	r.Observed, r.Listed = observed, listed
+	return r, nil
+}
+
+// selfRestarting names the registered providers that restart their own.
+func selfRestarting(reg *providers.Registry) map[string]bool {
+	out := map[string]bool{}
+	if reg == nil {
+		return out
+	}
+	for _, p := range reg.All() {
+		if sr, ok := p.(providers.SelfRestarter); ok && sr.RestartsItself() {
+			out[p.Name()] = true
+		}
+	}
+	return out
+}
+
+// observeRecords asks each record's provider about its object, several at
+// a time; the first error wins.
+func observeRecords(ctx context.Context, in Input) (map[string]*providers.Observed, error) {
+	provs := make([]providers.Provider, len(in.Records))
+	for i, r := range in.Records {
+		prov, err := in.Providers.Get(r.Provider)
+		if err != nil {
+			return nil, fmt.Errorf("observe %s: %w", r.Address, err)
+		}
+		provs[i] = prov
+	}
+	var (
+		mu       sync.Mutex
+		firstErr error
+		wg       sync.WaitGroup
+		sem      = make(chan struct{}, observeParallelism)
+		observed = map[string]*providers.Observed{}
+	)
+	for i, r := range in.Records {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(prov providers.Provider, r *state.Record) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			o, err := prov.Observe(ctx, r.Handle)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if firstErr == nil {
+					firstErr = fmt.Errorf("observe %s with executor %s: %w", r.Address, r.Provider, err)
+				}
+				return
+			}
+			o.Address = r.Address
+			observed[r.Address] = &o
+		}(provs[i], r)
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	return observed, nil
+}
+
+// listObjects asks every provider in use (by a desired component or a
+// record) for the objects it holds of the pipeline.
+func listObjects(ctx context.Context, in Input) ([]Listed, error) {
+	used := map[string]bool{}
+	if in.Desired != nil {
+		for _, c := range in.Desired.Components {
+			used[c.Executor] = true
+		}
+	}
+	for _, r := range in.Records {
+		used[r.Provider] = true
+	}
+	var listed []Listed
+	for _, name := range sortedKeys(used) {
+		prov, err := in.Providers.Get(name)
+		if err != nil {
+			return nil, err
+		}
+		objs, err := prov.List(ctx, pipelineName(in))
+		if err != nil {
+			return nil, fmt.Errorf("list objects of executor %s: %w", name, err)
+		}
+		for _, o := range objs {
+			listed = append(listed, Listed{Provider: name, Object: o})
+		}
+	}
+	sort.SliceStable(listed, func(i, j int) bool {
+		if listed[i].Object.Address != listed[j].Object.Address {
+			return listed[i].Object.Address < listed[j].Object.Address
+		}
+		return listed[i].Object.Fingerprint < listed[j].Object.Fingerprint
+	})
+	return listed, nil
+}
+
+// pipelineName is the pipeline planned: the desired one's, or state's.
+func pipelineName(in Input) string {
+	if in.Desired != nil {
+		return in.Desired.Name
+	}
+	return in.Meta.Pipeline
+}

@@ -1,0 +1,34 @@
+// Package registry builds the set of executors flowctl drives, the one
+// every command and serve's background work use. It sits below
+// internal/providers because it imports each executor's package, which
+// internal/providers itself cannot: a new executor is its own package plus
+// one line in New.
+package registry
+
+import (
+	"github.com/flowctl/flowctl/internal/providers"
+	"github.com/flowctl/flowctl/internal/providers/docker"
+	"github.com/flowctl/flowctl/internal/providers/nomad"
+	"github.com/flowctl/flowctl/internal/providers/process"
+)
+
+// Options configure the executors of one state file.
+type Options struct {
+	// StateDir is the state folder (.flowctl): the process executor keeps
+	// its logs and run records there. Required.
+	StateDir string
+	// Nomad is how the nomad executor finds its cluster: the pipeline's
+	// nomad block when one is at hand, else NOMAD_* alone.
+	Nomad nomad.Options
+}
+
+// New returns every executor flowctl has. None contacts its engine or
+// cluster before first use, so a pipeline that never names one never
+// needs it.
+func New(o Options) *providers.Registry {
+	return providers.NewRegistry(
+		process.New(process.Options{Dir: o.StateDir}),
+		docker.New(docker.Options{}),
+		nomad.New(o.Nomad),
+	)
+}

@@ -1,0 +1,277 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/flowctl/flowctl/internal/config"
+	"github.com/flowctl/flowctl/internal/procinfo"
+	"github.com/flowctl/flowctl/internal/state"
+	"github.com/flowctl/flowctl/internal/tokens"
+)
+
+// Bounds of a control plane flowctl starts for a state file.
+const (
+	// StartTimeout bounds the wait for a started control plane to listen.
+	StartTimeout = 15 * time.Second
+	stopTimeout  = 10 * time.Second
+	// externalDialTimeout bounds the check that a named control plane
+	// answers.
+	externalDialTimeout = 5 * time.Second
+	// logName is the log of a control plane flowctl runs, in the state
+	// folder.
+	logName = "serve.log"
+)
+
+// LogPath is where a control plane flowctl runs for the state file at
+// statePath logs: serve.log in the state folder.
+func LogPath(statePath string) string {
+	return filepath.Join(filepath.Dir(statePath), logName)
+}
+
+// ControlPlane is the control plane an apply's components talk to.
+type ControlPlane struct {
+	// Endpoint is the host:port injected as FLOWCTL_ENDPOINT.
+	Endpoint string
+	// Started: Ensure started it in the background.
+	Started bool
+	// External: named by the pipeline or the operator, not flowctl's to
+	// manage.
+	External bool
+}
+
+// EnsureOptions say which control plane Ensure looks for, and how it
+// starts one.
+type EnsureOptions struct {
+	// Store is the pipeline's state file.
+	Store *state.Store
+	// Address is a control plane the operator names (--control-plane); ""
+	// takes the pipeline's control_plane.
+	Address string
+	// Pipeline, when at hand, may name a control plane, and gives the
+	// auth mode of one Ensure starts.
+	Pipeline *config.Pipeline
+	// Executable locates the flowctl binary whose `serve` command Ensure
+	// starts (the CLI passes os.Executable).
+	Executable func() (string, error)
+}
+
+// Ensure makes sure a control plane listens for the components of
+// o.Store before any starts (SDK components block until it answers): the
+// one named by o.Address or the pipeline, which must answer; else the
+// `flowctl serve` already serving the state file; else a `flowctl serve`
+// started now in the background, in a session of its own so that it
+// outlives the caller, logging to LogPath and recorded in state by itself.
+func Ensure(ctx context.Context, o EnsureOptions) (*ControlPlane, error) {
+	addr := o.Address
+	if addr == "" && o.Pipeline != nil {
+		addr = o.Pipeline.ControlPlane
+	}
+	if addr != "" {
+		if err := dialCheck(ctx, addr, externalDialTimeout); err != nil {
+			return nil, fmt.Errorf("the control plane %s does not answer (components that register would wait for it forever): %w", addr, err)
+		}
+		return &ControlPlane{Endpoint: addr, External: true}, nil
+	}
+	rec, err := Running(o.Store)
+	if err != nil {
+		return nil, err
+	}
+	if rec != nil {
+		return &ControlPlane{Endpoint: rec.Endpoint()}, nil
+	}
+	return startChild(ctx, o)
+}
+
+// dialCheck reports whether something accepts TCP connections at addr.
+func dialCheck(ctx context.Context, addr string, timeout time.Duration) error {
+	d := net.Dialer{Timeout: timeout}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	return conn.Close()
+}
+
+// AutoListen is the gRPC address of a control plane flowctl starts:
+// 127.0.0.1:8080, the ecosystem's default endpoint, when that is free,
+// else a free loopback port (components are told where by
+// FLOWCTL_ENDPOINT).
+func AutoListen() string {
+	if portFree(DefaultListen) {
+		return DefaultListen
+	}
+	return "127.0.0.1:0"
+}
+
+// startChild runs `flowctl serve` for o.Store in the background and waits
+// until it has recorded itself in state.
+func startChild(ctx context.Context, o EnsureOptions) (*ControlPlane, error) {
+	// 8080 may be taken between the check and serve's bind (another
+	// pipeline's apply): then a free port it is.
+	if listen := AutoListen(); listen == DefaultListen {
+		cp, err := startChildOn(ctx, o, listen)
+		if err == nil || !errors.Is(err, errAddrInUse) {
+			return cp, err
+		}
+	}
+	return startChildOn(ctx, o, "127.0.0.1:0")
+}
+
+// errAddrInUse marks a serve that could not bind its address.
+var errAddrInUse = errors.New("address already in use")
+
+// startChildOn starts `flowctl serve` listening on listen and waits for
+// its record.
+func startChildOn(ctx context.Context, o EnsureOptions, listen string) (*ControlPlane, error) {
+	cmd, logf, err := childCommand(o, listen)
+	if err != nil {
+		return nil, fmt.Errorf("start the control plane: %w", err)
+	}
+	defer logf.Close()
+	logPath := logf.Name()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start the control plane: %w", err)
+	}
+	var waitErr error
+	exited := make(chan struct{})
+	go func() { waitErr = cmd.Wait(); close(exited) }()
+
+	wctx, cancel := context.WithTimeout(ctx, StartTimeout)
+	defer cancel()
+	rec, err := WaitRecord(wctx, o.Store, cmd.Process.Pid, exited)
+	switch {
+	case err == nil:
+		return &ControlPlane{Endpoint: rec.Endpoint(), Started: true}, nil
+	case errors.Is(err, ErrExited):
+		// waitErr was written before exited closed.
+		tail := lastLogLines(logPath, 5)
+		if strings.Contains(tail, "address already in use") {
+			return nil, fmt.Errorf("the control plane could not listen on %s: %w", listen, errAddrInUse)
+		}
+		return nil, fmt.Errorf("the control plane (flowctl serve) exited at start (%v): %s", waitErr, tail)
+	}
+	_ = cmd.Process.Kill()
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return nil, fmt.Errorf("the control plane (flowctl serve) did not start within %s: %s", StartTimeout, lastLogLines(logPath, 5))
+}
+
+// childCommand is `flowctl serve` for o.Store on listen, in a session of
+// its own, its output appended to the log it returns (LogPath), which the
+// caller closes once the child has started.
+func childCommand(o EnsureOptions, listen string) (*exec.Cmd, *os.File, error) {
+	if o.Executable == nil {
+		return nil, nil, errors.New("locate flowctl: no executable given")
+	}
+	exe, err := o.Executable()
+	if err != nil {
+		return nil, nil, fmt.Errorf("locate flowctl: %w", err)
+	}
+	statePath, err := filepath.Abs(o.Store.Path())
+	if err != nil {
+		return nil, nil, err
+	}
+	args := []string{"serve", "--state", statePath, "--listen", listen, "--http", "127.0.0.1:0"}
+	if o.Pipeline != nil && o.Pipeline.Auth != "" {
+		args = append(args, "--auth", o.Pipeline.Auth)
+	}
+	logf, err := os.OpenFile(LogPath(o.Store.Path()), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, nil, err
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Dir = "/"
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	return cmd, logf, nil
+}
+
+// StopIfIdle stops the control plane flowctl runs for store once no
+// component of it is left in state (after a destroy). One that an
+// operator runs in the foreground (`flowctl serve` in a terminal) is
+// stopped too: it serves nothing any more.
+func StopIfIdle(store *state.Store) error {
+	var left int
+	if err := store.View(func(tx *state.Tx) error {
+		recs, err := tx.Components()
+		left = len(recs)
+		return err
+	}); err != nil {
+		return err
+	}
+	if left > 0 {
+		return nil
+	}
+	rec, err := Running(store)
+	if err != nil || rec == nil {
+		return err
+	}
+	if rec.Process.PID == os.Getpid() {
+		return nil // flowctl run serves in this process and stops it itself
+	}
+	if err := procinfo.Signal(rec.Process, syscall.SIGTERM); err != nil {
+		return fmt.Errorf("stop the control plane (pid %d): %w", rec.Process.PID, err)
+	}
+	deadline := time.Now().Add(stopTimeout)
+	for procinfo.Alive(rec.Process) {
+		if time.Now().After(deadline) {
+			_ = procinfo.Signal(rec.Process, syscall.SIGKILL)
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return nil
+}
+
+// TokenSecret is the secret of component tokens for store, beside the
+// state file (created 0600 on first use): the one serve verifies with,
+// and the generation of it state records.
+func TokenSecret(store *state.Store) (*tokens.Secret, uint64, error) {
+	secret, err := tokens.LoadOrCreateSecret(tokens.DefaultSecretPath(store.Path()))
+	if err != nil {
+		return nil, 0, err
+	}
+	var gen uint64
+	if err := store.View(func(tx *state.Tx) error { gen = tx.TokenGeneration(); return nil }); err != nil {
+		return nil, 0, err
+	}
+	return secret, gen, nil
+}
+
+// lastLogLines is the last n lines of a log file, joined for an error
+// message.
+func lastLogLines(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return "no log"
+		}
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+// portFree says whether addr can be listened on now (another process may
+// take it before the caller does).
+func portFree(addr string) bool {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return false
+	}
+	_ = l.Close()
+	return true
+}

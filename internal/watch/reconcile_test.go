@@ -1,0 +1,319 @@
+package watch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flowctl/flowctl/internal/apply"
+	"github.com/flowctl/flowctl/internal/config"
+	"github.com/flowctl/flowctl/internal/plan"
+	"github.com/flowctl/flowctl/internal/providers"
+	"github.com/flowctl/flowctl/internal/providers/providertest"
+	"github.com/flowctl/flowctl/internal/state"
+)
+
+// loop is a reconciler over a real state file and the fake executor, on a
+// clock the test moves: one source "a", applied and running.
+type loop struct {
+	t     *testing.T
+	store *state.Store
+	fake  *providertest.Provider
+	reg   *providers.Registry
+	eng   *apply.Engine
+	clock *fakeClock
+	r     *Reconciler
+	// desired is the pipeline applied.
+	desired *config.Pipeline
+}
+
+// newLoop applies source "a" with the given restart block and sets a
+// reconciler on it, jitter-free.
+func newLoop(t *testing.T, restart string) *loop {
+	t.Helper()
+	store, err := state.Open(filepath.Join(t.TempDir(), "demo.state.db"), "demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := fmt.Sprintf("pipeline \"demo\" {}\nsource \"a\" {\n  command = [\"./a\"]\n%s\n}\n", restart)
+	desired, diags := config.LoadBytes([]byte(src), "pipeline.hcl", config.LoadOptions{Environ: []string{}})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	fake := providertest.New("process")
+	reg := providers.NewRegistry(fake)
+	port := 20000
+	eng := apply.New(apply.Wiring{Store: store, Providers: reg, AllocPort: func() (int, error) { port++; return port, nil }})
+	l := &loop{t: t, store: store, fake: fake, reg: reg, eng: eng, clock: newClock(), desired: desired}
+	l.apply(plan.Options{})
+	l.r = NewReconciler(Options{Store: store, Providers: reg, Engine: eng, Clock: l.clock, Rand: fixedRand(0.5)})
+	fake.ResetCalls()
+	return l
+}
+
+// apply plans the desired pipeline with opts and applies it, as a user's
+// apply would.
+func (l *loop) apply(opts plan.Options) {
+	l.t.Helper()
+	in := plan.Input{Desired: l.desired, Providers: l.reg, Options: opts}
+	if err := l.store.View(func(tx *state.Tx) error {
+		in.Meta = tx.Meta()
+		var err error
+		in.Records, err = tx.Components()
+		return err
+	}); err != nil {
+		l.t.Fatal(err)
+	}
+	p, err := plan.Make(context.Background(), in)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	if _, err := l.eng.Apply(context.Background(), nil, p, l.desired, apply.Options{}); err != nil {
+		l.t.Fatal(err)
+	}
+}
+
+// current is the handle of a's newest object.
+func (l *loop) current() providers.Handle {
+	l.t.Helper()
+	h, ok := l.fake.Current("source.a")
+	if !ok {
+		l.t.Fatal("source.a has no object")
+	}
+	return h
+}
+
+// look runs one pass of the loop and describes what it left: the
+// watcher's phase and attempt, a's status in state, and when the loop
+// looks again, relative to now.
+func (l *loop) look() string {
+	l.t.Helper()
+	next := l.r.reconcile(context.Background())
+	st := l.r.Statuses()["source.a"]
+	rec := l.record()
+	s := fmt.Sprintf("%s %d; %s", st.Phase, st.Attempt, rec.Status)
+	if rec.StatusReason != "" {
+		s += ": " + rec.StatusReason
+	}
+	if rec.LastExitCode != nil {
+		s += fmt.Sprintf(" (exit %d)", *rec.LastExitCode)
+	}
+	if !next.IsZero() {
+		s += "; again in " + next.Sub(l.clock.Now()).String()
+	}
+	return s
+}
+
+func (l *loop) record() *state.Record {
+	l.t.Helper()
+	var rec *state.Record
+	if err := l.store.View(func(tx *state.Tx) error {
+		var err error
+		rec, err = tx.Component("source.a")
+		return err
+	}); err != nil {
+		l.t.Fatal(err)
+	}
+	return rec
+}
+
+// watcherHistory lists the watcher's history rows.
+func (l *loop) watcherHistory() []string {
+	l.t.Helper()
+	var out []string
+	if err := l.store.View(func(tx *state.Tx) error {
+		evs, err := tx.History(0)
+		for _, ev := range evs {
+			if ev.Operation == lockOperation {
+				out = append(out, fmt.Sprintf("%s %s: %s, attempt %d, delay %s", ev.Action, ev.Result, ev.Reason, ev.Attempt, ev.Delay))
+			}
+		}
+		return err
+	}); err != nil {
+		l.t.Fatal(err)
+	}
+	return out
+}
+
+const onFailure = `  restart {
+    policy = "on-failure"
+    backoff {
+      initial = "2s"
+    }
+  }`
+
+func TestReconcilerDecidesByWhatItSeesAndThePolicy(t *testing.T) {
+	tests := []struct {
+		name    string
+		restart string
+		end     func(f *providertest.Provider, h providers.Handle)
+		want    string
+	}{
+		{
+			name:    "a running instance is left running",
+			restart: onFailure,
+			end:     func(*providertest.Provider, providers.Handle) {},
+			want:    "running 0; running",
+		},
+		{
+			name:    "an exit is restarted after the backoff",
+			restart: onFailure,
+			end:     func(f *providertest.Provider, h providers.Handle) { f.Exit(h, 3) },
+			want:    "backoff 1; failed: exited code=3; restart 1 in 2s (exit 3); again in 2s",
+		},
+		{
+			name:    "a kill names the signal and no exit code",
+			restart: onFailure,
+			end:     func(f *providertest.Provider, h providers.Handle) { f.Kill(h, "SIGKILL") },
+			want:    "backoff 1; failed: killed by SIGKILL; restart 1 in 2s; again in 2s",
+		},
+		{
+			name:    "the signal wins over the exit code the executor derived from it",
+			restart: onFailure,
+			end: func(f *providertest.Provider, h providers.Handle) {
+				f.Exit(h, 137)
+				f.Set(h, func(o *providers.Observed) { o.Signal = "SIGKILL" })
+			},
+			want: "backoff 1; failed: killed by SIGKILL; restart 1 in 2s; again in 2s",
+		},
+		{
+			name:    "an object removed behind flowctl's back is an exit",
+			restart: onFailure,
+			end:     func(f *providertest.Provider, h providers.Handle) { f.Remove(h) },
+			want:    "backoff 1; failed: exited code=-1; restart 1 in 2s (exit -1); again in 2s",
+		},
+		{
+			name:    "an exit still being written down is looked at again soon, not counted",
+			restart: onFailure,
+			end: func(f *providertest.Provider, h providers.Handle) {
+				f.Set(h, func(o *providers.Observed) { o.Running, o.ExitPending = false, true })
+			},
+			want: "running 0; running; again in 50ms",
+		},
+		{
+			name:    "a clean exit under on-failure is left as it ended",
+			restart: onFailure,
+			end:     func(f *providertest.Provider, h providers.Handle) { f.Exit(h, 0) },
+			want:    "ended 0; running",
+		},
+		{
+			name:    "policy never leaves a failure as it ended",
+			restart: "  restart {\n    policy = \"never\"\n  }",
+			end:     func(f *providertest.Provider, h providers.Handle) { f.Exit(h, 1) },
+			want:    "ended 0; running",
+		},
+		{
+			name:    "an executor that restarts its own is only observed",
+			restart: onFailure,
+			end: func(f *providertest.Provider, h providers.Handle) {
+				f.SetRestartsItself(true)
+				f.Exit(h, 1)
+			},
+			want: "running 0; running",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newLoop(t, tt.restart)
+			tt.end(l.fake, l.current())
+			if got := l.look(); got != tt.want {
+				t.Fatalf("got  %s\nwant %s", got, tt.want)
+			}
+			if ops := l.fake.Ops(providertest.OpStart, providertest.OpStop); len(ops) != 0 {
+				t.Fatalf("acted before any backoff: %q", ops)
+			}
+			if l.fake.RestartsItself() && len(l.fake.Ops(providertest.OpObserve)) != 0 {
+				t.Fatal("an executor that restarts its own was observed by the watcher")
+			}
+		})
+	}
+}
+
+func TestReconcilerRestartsOnceTheBackoffIsDueAndRecordsTheAttempt(t *testing.T) {
+	l := newLoop(t, onFailure)
+	old := l.record()
+	l.fake.Exit(l.current(), 3)
+	l.look()
+	l.clock.Advance(time.Second)
+	if got := l.look(); got != "backoff 1; failed: exited code=3; restart 1 in 2s (exit 3); again in 1s" {
+		t.Fatalf("before the delay: %s", got)
+	}
+	if ops := l.fake.Ops(providertest.OpStart); len(ops) != 0 {
+		t.Fatalf("restarted before the delay: %q", ops)
+	}
+	l.clock.Advance(time.Second)
+	if got := l.look(); got != "running 1; running" {
+		t.Fatalf("once due: %s", got)
+	}
+	if got, want := l.fake.Ops(providertest.OpStart, providertest.OpStop), []string{"stop source.a", "start source.a"}; !slices.Equal(got, want) {
+		t.Fatalf("calls %q, want %q", got, want)
+	}
+	if rec := l.record(); rec.InstanceID == old.InstanceID || rec.RestartCount != 1 {
+		t.Fatalf("state after the restart: %+v", rec)
+	}
+	if got, want := l.watcherHistory(), []string{"restart ok: exited code=3, attempt 1, delay 2s"}; !slices.Equal(got, want) {
+		t.Fatalf("history %q, want %q", got, want)
+	}
+}
+
+func TestReconcilerCrashloopsWhenRetriesAreSpentAndRecordsItOnce(t *testing.T) {
+	l := newLoop(t, "  restart {\n    policy = \"always\"\n    max_retries = 1\n    backoff {\n      initial = \"0s\"\n    }\n  }")
+	l.fake.Exit(l.current(), 1)
+	if got := l.look(); got != "running 1; running" {
+		t.Fatalf("first exit: %s", got)
+	}
+	l.fake.Exit(l.current(), 1)
+	for range 3 {
+		if got := l.look(); got != "crashloop 1; crashloop: exited code=1 after 1 restarts (exit 1)" {
+			t.Fatalf("second exit: %s", got)
+		}
+	}
+	if got := l.fake.Ops(providertest.OpStart); len(got) != 1 {
+		t.Fatalf("starts %q, want the one restart", got)
+	}
+	want := []string{"restart ok: exited code=1, attempt 1, delay 0s", "crashloop failed: exited code=1, attempt 1, delay "}
+	if got := l.watcherHistory(); !slices.Equal(got, want) {
+		t.Fatalf("history %q, want %q", got, want)
+	}
+}
+
+func TestReconcilerCountsAFailedRestartAsAnAttempt(t *testing.T) {
+	l := newLoop(t, onFailure)
+	l.fake.Exit(l.current(), 3)
+	l.look()
+	l.fake.FailStart("source.a", errors.New("exec: ./a: not found"))
+	l.clock.Advance(2 * time.Second)
+	l.look()
+	if got := l.look(); !strings.HasPrefix(got, "backoff 2;") {
+		t.Fatalf("after the failed restart: %s", got)
+	}
+	if st := l.r.Statuses()["source.a"]; st.Reason != "start failed: start: exec: ./a: not found" {
+		t.Fatalf("reason %q", st.Reason)
+	}
+}
+
+func TestAnApplysNewInstanceEndsTheStreak(t *testing.T) {
+	l := newLoop(t, onFailure)
+	l.fake.Exit(l.current(), 3)
+	if got := l.look(); !strings.HasPrefix(got, "backoff 1;") {
+		t.Fatalf("after the exit: %s", got)
+	}
+	l.apply(plan.Options{}) // plans a restart: the object is not running
+	l.fake.ResetCalls()
+	if got := l.look(); got != "running 0; running" {
+		t.Fatalf("after the apply: %s", got)
+	}
+	l.clock.Advance(time.Minute)
+	l.look()
+	if ops := l.fake.Ops(providertest.OpStart, providertest.OpStop); len(ops) != 0 {
+		t.Fatalf("the watcher still made its pending restart: %q", ops)
+	}
+	if got := l.watcherHistory(); len(got) != 0 {
+		t.Fatalf("watcher history %q", got)
+	}
+}
