@@ -135,7 +135,7 @@ func run(cfg *config) error {
 	var reports []string
 	if cfg.nProcess > 0 {
 		r, err := measure(ctx, cfg, cfg.nProcess, func() (subject, error) { return newFlowctl(ctx, cfg, "process") },
-			func() (subject, error) { return newDirectProcess(ctx, cfg) })
+			func() (subject, error) { return newDirectProcess(cfg) })
 		if err != nil {
 			return fmt.Errorf("process: %w", err)
 		}
@@ -444,7 +444,7 @@ type directProcess struct {
 	cmd   *exec.Cmd
 }
 
-func newDirectProcess(ctx context.Context, cfg *config) (subject, error) {
+func newDirectProcess(cfg *config) (subject, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err

@@ -48,10 +48,10 @@ func newApplyCommand(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
 				if b, err := os.ReadFile(args[0]); err == nil && plan.IsPlanFile(b) {
-					return runApplyPlanFile(g, cmd.Context(), args[0], &sf, &af)
+					return runApplyPlanFile(cmd.Context(), g, args[0], &sf, &af)
 				}
 			}
-			return runApply(g, cmd.Context(), args, &sf, &pf, &af, false)
+			return runApply(cmd.Context(), g, args, &sf, &pf, &af, false)
 		},
 	}
 	sf.add(cmd.Flags(), true)
@@ -74,7 +74,7 @@ func newDestroyCommand(g *globals) *cobra.Command {
 			"when the pipeline file is gone.",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runApply(g, cmd.Context(), args, &sf, &pf, &af, true)
+			return runApply(cmd.Context(), g, args, &sf, &pf, &af, true)
 		},
 	}
 	sf.add(cmd.Flags(), true)
@@ -83,7 +83,7 @@ func newDestroyCommand(g *globals) *cobra.Command {
 	return cmd
 }
 
-func runApply(g *globals, ctx context.Context, args []string, sf *stateFlags, pf *planFlags, af *applyFlags, destroy bool) error {
+func runApply(ctx context.Context, g *globals, args []string, sf *stateFlags, pf *planFlags, af *applyFlags, destroy bool) error {
 	ws, err := openWorkspace(g, args, sf, destroy)
 	if err != nil {
 		return err
@@ -117,7 +117,7 @@ func runApply(g *globals, ctx context.Context, args []string, sf *stateFlags, pf
 		}
 	}
 	fmt.Fprintln(out)
-	return execute(g, ctx, ws, p, ws.pipeline, af, op)
+	return execute(ctx, g, ws, p, ws.pipeline, af, op)
 }
 
 func confirm(g *globals, destroy bool) (bool, error) {
@@ -136,12 +136,12 @@ func confirm(g *globals, destroy bool) (bool, error) {
 	return strings.TrimSpace(line) == "yes", nil
 }
 
-func runApplyPlanFile(g *globals, ctx context.Context, path string, sf *stateFlags, af *applyFlags) error {
+func runApplyPlanFile(ctx context.Context, g *globals, path string, sf *stateFlags, af *applyFlags) error {
 	f, err := plan.ReadFile(path)
 	if err != nil {
 		return err
 	}
-	desired, err := plannedPipeline(g, f, sf.vars)
+	desired, err := f.PlannedPipeline(func(path string) (*config.Pipeline, error) { return loadValidPipeline(g, path, sf.vars) })
 	if err != nil {
 		return err
 	}
@@ -182,46 +182,12 @@ func runApplyPlanFile(g *globals, ctx context.Context, path string, sf *stateFla
 	if f.Plan.Destroy {
 		op = "destroy"
 	}
-	return execute(g, ctx, ws, f.Plan, desired, af, op)
-}
-
-// plannedPipeline is the desired pipeline a saved plan was made for. A plan
-// with sensitive values holds none of them: the pipeline file is loaded
-// again and must give exactly the planned specs.
-func plannedPipeline(g *globals, f *plan.File, vars []config.VarArg) (*config.Pipeline, error) {
-	saved, err := f.DesiredPipeline()
-	if err != nil || saved == nil {
-		return saved, err
-	}
-	desired := saved
-	if f.HasSensitive {
-		if f.PipelineFile == "" {
-			return nil, errors.New("the plan has sensitive values, which plan files never hold, and names no pipeline file to read them from")
-		}
-		desired, err = loadValidPipeline(g, f.PipelineFile, vars)
-		if err != nil {
-			return nil, err
-		}
-	}
-	for _, ch := range f.Plan.Changes {
-		if ch.Action.IsDelete() || ch.SpecHash == "" {
-			continue
-		}
-		c := desired.Component(ch.Address)
-		if c == nil || c.SpecHash() != ch.SpecHash {
-			hint := ""
-			if f.HasSensitive {
-				hint = " (sensitive values come from the pipeline file and its variables: pass the same -var, -var-file and FLOWCTL_VAR_ values as for plan)"
-			}
-			return nil, &plan.StaleError{Reasons: []string{fmt.Sprintf("%s no longer has the planned configuration%s", ch.Address, hint)}}
-		}
-	}
-	return desired, nil
+	return execute(ctx, g, ws, f.Plan, desired, af, op)
 }
 
 // execute runs the plan with Ctrl-C handling: the first interrupt lets
 // in-flight steps finish and starts nothing new; the second aborts.
-func execute(g *globals, ctx context.Context, ws *workspace, p *plan.Plan, desired *config.Pipeline, af *applyFlags, op string) error {
+func execute(ctx context.Context, g *globals, ws *workspace, p *plan.Plan, desired *config.Pipeline, af *applyFlags, op string) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := make(chan struct{})
@@ -248,7 +214,7 @@ func execute(g *globals, ctx context.Context, ws *workspace, p *plan.Plan, desir
 		}
 	}()
 	eng := apply.New(apply.Wiring{Store: ws.store, Providers: ws.providers})
-	if startsComponents(p) {
+	if p.StartsComponents() {
 		var err error
 		if eng, err = connectControlPlane(ctx, g, ws, af.controlPlane); err != nil {
 			return err
@@ -280,18 +246,6 @@ func execute(g *globals, ctx context.Context, ws *workspace, p *plan.Plan, desir
 	}
 	fmt.Fprintln(out, res.Summary(op == "destroy"))
 	return nil
-}
-
-// startsComponents says whether p starts anything (and so needs a control
-// plane first).
-func startsComponents(p *plan.Plan) bool {
-	for _, ch := range p.Changes {
-		switch ch.Action {
-		case plan.Create, plan.Replace, plan.Restart, plan.Adopt:
-			return true
-		}
-	}
-	return false
 }
 
 // connectControlPlane makes sure a control plane listens (see

@@ -2,14 +2,13 @@ package cli
 
 import (
 	"bytes"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-var updateGolden = flag.Bool("update", false, "rewrite golden files under testdata/")
+	"github.com/flowctl/flowctl/internal/testutil/golden"
+)
 
 // result is what one in-process run of flowctl produced.
 type result struct {
@@ -40,19 +39,7 @@ func (r result) wantCode(t *testing.T, code int) {
 // assertGolden compares got with testdata/NAME, rewriting it under -update.
 func assertGolden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *updateGolden {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("output differs from %s (run go test -update to accept)\n--- got\n%s--- want\n%s", path, got, want)
-	}
+	golden.Check(t, filepath.Join("testdata", name), []byte(got))
 }
 
 // example is the path of a pipeline under examples/.

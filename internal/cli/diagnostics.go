@@ -97,47 +97,6 @@ func plural(n int, word string) string {
 	return fmt.Sprintf("%d %ss", n, word)
 }
 
-// jsonDiagnostic is one diagnostic in the shape Terraform's -json output uses.
-type jsonDiagnostic struct {
-	Severity string     `json:"severity"`
-	Summary  string     `json:"summary"`
-	Detail   string     `json:"detail"`
-	Range    *jsonRange `json:"range,omitempty"`
-}
-
-type jsonRange struct {
-	Filename string  `json:"filename"`
-	Start    jsonPos `json:"start"`
-	End      jsonPos `json:"end"`
-}
-
-type jsonPos struct {
-	Line   int `json:"line"`
-	Column int `json:"column"`
-	Byte   int `json:"byte"`
-}
-
-func toJSONDiagnostics(diags hcl.Diagnostics) []jsonDiagnostic {
-	sorted := append(hcl.Diagnostics(nil), diags...)
-	config.SortDiagnostics(sorted)
-	out := make([]jsonDiagnostic, 0, len(sorted))
-	for _, d := range sorted {
-		jd := jsonDiagnostic{Severity: "error", Summary: d.Summary, Detail: d.Detail}
-		if d.Severity == hcl.DiagWarning {
-			jd.Severity = "warning"
-		}
-		if r := d.Subject; r != nil {
-			jd.Range = &jsonRange{
-				Filename: r.Filename,
-				Start:    jsonPos{Line: r.Start.Line, Column: r.Start.Column, Byte: r.Start.Byte},
-				End:      jsonPos{Line: r.End.Line, Column: r.End.Column, Byte: r.End.Byte},
-			}
-		}
-		out = append(out, jd)
-	}
-	return out
-}
-
 // errorDiagnostic turns a plain error into a diagnostic without a position.
 func errorDiagnostic(summary string, err error) *hcl.Diagnostic {
 	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: err.Error()}

@@ -13,10 +13,9 @@ import (
 
 // planFlags are plan's own flags, shared with apply and destroy.
 type planFlags struct {
-	targets   []string
-	replace   []string
-	noRefresh bool
-	refresh   bool
+	targets []string
+	replace []string
+	refresh bool
 }
 
 func (f *planFlags) add(cmd *cobra.Command, withReplace bool) {

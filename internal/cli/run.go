@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -71,11 +70,15 @@ func runDev(g *globals, parent context.Context, args []string, sf *stateFlags, o
 	// unless one already serves this state file.
 	serveCtx, stopServe := context.WithCancel(context.WithoutCancel(parent))
 	defer stopServe()
-	serveDone := make(chan error, 1)
-	endpoint, inProcess, err := startDevServe(serveCtx, ws, serveDone)
+	mode := controlplane.AuthRequired
+	if ws.pipeline != nil && ws.pipeline.Auth != "" {
+		mode = controlplane.AuthMode(ws.pipeline.Auth)
+	}
+	dev, err := serve.StartInProcess(serveCtx, ws.store, mode)
 	if err != nil {
 		return err
 	}
+	endpoint, inProcess, serveDone := dev.Endpoint, dev.InProcess, dev.Done
 	if inProcess {
 		fmt.Fprintf(out, "Control plane listening on %s (log: %s).\n\n", endpoint, serve.LogPath(ws.store.Path()))
 	} else {
@@ -98,7 +101,7 @@ func runDev(g *globals, parent context.Context, args []string, sf *stateFlags, o
 			return nil
 		}
 		fmt.Fprintln(out)
-		return execute(g, context.WithoutCancel(ctx), ws, p, ws.pipeline, af, "apply")
+		return execute(context.WithoutCancel(ctx), g, ws, p, ws.pipeline, af, "apply")
 	}
 	applyErr := applyOnce()
 	if applyErr != nil && !errors.Is(applyErr, errSilent) {
@@ -143,64 +146,13 @@ func runDev(g *globals, parent context.Context, args []string, sf *stateFlags, o
 	}
 	fmt.Fprintln(out, "\nDestroying the pipeline...")
 	dctx := context.WithoutCancel(parent)
-	if err := destroyAll(g, dctx, ws, sf, af); err != nil {
+	if err := destroyAll(dctx, g, ws, af); err != nil {
 		fmt.Fprintf(g.streams.Err, "Error: destroy: %v\n", err)
 		result = errSilent
 	}
 	stopServe()
 	<-serveDone
 	return result
-}
-
-// startDevServe runs serve for ws's state file in this process (with the
-// restart watcher), its log in serve.LogPath, and waits until it listens;
-// when another process already serves the file, it uses that one. done
-// receives serve's end.
-func startDevServe(ctx context.Context, ws *workspace, done chan error) (endpoint string, inProcess bool, err error) {
-	if rec, err := serve.Running(ws.store); err != nil {
-		return "", false, err
-	} else if rec != nil {
-		done <- nil
-		return rec.Endpoint(), false, nil
-	}
-	statePath, err := filepath.Abs(ws.store.Path())
-	if err != nil {
-		return "", false, err
-	}
-	logPath := serve.LogPath(ws.store.Path())
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return "", false, fmt.Errorf("control plane log: %w", err)
-	}
-	mode := controlplane.AuthRequired
-	if ws.pipeline != nil && ws.pipeline.Auth != "" {
-		mode = controlplane.AuthMode(ws.pipeline.Auth)
-	}
-	ready := make(chan serve.Addrs, 1)
-	go func() {
-		err := serve.Run(ctx, serve.Options{
-			StatePath: statePath, Listen: serve.AutoListen(), HTTPListen: "127.0.0.1:0", AuthMode: mode,
-			Logger:        slog.New(slog.NewTextHandler(logf, nil)),
-			Ready:         func(a serve.Addrs) { ready <- a },
-			MemoryLimit:   -1,
-			DockerGateway: true,
-			Watch:         true,
-		})
-		_ = logf.Close()
-		done <- err
-	}()
-	select {
-	case a := <-ready:
-		return serve.DialAddr(a.GRPC), true, nil
-	case err := <-done:
-		done <- err
-		if err == nil {
-			err = errors.New("it stopped at once")
-		}
-		return "", false, fmt.Errorf("start the control plane: %w", err)
-	case <-time.After(serve.StartTimeout):
-		return "", false, fmt.Errorf("start the control plane: not listening after %s (log: %s)", serve.StartTimeout, logPath)
-	}
 }
 
 // followLogs prints every component's log as it comes until ctx ends.
@@ -265,7 +217,7 @@ func watchPipelineFile(ctx context.Context, g *globals, ws *workspace, sf *state
 }
 
 // destroyAll destroys everything the state records.
-func destroyAll(g *globals, ctx context.Context, ws *workspace, sf *stateFlags, af *applyFlags) error {
+func destroyAll(ctx context.Context, g *globals, ws *workspace, af *applyFlags) error {
 	l, err := ws.lock(ctx, g, "destroy", 30*time.Second)
 	if err != nil {
 		return err
@@ -278,5 +230,5 @@ func destroyAll(g *globals, ctx context.Context, ws *workspace, sf *stateFlags, 
 	if !p.HasChanges() {
 		return nil
 	}
-	return execute(g, ctx, ws, p, ws.pipeline, af, "destroy")
+	return execute(ctx, g, ws, p, ws.pipeline, af, "destroy")
 }

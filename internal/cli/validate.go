@@ -11,11 +11,11 @@ import (
 
 // validateReport is `flowctl validate -json` output, shaped like Terraform's.
 type validateReport struct {
-	FormatVersion string           `json:"format_version"`
-	Valid         bool             `json:"valid"`
-	ErrorCount    int              `json:"error_count"`
-	WarningCount  int              `json:"warning_count"`
-	Diagnostics   []jsonDiagnostic `json:"diagnostics"`
+	FormatVersion string                  `json:"format_version"`
+	Valid         bool                    `json:"valid"`
+	ErrorCount    int                     `json:"error_count"`
+	WarningCount  int                     `json:"warning_count"`
+	Diagnostics   []config.JSONDiagnostic `json:"diagnostics"`
 }
 
 func newValidateCommand(g *globals) *cobra.Command {
@@ -57,7 +57,7 @@ func runValidate(g *globals, args []string, vars []config.VarArg, asJSON bool) e
 			Valid:         errs == 0,
 			ErrorCount:    errs,
 			WarningCount:  warns,
-			Diagnostics:   toJSONDiagnostics(diags),
+			Diagnostics:   config.JSONDiagnostics(diags),
 		}
 		if err := writeJSON(g.streams.Out, report); err != nil {
 			return err

@@ -398,14 +398,14 @@ func (l *hclLoader) checkValidations() {
 				continue
 			}
 			l.diags = append(l.diags, errorf(cond.Expr.Range(), "Invalid value for variable",
-				"variable %q: %s", v.name, l.validationMessage(v, msg, ctx)))
+				"variable %q: %s", v.name, l.validationMessage(msg, ctx)))
 		}
 	}
 }
 
 // validationMessage evaluates a validation's error_message; one that depends
 // on a sensitive value is not shown.
-func (l *hclLoader) validationMessage(v *hclVar, msg *hcl.Attribute, ctx *hcl.EvalContext) string {
+func (l *hclLoader) validationMessage(msg *hcl.Attribute, ctx *hcl.EvalContext) string {
 	const fallback = "the value does not satisfy the validation rule"
 	val, diags := evalExpr(msg.Expr, ctx)
 	hideSensitiveDetails(diags, msg.Expr, ctx)

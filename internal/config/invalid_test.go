@@ -1,26 +1,13 @@
 package config
 
 import (
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/flowctl/flowctl/internal/testutil/golden"
 )
-
-// The -update flag rewrites golden files. Other test files of the package
-// may declare it too; package variables are initialised before init runs, so
-// this declares it only when none has.
-func init() {
-	if flag.Lookup("update") == nil {
-		flag.Bool("update", false, "rewrite golden files under testdata/")
-	}
-}
-
-func updatingGoldens() bool {
-	f := flag.Lookup("update")
-	return f != nil && f.Value.String() == "true"
-}
 
 // TestInvalidFilesMatchGoldenDiagnostics loads every pipeline file in
 // testdata/invalid (YAML and HCL alike) and compares what the user would be
@@ -49,20 +36,7 @@ func TestInvalidFilesMatchGoldenDiagnostics(t *testing.T) {
 				t.Errorf("%s loads without error:\n%s", name, FormatDiagnostics(diags))
 			}
 			got := FormatDiagnostics(diags)
-			golden := path + ".golden"
-			if updatingGoldens() {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -run TestInvalidFilesMatchGoldenDiagnostics -update)", err)
-			}
-			if got != string(want) {
-				t.Errorf("diagnostics differ from %s (run with -update to accept)\n--- got\n%s--- want\n%s", golden, got, want)
-			}
+			golden.Check(t, path+".golden", []byte(got))
 		})
 	}
 	if n == 0 {

@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/flowctl/flowctl/internal/testutil/golden"
 	"github.com/hashicorp/hcl/v2"
 )
 
@@ -840,20 +840,7 @@ func TestYAMLFilesMatchGoldenCanonicalJSON(t *testing.T) {
 				t.Fatal(err)
 			}
 			buf.WriteByte('\n')
-			golden := strings.TrimSuffix(path, ".yaml") + ".json"
-			if updatingGoldens() {
-				if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if buf.String() != string(want) {
-				t.Errorf("%s differs from %s (run with -update to accept):\n%s", path, golden, buf.String())
-			}
+			golden.Check(t, strings.TrimSuffix(path, ".yaml")+".json", buf.Bytes())
 		})
 	}
 }

@@ -51,12 +51,6 @@ func (f *fakeInventory) restart(in Instance, marker Line) {
 	f.putLocked(in)
 }
 
-func (f *fakeInventory) remove(addr string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.insts = slices.DeleteFunc(f.insts, func(x Instance) bool { return x.Address == addr })
-}
-
 func (f *fakeInventory) event(m Line) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

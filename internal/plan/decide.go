@@ -25,8 +25,8 @@ func Decide(in Input, r Reality) (*Plan, error) {
 	changes := d.desiredChanges(unrecorded)
 	changes = append(changes, d.deletes()...)
 	changes = append(changes, d.orphans(unrecorded)...)
-	changes = filterTargets(changes, in, d.records)
-	ordered, err := order(changes, in.Desired)
+	changes = filterTargets(changes, in)
+	ordered, err := order(changes)
 	if err != nil {
 		return nil, err
 	}

@@ -288,3 +288,37 @@ func realityDiff(then, now []Seen) []string {
 }
 
 func describeSeen(s Seen) string { return s.Provider + " object " + s.Fingerprint }
+
+// PlannedPipeline is the desired pipeline the plan was made for. A plan with
+// sensitive values holds none of them: load reads the pipeline file again,
+// which must give exactly the planned specs (else a *StaleError).
+func (f *File) PlannedPipeline(load func(path string) (*config.Pipeline, error)) (*config.Pipeline, error) {
+	saved, err := f.DesiredPipeline()
+	if err != nil || saved == nil {
+		return saved, err
+	}
+	desired := saved
+	if f.HasSensitive {
+		if f.PipelineFile == "" {
+			return nil, errors.New("the plan has sensitive values, which plan files never hold, and names no pipeline file to read them from")
+		}
+		desired, err = load(f.PipelineFile)
+		if err != nil {
+			return nil, err
+		}
+	}
+	for _, ch := range f.Plan.Changes {
+		if ch.Action.IsDelete() || ch.SpecHash == "" {
+			continue
+		}
+		c := desired.Component(ch.Address)
+		if c == nil || c.SpecHash() != ch.SpecHash {
+			hint := ""
+			if f.HasSensitive {
+				hint = " (sensitive values come from the pipeline file and its variables: pass the same -var, -var-file and FLOWCTL_VAR_ values as for plan)"
+			}
+			return nil, &StaleError{Reasons: []string{fmt.Sprintf("%s no longer has the planned configuration%s", ch.Address, hint)}}
+		}
+	}
+	return desired, nil
+}

@@ -157,7 +157,7 @@ func Make(ctx context.Context, in Input) (*Plan, error) {
 
 // filterTargets keeps the changes -target asks for: the targets and what
 // they depend on (for destroy: the targets and what depends on them).
-func filterTargets(changes []*Change, in Input, records map[string]*state.Record) []*Change {
+func filterTargets(changes []*Change, in Input) []*Change {
 	if len(in.Options.Targets) == 0 {
 		return changes
 	}
@@ -196,7 +196,7 @@ func filterTargets(changes []*Change, in Input, records map[string]*state.Record
 // order puts deletes (orphans first, then recorded ones in reverse
 // topological order of the recorded graph) before every other change in
 // topological order of the desired graph.
-func order(changes []*Change, desired *config.Pipeline) ([]*Change, error) {
+func order(changes []*Change) ([]*Change, error) {
 	var orphans, deletes, rest []*Change
 	for _, ch := range changes {
 		switch ch.Action {
@@ -272,4 +272,16 @@ func (p *Plan) String() string {
 		b.WriteString(")\n")
 	}
 	return b.String()
+}
+
+// StartsComponents says whether p starts anything (and so needs a control
+// plane first).
+func (p *Plan) StartsComponents() bool {
+	for _, ch := range p.Changes {
+		switch ch.Action {
+		case Create, Replace, Restart, Adopt:
+			return true
+		}
+	}
+	return false
 }

@@ -3,8 +3,6 @@ package plan
 import (
 	"context"
 	"encoding/json"
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,9 +12,8 @@ import (
 	"github.com/flowctl/flowctl/internal/providers"
 	"github.com/flowctl/flowctl/internal/providers/providertest"
 	"github.com/flowctl/flowctl/internal/state"
+	"github.com/flowctl/flowctl/internal/testutil/golden"
 )
-
-var updateGolden = flag.Bool("update-plan", false, "rewrite the plan golden files")
 
 // newFake is the executor the plan tests observe: Make only asks it
 // (Observe, List); the e2e tests run the real executors.
@@ -251,19 +248,7 @@ func TestRenderedPlanMatchesGolden(t *testing.T) {
 	if strings.Contains(out.String(), "hunter") {
 		t.Fatalf("a sensitive value was rendered:\n%s", out.String())
 	}
-	golden := filepath.Join("testdata", "render.golden")
-	if *updateGolden {
-		if err := os.WriteFile(golden, []byte(out.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out.String() != string(want) {
-		t.Fatalf("rendered plan:\n%s\nwant:\n%s", out.String(), want)
-	}
+	golden.Check(t, filepath.Join("testdata", "render.golden"), []byte(out.String()))
 }
 
 func TestPlanFileRoundTripsAndDetectsTampering(t *testing.T) {

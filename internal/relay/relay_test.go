@@ -70,7 +70,6 @@ func (s *testSource) SaveState(_ context.Context, req *flowctlv1.SaveStateReques
 
 type testProcessor struct {
 	flowctlv1.UnimplementedProcessorServiceServer
-	seen sync.Map
 }
 
 func (p *testProcessor) Process(stream grpc.BidiStreamingServer[flowctlv1.Event, flowctlv1.Event]) error {

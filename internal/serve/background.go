@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -46,8 +47,8 @@ type background struct {
 	env atomic.Pointer[env]
 }
 
-func newBackground(watch bool) *background {
-	b := &background{watch: watch}
+func newBackground(watcher bool) *background {
+	b := &background{watch: watcher}
 	b.relay = relay.New(relay.Options{Topology: b.topology})
 	return b
 }
@@ -128,6 +129,10 @@ func dataPlaneInstances(regs []controlplane.Registration) map[string]bool {
 	return out
 }
 
+// relayHostWait bounds how long the relay's topology waits for an
+// executor to say where a component listens.
+const relayHostWait = 2 * time.Second
+
 // relayNode is rec as the relay reaches it; false when it runs no data
 // port.
 func relayNode(ctx context.Context, reg *providers.Registry, rec *state.Record) (relay.Node, bool) {
@@ -142,9 +147,13 @@ func relayNode(ctx context.Context, reg *providers.Registry, rec *state.Record) 
 	host := "127.0.0.1"
 	if p, err := reg.Get(rec.Provider); err == nil {
 		if hr, ok := p.(providers.HealthHostResolver); ok {
-			if h, err := hr.HealthHost(ctx, rec.Handle); err == nil && h != "" {
+			// Bounded: an executor may wait for its object to turn healthy
+			// (Nomad), and the relay asks again at its next look.
+			hctx, cancel := context.WithTimeout(ctx, relayHostWait)
+			if h, err := hr.HealthHost(hctx, rec.Handle); err == nil && h != "" {
 				host = h
 			}
+			cancel()
 		}
 	}
 	kind := relay.Sink

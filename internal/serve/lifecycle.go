@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/flowctl/flowctl/internal/config"
+	"github.com/flowctl/flowctl/internal/controlplane"
 	"github.com/flowctl/flowctl/internal/procinfo"
 	"github.com/flowctl/flowctl/internal/state"
 	"github.com/flowctl/flowctl/internal/tokens"
@@ -274,4 +276,63 @@ func portFree(addr string) bool {
 	}
 	_ = l.Close()
 	return true
+}
+
+// InProcess is a control plane StartInProcess started, or found.
+type InProcess struct {
+	// Endpoint is where components reach it (host:port).
+	Endpoint string
+	// InProcess is false when another process already served the state
+	// file and that one is used.
+	InProcess bool
+	// Done receives Run's end (nil at once for another process's).
+	Done <-chan error
+}
+
+// StartInProcess runs the control plane of store's state file in this
+// process, with the restart watcher, logging to LogPath, and returns once
+// it listens; it ends with ctx. When another process already serves the
+// file, that one is used. This is `flowctl run`'s control plane.
+func StartInProcess(ctx context.Context, store *state.Store, mode controlplane.AuthMode) (*InProcess, error) {
+	done := make(chan error, 1)
+	if rec, err := Running(store); err != nil {
+		return nil, err
+	} else if rec != nil {
+		done <- nil
+		return &InProcess{Endpoint: rec.Endpoint(), Done: done}, nil
+	}
+	statePath, err := filepath.Abs(store.Path())
+	if err != nil {
+		return nil, err
+	}
+	logPath := LogPath(store.Path())
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("control plane log: %w", err)
+	}
+	ready := make(chan Addrs, 1)
+	go func() {
+		err := Run(ctx, Options{
+			StatePath: statePath, Listen: AutoListen(), HTTPListen: "127.0.0.1:0", AuthMode: mode,
+			Logger:        slog.New(slog.NewTextHandler(logf, nil)),
+			Ready:         func(a Addrs) { ready <- a },
+			MemoryLimit:   -1,
+			DockerGateway: true,
+			Watch:         true,
+		})
+		_ = logf.Close()
+		done <- err
+	}()
+	select {
+	case a := <-ready:
+		return &InProcess{Endpoint: DialAddr(a.GRPC), InProcess: true, Done: done}, nil
+	case err := <-done:
+		done <- err
+		if err == nil {
+			err = errors.New("it stopped at once")
+		}
+		return nil, fmt.Errorf("start the control plane: %w", err)
+	case <-time.After(StartTimeout):
+		return nil, fmt.Errorf("start the control plane: not listening after %s (log: %s)", StartTimeout, logPath)
+	}
 }

@@ -600,12 +600,6 @@ func ComponentOf(rec *state.Record) (*config.Component, error) {
 	return &c, nil
 }
 
-func pipelineOf(store *state.Store) string {
-	var name string
-	_ = store.View(func(tx *state.Tx) error { name = tx.Meta().Pipeline; return nil })
-	return name
-}
-
 func mustProvider(reg *providers.Registry, name string) providers.Provider {
 	p, _ := reg.Get(name)
 	return p

@@ -1,10 +1,7 @@
 package nomad
 
 import (
-	"bytes"
 	"encoding/json"
-	"flag"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -14,9 +11,8 @@ import (
 	"github.com/flowctl/flowctl/internal/config"
 	"github.com/flowctl/flowctl/internal/providers"
 	"github.com/flowctl/flowctl/internal/providers/nomad/nomadtest"
+	"github.com/flowctl/flowctl/internal/testutil/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 // goldenPipeline has one component per translation the golden files pin.
 const goldenPipeline = `
@@ -141,21 +137,7 @@ func TestJobsMatchGoldenFiles(t *testing.T) {
 			}
 			got := jobJSON(t, job)
 			path := filepath.Join("testdata", "jobs", spec.Component.ID+".json")
-			if *update {
-				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to write it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("job differs from %s (go test -update rewrites it)\n--- got\n%s", path, got)
-			}
+			golden.Check(t, path, got)
 		})
 	}
 }

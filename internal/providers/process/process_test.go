@@ -711,14 +711,14 @@ func TestComponentOutlivesItsStarter(t *testing.T) {
 		t.Fatalf("observed = %+v", o)
 	}
 	self, _ := procinfo.ReadStat(os.Getpid())
-	shim, err := procinfo.ReadStat(hd.Shim.PID)
+	shimStat, err := procinfo.ReadStat(hd.Shim.PID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if shim.SID == self.SID || shim.SID != hd.Shim.PID {
-		t.Fatalf("shim session %d, test session %d", shim.SID, self.SID)
+	if shimStat.SID == self.SID || shimStat.SID != hd.Shim.PID {
+		t.Fatalf("shim session %d, test session %d", shimStat.SID, self.SID)
 	}
-	if shim.PPID == cmd.Process.Pid {
+	if shimStat.PPID == cmd.Process.Pid {
 		t.Fatalf("shim still a child of the exited starter")
 	}
 	f.stop(h, 5*time.Second)

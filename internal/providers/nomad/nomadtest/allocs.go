@@ -51,12 +51,12 @@ func terminal(client string) bool {
 	return false
 }
 
-// allocsOf lists the job's allocations, oldest first: those of this
-// registration of the job only, unless all.
-func (e *Emulator) allocsOf(j *job, all bool) []*alloc {
+// allocsOf lists the allocations of this registration of the job, oldest
+// first.
+func (e *Emulator) allocsOf(j *job) []*alloc {
 	var out []*alloc
 	for _, a := range e.allocs {
-		if a.jobID == j.id() && a.namespace == j.namespace && (all || a.jobCreateIndex == j.createIndex) {
+		if a.jobID == j.id() && a.namespace == j.namespace && a.jobCreateIndex == j.createIndex {
 			out = append(out, a)
 		}
 	}
@@ -420,7 +420,7 @@ func (e *Emulator) Allocations(jobID string) []*api.AllocationListStub {
 		return nil
 	}
 	var out []*api.AllocationListStub
-	for _, a := range e.allocsOf(j, false) {
+	for _, a := range e.allocsOf(j) {
 		out = append(out, e.stub(a))
 	}
 	return out
@@ -436,7 +436,7 @@ func (e *Emulator) WriteLog(jobID, stream, text string) error {
 	if j == nil {
 		return fmt.Errorf("nomadtest: no job %s", jobID)
 	}
-	as := e.allocsOf(j, false)
+	as := e.allocsOf(j)
 	if len(as) == 0 {
 		return fmt.Errorf("nomadtest: job %s has no allocation", jobID)
 	}

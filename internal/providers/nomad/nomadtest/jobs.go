@@ -49,7 +49,7 @@ func (e *Emulator) view(j *job) *api.Job {
 // while one is still to run, dead once everything is over.
 func (e *Emulator) status(j *job) string {
 	var running, pending bool
-	for _, a := range e.allocsOf(j, false) {
+	for _, a := range e.allocsOf(j) {
 		switch {
 		case a.client == api.AllocClientStatusRunning && a.desired == api.AllocDesiredStatusRun:
 			running = true
@@ -152,7 +152,7 @@ func (e *Emulator) registerLocked(ns string, spec *api.Job, enforce bool, index 
 	if cur != nil {
 		// A new version of the same job: its allocations are replaced.
 		j.createIndex, j.version = cur.createIndex, cur.version+1
-		for _, a := range e.allocsOf(cur, false) {
+		for _, a := range e.allocsOf(cur) {
 			e.stopAlloc(a, now, "alloc is being updated due to job update")
 		}
 	}
@@ -239,7 +239,7 @@ func (e *Emulator) summary(j *job) *api.JobSummary {
 	for _, g := range j.spec.TaskGroups {
 		s.Summary[*g.Name] = api.TaskGroupSummary{}
 	}
-	for _, a := range e.allocsOf(j, false) {
+	for _, a := range e.allocsOf(j) {
 		g := s.Summary[a.group]
 		switch a.client {
 		case api.AllocClientStatusPending:
@@ -280,7 +280,7 @@ func (e *Emulator) deregisterLocked(ns, id string, purge bool) (*api.JobDeregist
 		return nil, false
 	}
 	e.index++
-	for _, a := range e.allocsOf(j, false) {
+	for _, a := range e.allocsOf(j) {
 		e.stopAlloc(a, now, "alloc is being stopped because the job is stopped")
 	}
 	if purge {
@@ -380,7 +380,7 @@ func (e *Emulator) CrashLoop(id string, exitCode int) {
 			continue
 		}
 		j.crashLoop = &exitCode
-		for _, a := range e.allocsOf(j, false) {
+		for _, a := range e.allocsOf(j) {
 			if a.running() {
 				a.exitAt, a.exitCode = now.Add(e.opts.CrashAfter), exitCode
 			}
@@ -412,7 +412,7 @@ func (e *Emulator) Crash(id string, exitCode int) error {
 		return fmt.Errorf("nomadtest: no job %s", id)
 	}
 	n := 0
-	for _, a := range e.allocsOf(j, false) {
+	for _, a := range e.allocsOf(j) {
 		if a.running() {
 			a.exitAt, a.exitCode = now, exitCode
 			n++
