@@ -31,7 +31,7 @@ var (
 	pipelineSchema = &hcl.BodySchema{
 		Attributes: attrSchemas("executor", "description", "namespace", "labels", "annotations", "config", "component_registry",
 			"trusted_registries", "require_digest", "control_plane", "auth"),
-		Blocks: []hcl.BlockHeaderSchema{{Type: "nomad"}},
+		Blocks: []hcl.BlockHeaderSchema{{Type: "nomad"}, {Type: "kubernetes"}},
 	}
 	componentSchema = &hcl.BodySchema{
 		Attributes: attrSchemas("executor", "type", "image", "command", "args", "env", "config", "inputs", "depends_on",
@@ -176,6 +176,15 @@ func (l *hclLoader) decodePipeline(p *Pipeline, b *hcl.Block) {
 	}
 	if nb := l.single(o, nomads); nb != nil {
 		l.decodeNomad(o, p, nb)
+	}
+	var k8s []*hcl.Block
+	for _, blk := range content.Blocks {
+		if blk.Type == "kubernetes" {
+			k8s = append(k8s, blk)
+		}
+	}
+	if kb := l.single(o, k8s); kb != nil {
+		l.decodeKubernetes(o, p, kb)
 	}
 }
 

@@ -978,7 +978,7 @@ func TestHCLWrongAttributeTypes(t *testing.T) {
     log-level = "debug"
     log_level = "info"
   }`, `test.hcl:6:17: error: Duplicate config key: source.a: config keys log-level and log_level both become the environment variable LOG_LEVEL`},
-		{`executor = 5 == 5`, `test.hcl:4:14: error: Unknown executor: source.a: executor "true" is not one of process, docker, nomad`},
+		{`executor = 5 == 5`, `test.hcl:4:14: error: Unknown executor: source.a: executor "true" is not one of process, docker, nomad, kubernetes`},
 		{`imagee = "x"`, `test.hcl:4:3: error: Unsupported argument: An argument named "imagee" is not expected here. Did you mean "image"?`},
 		{`healthcheck {}`, `test.hcl:4:3: error: Unsupported block type: Blocks of type "healthcheck" are not expected here.`},
 	}

@@ -39,7 +39,7 @@ func ValidKind(s string) bool {
 }
 
 // Executors names every executor a component may use.
-var Executors = []string{"process", "docker", "nomad"}
+var Executors = []string{"process", "docker", "nomad", ExecutorKubernetes}
 
 // DefaultExecutor is the executor of a pipeline that names none: local
 // processes need nothing installed.
@@ -125,6 +125,9 @@ type Pipeline struct {
 	// Nomad's own environment and defaults). Its token is never part of
 	// the canonical form.
 	Nomad *Nomad `json:"nomad,omitempty"`
+	// Kubernetes is the kubernetes block: the cluster and namespace the
+	// kubernetes executor uses (nil: KUBECONFIG and a namespace per pipeline).
+	Kubernetes *Kubernetes `json:"kubernetes,omitempty"`
 	// Components in canonical order: by kind, then by ID.
 	Components []*Component `json:"components"`
 
@@ -216,7 +219,9 @@ func (c *Component) PullPolicy() string {
 
 // RunsImage reports whether the component's executor runs container images
 // (docker, nomad), to which image, image_id and pull apply.
-func (c *Component) RunsImage() bool { return c.Executor == "docker" || c.Executor == "nomad" }
+func (c *Component) RunsImage() bool {
+	return c.Executor == "docker" || c.Executor == "nomad" || c.Executor == ExecutorKubernetes
+}
 
 // Address is the component's address, KIND.ID.
 func (c *Component) Address() string { return Address(c.Kind, c.ID) }

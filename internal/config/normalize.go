@@ -16,6 +16,7 @@ func normalize(p *Pipeline) {
 	if p.Executor == "" {
 		p.Executor = DefaultExecutor
 	}
+	p.Executor = canonicalExecutor(p.Executor)
 	if p.ComponentRegistry == "" {
 		p.ComponentRegistry = DefaultComponentRegistry
 	}
@@ -29,6 +30,7 @@ func normalize(p *Pipeline) {
 	}
 	p.TrustedRegistries = sortedUnique(trusted)
 	normalizeNomad(p)
+	normalizeKubernetes(p)
 	for _, c := range p.Components {
 		normalizeComponent(p, c)
 	}
@@ -67,6 +69,7 @@ func normalizeImage(p *Pipeline, c *Component) {
 	if c.Executor == "" {
 		c.Executor = p.Executor
 	}
+	c.Executor = canonicalExecutor(c.Executor)
 	if c.Image == "" && len(c.Command) == 0 {
 		if name, version, ok := strings.Cut(c.Type, "@"); ok && name != "" && version != "" {
 			c.Image = p.ComponentRegistry + "/" + name + ":" + version

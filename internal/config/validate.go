@@ -55,10 +55,12 @@ func Validate(p *Pipeline) hcl.Diagnostics {
 		}
 	}
 	diags = append(diags, validateNomad(p)...)
+	diags = append(diags, validateKubernetes(p)...)
 	for _, c := range p.Components {
 		diags = append(diags, validateComponent(p, c, byAddr)...)
 		diags = append(diags, validateImage(p, c)...)
 		diags = append(diags, validateNomadComponent(c)...)
+		diags = append(diags, validateKubernetesComponent(c)...)
 	}
 	diags = append(diags, validateHostPorts(p)...)
 

@@ -65,6 +65,12 @@ func writeHCLPipeline(body *hclwrite.Body, p *Pipeline) {
 		setString(nb, "namespace", n.Namespace)
 		setStringList(nb, "datacenters", n.Datacenters)
 	}
+	if k := p.Kubernetes; k != nil {
+		kb := b.AppendNewBlock("kubernetes", nil).Body()
+		for _, f := range k8sFields(k) {
+			setString(kb, f.key, *f.dst)
+		}
+	}
 }
 
 func writeHCLComponent(body *hclwrite.Body, p *Pipeline, c *Component, secrets *sensitiveVars) {

@@ -44,6 +44,13 @@ func WriteYAML(p *Pipeline) []byte {
 		nm.strList("datacenters", n.Datacenters)
 		spec.set("nomad", nm.node)
 	}
+	if k := p.Kubernetes; k != nil {
+		km := newMap()
+		for _, f := range k8sFields(k) {
+			km.strOpt(f.key, *f.dst)
+		}
+		spec.set("kubernetes", km.node)
+	}
 	ids := idsByAddress(p)
 	for _, kind := range Kinds {
 		var list []*yaml.Node

@@ -35,7 +35,7 @@ const (
 var (
 	ylTopKeys       = []string{"apiVersion", "kind", "metadata", "spec"}
 	ylMetadataKeys  = []string{"name", "namespace", "labels", "annotations", "description"}
-	ylSpecKeys      = []string{"description", "driver", "executor", "sources", "processors", "sinks", "config", "component_registry", "trusted_registries", "require_digest", "nomad", "control_plane", "auth"}
+	ylSpecKeys      = []string{"description", "driver", "executor", "sources", "processors", "sinks", "config", "component_registry", "trusted_registries", "require_digest", "nomad", "kubernetes", "control_plane", "auth"}
 	ylComponentKeys = []string{
 		"id", "type", "config", "image", "command", "args", "env", "inputs", "depends_on",
 		"health_port", "health_check", "health_endpoint", "replicas", "register", "volumes", "restart_policy",
@@ -224,6 +224,9 @@ func (l *yamlLoader) spec(p *Pipeline, m *yaml.Node) {
 	}
 	if e, ok := es["nomad"]; ok {
 		l.nomad(p, e)
+	}
+	if e, ok := es["kubernetes"]; ok {
+		l.kubernetes(p, e)
 	}
 	if e, ok := es["control_plane"]; ok {
 		p.ControlPlane, _ = l.str(e.v, "", "spec.control_plane")

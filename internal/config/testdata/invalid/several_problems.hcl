@@ -1,5 +1,5 @@
 pipeline "ttp" {
-  executor = "kubernetes"
+  executor = "swarm"
 }
 
 variable "replicas" {
