@@ -31,12 +31,12 @@ var (
 	pipelineSchema = &hcl.BodySchema{
 		Attributes: attrSchemas("executor", "description", "namespace", "labels", "annotations", "config", "component_registry",
 			"trusted_registries", "require_digest", "control_plane", "auth"),
-		Blocks: []hcl.BlockHeaderSchema{{Type: "nomad"}, {Type: "kubernetes"}},
+		Blocks: []hcl.BlockHeaderSchema{{Type: "nomad"}, {Type: "kubernetes"}, {Type: "image_policy"}},
 	}
 	componentSchema = &hcl.BodySchema{
 		Attributes: attrSchemas("executor", "type", "image", "command", "args", "env", "config", "inputs", "depends_on",
 			"replicas", "stop_timeout", "secrets", "input_event_types", "output_event_types", "image_id", "pull", "register"),
-		Blocks: []hcl.BlockHeaderSchema{{Type: "health"}, {Type: "restart"}, {Type: "resources"}, {Type: "port"}, {Type: "volume"}},
+		Blocks: []hcl.BlockHeaderSchema{{Type: "health"}, {Type: "restart"}, {Type: "resources"}, {Type: "port"}, {Type: "volume"}, {Type: "image_policy"}},
 	}
 	healthSchema = &hcl.BodySchema{
 		Attributes: attrSchemas("http", "tcp", "exec", "port", "interval", "timeout", "start_period",
@@ -186,6 +186,7 @@ func (l *hclLoader) decodePipeline(p *Pipeline, b *hcl.Block) {
 	if kb := l.single(o, k8s); kb != nil {
 		l.decodeKubernetes(o, p, kb)
 	}
+	p.ImagePolicy = l.imagePolicyBlock(o, content.Blocks)
 }
 
 func (l *hclLoader) decodeComponent(b *hcl.Block) *Component {
@@ -236,6 +237,7 @@ func (l *hclLoader) decodeComponent(b *hcl.Block) *Component {
 	for i, vb := range blocks["volume"] {
 		c.Volumes = append(c.Volumes, l.decodeVolume(o, i, vb))
 	}
+	c.ImagePolicy = l.imagePolicyBlock(o, content.Blocks)
 	return c
 }
 

@@ -14,7 +14,7 @@ const ExecutorKubernetes = "kubernetes"
 
 // executorAliases maps the other words files use for an executor to its
 // name.
-var executorAliases = map[string]string{"k8s": ExecutorKubernetes}
+var executorAliases = map[string]string{"k8s": ExecutorKubernetes, "local": "process", "container": "docker"}
 
 // canonicalExecutor is the executor name an executor word means.
 func canonicalExecutor(s string) string {

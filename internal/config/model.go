@@ -121,6 +121,9 @@ type Pipeline struct {
 	// Auth is its token mode, "required" (default) or "permissive".
 	ControlPlane string `json:"control_plane,omitempty"`
 	Auth         string `json:"auth,omitempty"`
+	// ImagePolicy is the pipeline's image_policy block: the signature
+	// images must carry (components without their own take it).
+	ImagePolicy *ImagePolicy `json:"image_policy,omitempty"`
 	// Nomad is the nomad block: the cluster the nomad executor uses (nil:
 	// Nomad's own environment and defaults). Its token is never part of
 	// the canonical form.
@@ -165,9 +168,19 @@ type Component struct {
 	// Pull is the image pull policy of docker and nomad components:
 	// PullAlways or PullNever. Empty means PullMissing, the default, so that
 	// leaving it out and stating it hash the same (see PullPolicy).
-	Pull    string   `json:"pull,omitempty"`
-	Command []string `json:"command,omitempty"`
-	Args    []string `json:"args,omitempty"`
+	Pull string `json:"pull,omitempty"`
+	// ImagePolicy is the signature the image must carry (image_policy,
+	// the pipeline's when the component states none).
+	ImagePolicy *ImagePolicy `json:"image_policy,omitempty"`
+	// ImageDigest is the digest the image resolved to when the plan was
+	// made, and ImageSignedBy the fingerprint of the key its signature was
+	// verified with. Neither is written in a file: the executor fills them
+	// in (providers.ImageResolver), so that the spec hash names the image
+	// itself and a moved tag is a change plan shows.
+	ImageDigest   string   `json:"image_digest,omitempty"`
+	ImageSignedBy string   `json:"image_signed_by,omitempty"`
+	Command       []string `json:"command,omitempty"`
+	Args          []string `json:"args,omitempty"`
 	// Env holds the user's environment, with registry-style config merged in
 	// as upper-cased keys. Injected variables (docs/compat.md) are not part
 	// of it.
@@ -218,9 +231,10 @@ func (c *Component) PullPolicy() string {
 }
 
 // RunsImage reports whether the component's executor runs container images
-// (docker, nomad), to which image, image_id and pull apply.
+// (docker, nomad, kubernetes, and process when it names only an image),
+// to which image, image_id and pull apply.
 func (c *Component) RunsImage() bool {
-	return c.Executor == "docker" || c.Executor == "nomad" || c.Executor == ExecutorKubernetes
+	return c.Executor == "docker" || c.Executor == "nomad" || c.Executor == ExecutorKubernetes || c.RunsImageAsProcess()
 }
 
 // Address is the component's address, KIND.ID.

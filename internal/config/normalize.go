@@ -40,6 +40,7 @@ func normalize(p *Pipeline) {
 // normalizeComponent fills in one component's defaults, one part at a time.
 func normalizeComponent(p *Pipeline, c *Component) {
 	normalizeImage(p, c)
+	normalizeImagePolicy(p, c)
 	c.Inputs = sortedUnique(c.Inputs)
 	c.DependsOn = sortedUnique(c.DependsOn)
 	normalizePorts(c.Ports)

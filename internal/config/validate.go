@@ -59,6 +59,7 @@ func Validate(p *Pipeline) hcl.Diagnostics {
 	for _, c := range p.Components {
 		diags = append(diags, validateComponent(p, c, byAddr)...)
 		diags = append(diags, validateImage(p, c)...)
+		diags = append(diags, validateImagePolicy(c)...)
 		diags = append(diags, validateNomadComponent(c)...)
 		diags = append(diags, validateKubernetesComponent(c)...)
 	}
@@ -140,8 +141,6 @@ func (v *componentCheck) runnable(p *Pipeline) {
 		// entrypoint, as real flowctl/v1 files do; a local process has no
 		// image, so there both is a mistake.
 		v.add("command", "Both image and command", "the process executor runs command on this machine and cannot use image; remove one (or set executor = \"docker\" to run command inside the image)")
-	case c.Executor == "process" && len(c.Command) == 0:
-		v.add("image", "Image on the process executor", "the process executor runs a command, and this component names only an image; set executor = \"docker\" (or \"nomad\") or give a command")
 	}
 }
 

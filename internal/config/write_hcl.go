@@ -71,6 +71,7 @@ func writeHCLPipeline(body *hclwrite.Body, p *Pipeline) {
 			setString(kb, f.key, *f.dst)
 		}
 	}
+	writeHCLImagePolicy(b, p.ImagePolicy)
 }
 
 func writeHCLComponent(body *hclwrite.Body, p *Pipeline, c *Component, secrets *sensitiveVars) {
@@ -114,6 +115,7 @@ func writeHCLComponent(body *hclwrite.Body, p *Pipeline, c *Component, secrets *
 	for _, v := range c.Volumes {
 		writeHCLVolume(b, v)
 	}
+	writeHCLImagePolicy(b, ownImagePolicy(p, c))
 }
 
 // registryImage is the image normalisation derives from a registry-style

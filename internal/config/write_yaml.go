@@ -51,6 +51,7 @@ func WriteYAML(p *Pipeline) []byte {
 		}
 		spec.set("kubernetes", km.node)
 	}
+	yamlImagePolicy(spec, p.ImagePolicy)
 	ids := idsByAddress(p)
 	for _, kind := range Kinds {
 		var list []*yaml.Node
@@ -134,6 +135,7 @@ func yamlComponent(p *Pipeline, c *Component, ids map[string]string) *yamlMap {
 	yamlRestart(m, c.Restart)
 	yamlPorts(m, c.Ports)
 	yamlVolumes(m, c.Volumes)
+	yamlImagePolicy(m, ownImagePolicy(p, c))
 	return m
 }
 

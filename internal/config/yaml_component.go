@@ -50,6 +50,9 @@ func (l *yamlLoader) component(kind Kind, list string, index int, item *yaml.Nod
 	}
 	l.health(c, who, es)
 	l.restart(c, who, es)
+	if e, ok := es["image_policy"]; ok {
+		c.ImagePolicy = l.imagePolicy(c.Ranges, who, "image_policy", e)
+	}
 	if c.ID == "" {
 		// Reported above. Without an id nothing can refer to the component
 		// and no message could name it; validating it would only add noise.

@@ -35,12 +35,12 @@ const (
 var (
 	ylTopKeys       = []string{"apiVersion", "kind", "metadata", "spec"}
 	ylMetadataKeys  = []string{"name", "namespace", "labels", "annotations", "description"}
-	ylSpecKeys      = []string{"description", "driver", "executor", "sources", "processors", "sinks", "config", "component_registry", "trusted_registries", "require_digest", "nomad", "kubernetes", "control_plane", "auth"}
+	ylSpecKeys      = []string{"description", "driver", "executor", "sources", "processors", "sinks", "config", "component_registry", "trusted_registries", "require_digest", "nomad", "kubernetes", "control_plane", "auth", "image_policy"}
 	ylComponentKeys = []string{
 		"id", "type", "config", "image", "command", "args", "env", "inputs", "depends_on",
 		"health_port", "health_check", "health_endpoint", "replicas", "register", "volumes", "restart_policy",
 		"ports", "secrets", "resources", "input_event_types", "output_event_types",
-		"executor", "driver", "stop_timeout", "health", "restart", "pull", "image_id",
+		"executor", "driver", "stop_timeout", "health", "restart", "pull", "image_id", "image_policy",
 	}
 	ylHealthKeys   = []string{"http", "tcp", "exec", "port", "interval", "timeout", "start_period", "failure_threshold", "success_threshold", "liveness"}
 	ylRestartKeys  = []string{"policy", "max_retries", "backoff", "restart_dependents"}
@@ -227,6 +227,9 @@ func (l *yamlLoader) spec(p *Pipeline, m *yaml.Node) {
 	}
 	if e, ok := es["kubernetes"]; ok {
 		l.kubernetes(p, e)
+	}
+	if e, ok := es["image_policy"]; ok {
+		p.ImagePolicy = l.imagePolicy(p.Ranges, "", "spec.image_policy", e)
 	}
 	if e, ok := es["control_plane"]; ok {
 		p.ControlPlane, _ = l.str(e.v, "", "spec.control_plane")
