@@ -49,7 +49,7 @@ func newServeCommand(g *globals) *cobra.Command {
 	fs.StringVar(&f.http, "http", "", "HTTP address of /healthz, /metrics and /v1/status (default: the --listen host, one port up; \"none\" turns it off)")
 	fs.StringVar(&f.tokenSecretFile, "token-secret-file", "", "secret that signs component tokens (default token-secret beside the state file, created 0600)")
 	fs.StringVar(&f.operatorFile, "operator-token-file", "", "operator token required by /metrics and /v1/status off loopback (default operator-token beside the state file, created 0600)")
-	fs.StringVar(&f.auth, "auth", string(controlplane.AuthRequired), "component auth mode: required (a valid token on every call) or permissive (tokenless components accepted, flagged unauthenticated)")
+	fs.StringVar(&f.auth, "auth", string(controlplane.AuthRequired), "component auth mode: required (a valid token, or a call attested as coming from a pipeline component), token (a valid token on every call) or permissive (anything; unproven registrations flagged)")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate: serve gRPC and HTTP over TLS (with --tls-key)")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	fs.StringVar(&f.tlsClientCA, "tls-client-ca", "", "PEM CA bundle: require client certificates it signed (mTLS)")

@@ -22,14 +22,18 @@ import (
 // AuthMode says what the control plane does with calls that carry no token.
 type AuthMode string
 
-// Auth modes.
+// Auth modes. A token that is presented must be valid in every mode.
 const (
-	// AuthRequired refuses every call without a valid token
-	// (codes.Unauthenticated). The default.
+	// AuthRequired admits a call with a valid token, or without one when
+	// the caller is attested: its connection is proven to come from a
+	// pipeline component's workload (Options.Attestor). Anything else is
+	// refused (codes.Unauthenticated). The default.
 	AuthRequired AuthMode = "required"
-	// AuthPermissive accepts calls without a token, for components that
-	// predate tokens; their registrations are flagged unauthenticated.
-	// A token that is presented must still be valid.
+	// AuthTokenOnly admits only calls with a valid token.
+	AuthTokenOnly AuthMode = "token"
+	// AuthPermissive admits calls without a token, for components that
+	// predate tokens on executors that cannot attest; registrations that
+	// are not attested are flagged unproven.
 	AuthPermissive AuthMode = "permissive"
 )
 
@@ -38,10 +42,10 @@ func ParseAuthMode(s string) (AuthMode, error) {
 	switch AuthMode(s) {
 	case "", AuthRequired:
 		return AuthRequired, nil
-	case AuthPermissive:
-		return AuthPermissive, nil
+	case AuthTokenOnly, AuthPermissive:
+		return AuthMode(s), nil
 	}
-	return "", fmt.Errorf("auth mode %q: want required or permissive", s)
+	return "", fmt.Errorf("auth mode %q: want required, token or permissive", s)
 }
 
 // Metadata keys.
@@ -74,13 +78,26 @@ const (
 
 // caller is the authenticated identity of one call.
 type caller struct {
-	claims *tokens.Claims // nil: no token (permissive mode only)
+	claims *tokens.Claims // nil: no token
+	// att is the proven component of a caller without a token, and
+	// instance its instance when it was proven; nil: unproven (admitted
+	// only where the mode is permissive), and why says why.
+	att      *Attested
+	instance string
+	why      string
 }
 
-// refusal is an error the handlers return after counting and logging it.
+// refuse is an error the handlers return after counting, logging and
+// recording it (subject is the component the call was for, if known).
 func (s *Server) refuse(ctx context.Context, method string, code codes.Code, reason, detail, subject string) error {
+	return s.refuseInstance(ctx, method, code, reason, detail, subject, "")
+}
+
+// refuseInstance is refuse for a call that carried a token of instance.
+func (s *Server) refuseInstance(ctx context.Context, method string, code codes.Code, reason, detail, subject, instance string) error {
 	s.metrics.refused(reason)
 	s.logRefusal(ctx, method, reason, detail, subject)
+	s.recordRefusal(Refusal{At: s.now(), Component: subject, InstanceID: instance, Method: method, Reason: reason, Detail: detail, Peer: peerOf(ctx)})
 	st := status.New(code, "flowctl control plane: "+reason+": "+detail)
 	if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: strings.ToUpper(reason), Domain: "flowctl.dev"}); err == nil {
 		st = d
@@ -129,16 +146,39 @@ func peerOf(ctx context.Context) string {
 	return ""
 }
 
-// authenticate checks the call's token. Every handler calls it first.
+// authenticate checks the call's token, or admits a call without one (see
+// tokenless). Every handler but the registrations' calls it first.
 func (s *Server) authenticate(ctx context.Context, method string) (*caller, error) {
-	vals := metadata.ValueFromIncomingContext(ctx, MetadataAuthorization)
-	if len(vals) == 0 {
-		if s.opts.AuthMode == AuthPermissive {
-			return &caller{}, nil
-		}
-		return nil, s.refuse(ctx, method, codes.Unauthenticated, string(tokens.ReasonMissing),
-			"no token: send gRPC metadata \"authorization: Bearer <FLOWCTL_COMPONENT_TOKEN>\" (or run serve with --auth permissive for components that predate tokens)", "")
+	if !hasToken(ctx) {
+		c, _, _, err := s.tokenless(ctx, method, nil, "")
+		return c, err
 	}
+	return s.checkToken(ctx, method)
+}
+
+// authenticateRegistration admits a registration and attributes it (ids
+// are the ids it sent; healthEndpoint its health endpoint).
+func (s *Server) authenticateRegistration(ctx context.Context, method string, ids []string, healthEndpoint string) (*caller, string, Attribution, error) {
+	if !hasToken(ctx) {
+		return s.tokenless(ctx, method, ids, healthEndpoint)
+	}
+	c, err := s.checkToken(ctx, method)
+	if err != nil {
+		return nil, "", "", err
+	}
+	if err := s.checkClaims(ctx, method, c, ids); err != nil {
+		return nil, "", "", err
+	}
+	return c, c.claims.Subject, ByToken, nil
+}
+
+func hasToken(ctx context.Context) bool {
+	return len(metadata.ValueFromIncomingContext(ctx, MetadataAuthorization)) > 0
+}
+
+// checkToken checks the call's token.
+func (s *Server) checkToken(ctx context.Context, method string) (*caller, error) {
+	vals := metadata.ValueFromIncomingContext(ctx, MetadataAuthorization)
 	if len(vals) > 1 {
 		return nil, s.refuse(ctx, method, codes.Unauthenticated, string(tokens.ReasonMalformed), "more than one authorization value", "")
 	}
@@ -160,19 +200,19 @@ func (s *Server) authenticate(ctx context.Context, method string) (*caller, erro
 		exp = s.awaitInstance(ctx, claims.Subject, claims.ID)
 	}
 	if exp == nil {
-		return nil, s.refuse(ctx, method, codes.PermissionDenied, ReasonUnknownComponent,
-			fmt.Sprintf("the token is for %s, which the pipeline's state does not have (destroyed?)", claims.Subject), claims.Subject)
+		return nil, s.refuseInstance(ctx, method, codes.PermissionDenied, ReasonUnknownComponent,
+			fmt.Sprintf("the token is for %s, which the pipeline's state does not have (destroyed?)", claims.Subject), claims.Subject, claims.ID)
 	}
 	if exp.InstanceID != claims.ID {
-		return nil, s.refuse(ctx, method, codes.PermissionDenied, ReasonReplacedInstance,
-			fmt.Sprintf("the token is for an instance of %s that has been replaced or restarted since; use the token of the current instance", claims.Subject), claims.Subject)
+		return nil, s.refuseInstance(ctx, method, codes.PermissionDenied, ReasonReplacedInstance,
+			fmt.Sprintf("the token is for an instance of %s that has been replaced or restarted since; use the token of the current instance", claims.Subject), claims.Subject, claims.ID)
 	}
 	return &caller{claims: claims}, nil
 }
 
 // expectedComponent returns the expected component at addr. When it is
 // unknown, or its instance is not instance, the expected list may be stale
-// (an apply just ran): it is re-read, at most every minForcedRefresh.
+// (an apply just ran): it is re-read first.
 func (s *Server) expectedComponent(addr, instance string) *ExpectedComponent {
 	c := s.expected.Load().byAddr[addr]
 	if c != nil && c.InstanceID == instance {
@@ -181,8 +221,6 @@ func (s *Server) expectedComponent(addr, instance string) *ExpectedComponent {
 	s.refreshExpected(true)
 	return s.expected.Load().byAddr[addr]
 }
-
-const minForcedRefresh = 250 * time.Millisecond
 
 // An instance registers as soon as it starts, which may be before apply
 // has recorded it in state. A token issued less than pendingWindow ago
@@ -222,17 +260,20 @@ func (s *Server) awaitInstance(ctx context.Context, addr, instance string) *Expe
 }
 
 // refreshExpected re-reads the expected components. A forced refresh is
-// skipped when one finished less than minForcedRefresh ago.
+// satisfied by any read that started after it was asked for (callers that
+// ask together share one read), so what it returns is never older than
+// the moment of asking.
 func (s *Server) refreshExpected(forced bool) error {
 	if s.opts.Expected == nil {
 		return nil
 	}
-	asked := s.now()
+	asked := s.reads.Load()
 	s.refreshMu.Lock()
 	defer s.refreshMu.Unlock()
-	if forced && asked.Sub(s.expected.Load().at) < minForcedRefresh {
+	if forced && s.expected.Load().seq > asked {
 		return nil
 	}
+	seq := s.reads.Add(1)
 	s.storeMu.Lock()
 	list, err := s.opts.Expected.ExpectedComponents()
 	s.storeMu.Unlock()
@@ -240,37 +281,40 @@ func (s *Server) refreshExpected(forced bool) error {
 		s.log.Warn("control plane: could not read the pipeline's components", "err", err)
 		return err
 	}
-	s.expected.Store(newExpectedIndex(list, s.now()))
+	x := newExpectedIndex(list, s.now())
+	old := s.expected.Load()
+	x.seq, x.gen = seq, old.gen
+	if !x.sameAs(old) {
+		x.gen++
+		select {
+		case s.changed <- struct{}{}:
+		default:
+		}
+	}
+	s.expected.Store(x)
 	return nil
 }
 
-// attribute ties a registration to a pipeline component by the rules of
-// docs/compat.md ("Attribution"), in order: the token's subject; a sent
-// id equal to a pipeline id; the port of the health endpoint equal to a
-// HEALTH_PORT. ids are the ids the component sent. A token holder that
-// names another pipeline component is refused.
-func (s *Server) attribute(ctx context.Context, method string, c *caller, ids []string, healthEndpoint string) (string, Attribution, error) {
+// checkClaims refuses a token holder that names another pipeline
+// component (an id it sent). An id the expected components do not have
+// may be one the state has just recorded: they are re-read first, so the
+// check never runs on a stale view.
+func (s *Server) checkClaims(ctx context.Context, method string, c *caller, ids []string) error {
 	x := s.expected.Load()
-	if c.claims != nil {
-		for _, id := range ids {
-			if other := x.component(id); other != nil && other.Address != c.claims.Subject {
-				return "", "", s.refuse(ctx, method, codes.PermissionDenied, ReasonImpersonation,
-					fmt.Sprintf("a token for %s cannot register as %s", c.claims.Subject, other.Address), c.claims.Subject)
-			}
+	for _, id := range ids {
+		if id != "" && x.component(id) == nil {
+			_ = s.refreshExpected(true)
+			x = s.expected.Load()
+			break
 		}
-		return c.claims.Subject, ByToken, nil
 	}
 	for _, id := range ids {
-		if comp := x.component(id); comp != nil {
-			return comp.Address, ByComponentID, nil
+		if other := x.component(id); other != nil && other.Address != c.claims.Subject {
+			return s.refuseInstance(ctx, method, codes.PermissionDenied, ReasonImpersonation,
+				fmt.Sprintf("a token for %s cannot register as %s", c.claims.Subject, other.Address), c.claims.Subject, c.claims.ID)
 		}
 	}
-	if port := healthPortOf(healthEndpoint); port > 0 {
-		if comp := x.byPort[port]; comp != nil {
-			return comp.Address, ByHealthPort, nil
-		}
-	}
-	return "", Unmanaged, nil
+	return nil
 }
 
 // mayActOn checks that caller c may heartbeat, unregister or re-register the
@@ -291,6 +335,10 @@ func (s *Server) mayActOn(ctx context.Context, method string, c *caller, r *Regi
 	if r.Auth == AuthToken {
 		return s.refuse(ctx, method, codes.PermissionDenied, ReasonImpersonation,
 			fmt.Sprintf("service %s was registered with a token for %s; calls on it must carry that token", r.ServiceID, r.Component), "")
+	}
+	if r.Auth == AuthAttested && (c.att == nil || c.att.Address != r.Component) {
+		return s.refuse(ctx, method, codes.PermissionDenied, ReasonImpersonation,
+			fmt.Sprintf("service %s was registered by an attested instance of %s; this caller is not one", r.ServiceID, r.Component), r.Component)
 	}
 	return nil
 }

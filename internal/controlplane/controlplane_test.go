@@ -861,7 +861,7 @@ func TestStateExpected(t *testing.T) {
 	store.View(func(tx *state.Tx) error { lineage = tx.Meta().Lineage; return nil })
 
 	list, err := StateExpected(store).ExpectedComponents()
-	if err != nil || len(list) != 2 || list[0] != (ExpectedComponent{Address: "sink.out", ID: "out", HealthPort: 18090, InstanceID: "i-out"}) {
+	if err != nil || len(list) != 2 || !list[0].equal(&ExpectedComponent{Address: "sink.out", ID: "out", HealthPort: 18090, InstanceID: "i-out", Provider: "process"}) {
 		t.Fatalf("%+v %v", list, err)
 	}
 

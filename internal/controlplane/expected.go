@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"encoding/json"
 	"net/url"
 	"strconv"
 	"strings"
@@ -24,6 +25,19 @@ type ExpectedComponent struct {
 	// InstanceID is the current instance; a token whose jti differs belongs
 	// to a replaced instance and is refused.
 	InstanceID string
+	// Provider and Handle name the instance's object (its executor and the
+	// handle it returned): what an Attestor checks a tokenless call
+	// against. Empty while the instance is being started.
+	Provider string
+	Handle   []byte
+	// Auth is the component's own auth mode (its `auth` attribute); ""
+	// follows the server's.
+	Auth AuthMode
+}
+
+func (c *ExpectedComponent) equal(o *ExpectedComponent) bool {
+	return c.Address == o.Address && c.ID == o.ID && c.HealthPort == o.HealthPort && c.InstanceID == o.InstanceID &&
+		c.Provider == o.Provider && string(c.Handle) == string(o.Handle) && c.Auth == o.Auth
 }
 
 // ExpectedComponents tells the server which components the pipeline has.
@@ -78,11 +92,18 @@ func StateExpected(store *state.Store) ExpectedComponents {
 				return err
 			}
 			for _, r := range recs {
+				var spec struct {
+					Auth AuthMode `json:"auth"`
+				}
+				_ = json.Unmarshal(r.Spec, &spec) // a record without a spec has no override
 				out = append(out, ExpectedComponent{
 					Address:    r.Address,
 					ID:         r.ID,
 					HealthPort: r.Ports[contract.EnvHealthPort],
 					InstanceID: r.InstanceID,
+					Provider:   r.Provider,
+					Handle:     r.Handle,
+					Auth:       spec.Auth,
 				})
 			}
 			return nil
@@ -94,7 +115,12 @@ func StateExpected(store *state.Store) ExpectedComponents {
 // expectedIndex is an immutable view of the expected components, swapped
 // atomically on refresh so the call path reads it without locking.
 type expectedIndex struct {
+	// at is when the read that made it started; gen counts the refreshes
+	// that changed what it holds.
 	at     time.Time
+	seq    uint64
+	gen    uint64
+	list   []ExpectedComponent
 	byAddr map[string]*ExpectedComponent
 	// byID and byPort hold nil for a key shared by several components
 	// (ambiguous: attribute by neither).
@@ -108,6 +134,7 @@ func newExpectedIndex(list []ExpectedComponent, at time.Time) *expectedIndex {
 		byAddr: make(map[string]*ExpectedComponent, len(list)),
 		byID:   make(map[string]*ExpectedComponent, len(list)),
 		byPort: make(map[int]*ExpectedComponent, len(list)),
+		list:   list,
 	}
 	for i := range list {
 		c := &list[i]
@@ -131,6 +158,19 @@ func newExpectedIndex(list []ExpectedComponent, at time.Time) *expectedIndex {
 		}
 	}
 	return x
+}
+
+// sameAs says whether x holds the same components as o.
+func (x *expectedIndex) sameAs(o *expectedIndex) bool {
+	if len(x.list) != len(o.list) {
+		return false
+	}
+	for i := range x.list {
+		if !x.list[i].equal(&o.list[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // component finds the component an id the component sent names: a pipeline

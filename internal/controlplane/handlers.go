@@ -42,13 +42,10 @@ func (s *Server) unknownService(id string) error {
 func (v *v1Service) RegisterComponent(ctx context.Context, req *flowctlv1.RegisterRequest) (*flowctlv1.RegisterResponse, error) {
 	const method = "flowctl.v1.ControlPlaneService/RegisterComponent"
 	s := v.s
-	c, err := s.authenticate(ctx, method)
-	if err != nil {
-		return nil, err
-	}
 	info := req.GetComponent()
 	healthEndpoint := info.GetMetadata()[contract.MetadataHealthEndpoint]
-	addr, by, err := s.attribute(ctx, method, c, []string{info.GetId(), req.GetComponentId()}, healthEndpoint)
+	ids := []string{info.GetId(), req.GetComponentId()}
+	c, addr, by, err := s.authenticateRegistration(ctx, method, ids, healthEndpoint)
 	if err != nil {
 		return nil, err
 	}
@@ -72,6 +69,9 @@ func (v *v1Service) RegisterComponent(ctx context.Context, req *flowctlv1.Regist
 		Endpoint:         info.GetEndpoint(),
 		HealthEndpoint:   healthEndpoint,
 		Metadata:         cloneMap(info.GetMetadata()),
+	}
+	if by == Unmanaged {
+		r.Unattributed = unattributedWhy(ids, healthEndpoint, c.why)
 	}
 	if err := s.registerEntry(ctx, method, c, r); err != nil {
 		return nil, err
@@ -196,11 +196,8 @@ func (v *v1Service) DiscoverComponents(ctx context.Context, req *flowctlv1.Disco
 func (l *legacyService) Register(ctx context.Context, req *flowctlpb.ServiceInfo) (*flowctlpb.RegistrationAck, error) {
 	const method = "flowctl.ControlPlane/Register"
 	s := l.s
-	c, err := s.authenticate(ctx, method)
-	if err != nil {
-		return nil, err
-	}
-	addr, by, err := s.attribute(ctx, method, c, []string{req.GetServiceId(), req.GetComponentId()}, req.GetHealthEndpoint())
+	ids := []string{req.GetServiceId(), req.GetComponentId()}
+	c, addr, by, err := s.authenticateRegistration(ctx, method, ids, req.GetHealthEndpoint())
 	if err != nil {
 		return nil, err
 	}
@@ -221,6 +218,9 @@ func (l *legacyService) Register(ctx context.Context, req *flowctlpb.ServiceInfo
 		HealthEndpoint:   req.GetHealthEndpoint(),
 		MaxInflight:      req.GetMaxInflight(),
 		Metadata:         cloneMap(req.GetMetadata()),
+	}
+	if by == Unmanaged {
+		r.Unattributed = unattributedWhy(ids, req.GetHealthEndpoint(), c.why)
 	}
 	if err := s.registerEntry(ctx, method, c, r); err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"sync/atomic"
+	"time"
 
 	"github.com/flowctl/flowctl/internal/tokens"
 )
@@ -26,6 +27,12 @@ type Metrics struct {
 	TokensRefreshed atomic.Uint64
 	Flushes         atomic.Uint64 // state writes
 	FlushErrors     atomic.Uint64
+	// Attestations and AttestationFailures count the Attestor's answers
+	// (a connection asks once while the pipeline is unchanged);
+	// AttestationNanos sums their time.
+	Attestations        atomic.Uint64
+	AttestationFailures atomic.Uint64
+	AttestationNanos    atomic.Uint64
 	// refusals by reason; the map is built once and only read after.
 	refusals map[string]*atomic.Uint64
 }
@@ -36,6 +43,15 @@ func newMetrics() *Metrics {
 		m.refusals[r] = new(atomic.Uint64)
 	}
 	return m
+}
+
+func (m *Metrics) observeAttestation(d time.Duration, ok bool) {
+	if ok {
+		m.Attestations.Add(1)
+	} else {
+		m.AttestationFailures.Add(1)
+	}
+	m.AttestationNanos.Add(uint64(d.Nanoseconds()))
 }
 
 func (m *Metrics) refused(reason string) {
@@ -59,8 +75,13 @@ type MetricsSnapshot struct {
 	FlushErrors     uint64            `json:"state_flush_errors_total"`
 	Refusals        map[string]uint64 `json:"refusals_total"` // by reason, every reason present
 
+	Attestations        uint64 `json:"attestations_total"`
+	AttestationFailures uint64 `json:"attestation_failures_total"`
+	AttestationSeconds  float64 `json:"attestation_seconds_total"`
+
 	Registered      int `json:"registered"`      // registrations held
 	Alive           int `json:"alive"`           // of which alive
 	Unmanaged       int `json:"unmanaged"`       // of which attributed to no component
-	Unauthenticated int `json:"unauthenticated"` // of which made without a token
+	Unauthenticated int `json:"unauthenticated"` // of which made without a token or proof
+	Attested        int `json:"attested"`        // of which proven by attestation
 }

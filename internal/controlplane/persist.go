@@ -105,6 +105,8 @@ func readRegistry(store *state.Store) (regs map[string]*entry, bad []string, err
 					return nil
 				}
 				hbs[key[len(hbPrefix):]] = h
+			case strings.HasPrefix(key, refusalPrefix):
+				// refusals (ReadRefusals)
 			default:
 				bad = append(bad, key)
 			}

@@ -3,6 +3,7 @@ package controlplane
 import (
 	"hash/maphash"
 	"maps"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,6 +30,7 @@ type Attribution string
 const (
 	ByToken       Attribution = "token"        // a valid token's subject
 	ByComponentID Attribution = "component_id" // component_id or ComponentInfo.id equal to a pipeline id
+	ByAttestation Attribution = "attestation"  // the caller's connection proven to come from the component's workload
 	ByHealthPort  Attribution = "health_port"  // the port of health_endpoint equal to a component's HEALTH_PORT
 	Unmanaged     Attribution = "unmanaged"    // none of the above
 )
@@ -38,8 +40,20 @@ type AuthState string
 
 // Auth states.
 const (
-	AuthToken           AuthState = "token"
+	AuthToken AuthState = "token"
+	// AuthAttested: no token, but the caller was proven to be the
+	// component's workload.
+	AuthAttested AuthState = "attested"
+	// AuthUnauthenticated: no token and no proof (auth = permissive).
 	AuthUnauthenticated AuthState = "unauthenticated"
+)
+
+// Registration.Proof values: "token", "attested:" + what was checked
+// ("attested:pid 1234", "attested:container 0123456789ab"), "unproven".
+const (
+	ProofToken    = "token"
+	ProofAttested = "attested:"
+	ProofUnproven = "unproven"
 )
 
 // Reported health statuses (flowctl.v1 HealthStatus, lower-cased).
@@ -63,7 +77,14 @@ type Registration struct {
 	Component    string      `json:"component,omitempty"`
 	AttributedBy Attribution `json:"attributed_by"`
 	Auth         AuthState   `json:"auth"`
-	// InstanceID is the token's jti (the instance it was issued for).
+	// Proof says how the registration was proven (ProofToken,
+	// ProofAttested+"pid 1234", ProofUnproven).
+	Proof string `json:"proof,omitempty"`
+	// Unattributed says why an unmanaged registration could not be tied to
+	// a component.
+	Unattributed string `json:"unattributed,omitempty"`
+	// InstanceID is the instance the registration was proven for: the
+	// token's jti, or the attested workload's instance.
 	InstanceID string `json:"instance_id,omitempty"`
 	// ClaimedID is the id the component sent (component_id, ComponentInfo.id
 	// or service_id), if any.
@@ -124,6 +145,9 @@ type entry struct {
 	metricsS map[string]string
 	// dirty: changed since last written to state.
 	dirty atomic.Bool
+	// local is the control plane's end of the connection the registration
+	// came on (for re-attribution); not persisted.
+	local netip.AddrPort
 }
 
 // snapshot copies the entry's registration (maps shared read-only: they are

@@ -58,8 +58,14 @@ type Options struct {
 	Verifier *tokens.Verifier
 	// Issuer refreshes tokens past half their life; nil refreshes none.
 	Issuer *tokens.Issuer
-	// AuthMode is AuthRequired (default) or AuthPermissive.
+	// AuthMode is AuthRequired (default), AuthTokenOnly or AuthPermissive;
+	// a component's own `auth` (ExpectedComponent.Auth) overrides it for
+	// calls attributed to that component.
 	AuthMode AuthMode
+	// Attestor proves which component made a call without a token; nil
+	// proves none (such calls are then admitted only where the mode is
+	// permissive).
+	Attestor Attestor
 	// Expected lists the pipeline's components, for attribution and for the
 	// instance check of tokens; nil: none (every tokenless registration is
 	// unmanaged, every token refused as unknown_component).
@@ -102,6 +108,13 @@ type Server struct {
 
 	expected  atomic.Pointer[expectedIndex]
 	refreshMu sync.Mutex
+	// reads counts the reads of the expected components started; a forced
+	// refresh is satisfied by a read started after it was asked for.
+	reads atomic.Uint64
+	// changed is signalled when a refresh changed the expected
+	// components: unmanaged registrations are then re-attributed.
+	changed chan struct{}
+	refusals
 	// storeMu serialises this process's transactions on the state file
 	// (bbolt's file lock would make them poll for each other).
 	storeMu sync.Mutex
@@ -160,6 +173,7 @@ func New(opts Options) (*Server, error) {
 		reg:         newRegistry(),
 		metrics:     newMetrics(),
 		kick:        make(chan struct{}, 1),
+		changed:     make(chan struct{}, 1),
 		closed:      make(chan struct{}),
 		flushed:     make(chan struct{}),
 		refreshDone: make(chan struct{}),
@@ -191,6 +205,10 @@ func (s *Server) refreshLoop() {
 			return
 		case <-t.C:
 			_ = s.refreshExpected(false)
+		case <-s.changed:
+			ctx, cancel := context.WithTimeout(context.Background(), s.opts.ExpectedRefresh)
+			s.reattribute(ctx, s.expected.Load())
+			cancel()
 		}
 	}
 }
@@ -221,6 +239,8 @@ func GRPCServerOptions() []grpc.ServerOption {
 		grpc.NumStreamWorkers(uint32(runtime.NumCPU())),
 		grpc.MaxRecvMsgSize(1 << 20),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		// Each connection remembers the attestation of its caller.
+		grpc.StatsHandler(connTagger{}),
 	}
 }
 
@@ -304,6 +324,9 @@ func (s *Server) Metrics() MetricsSnapshot {
 		TokensRefreshed: m.TokensRefreshed.Load(),
 		Flushes:         m.Flushes.Load(),
 		FlushErrors:     m.FlushErrors.Load(),
+		Attestations:        m.Attestations.Load(),
+		AttestationFailures: m.AttestationFailures.Load(),
+		AttestationSeconds:  float64(m.AttestationNanos.Load()) / 1e9,
 		Refusals:        make(map[string]uint64, len(m.refusals)),
 	}
 	for k, v := range m.refusals {
@@ -317,8 +340,11 @@ func (s *Server) Metrics() MetricsSnapshot {
 		if r.Component == "" {
 			out.Unmanaged++
 		}
-		if r.Auth == AuthUnauthenticated {
+		switch r.Auth {
+		case AuthUnauthenticated:
 			out.Unauthenticated++
+		case AuthAttested:
+			out.Attested++
 		}
 	}
 	return out
@@ -345,12 +371,16 @@ func (s *Server) registerEntry(ctx context.Context, method string, c *caller, r 
 	r.RegisteredAt = now
 	r.Status = StatusUnknown
 	r.RemoteAddr = peerOf(ctx)
-	if c.claims != nil {
-		r.Auth, r.InstanceID = AuthToken, c.claims.ID
-	} else {
-		r.Auth = AuthUnauthenticated
+	switch {
+	case c.claims != nil:
+		r.Auth, r.Proof, r.InstanceID = AuthToken, ProofToken, c.claims.ID
+	case c.att != nil:
+		r.Auth, r.Proof, r.InstanceID = AuthAttested, ProofAttested+c.att.Proof, c.instance
+	default:
+		r.Auth, r.Proof = AuthUnauthenticated, ProofUnproven
 	}
-	e := &entry{reg: r}
+	_, local := callAddrs(ctx)
+	e := &entry{reg: r, local: local}
 
 	sh := s.reg.shard(r.ServiceID)
 	sh.mu.Lock()
@@ -360,7 +390,8 @@ func (s *Server) registerEntry(ctx context.Context, method string, c *caller, r 
 		// registration made without a token (the same component, run
 		// earlier without its token); anything else needs the right to act
 		// on the previous registration.
-		takeover := c.claims != nil && prev.Auth == AuthUnauthenticated && prev.Component == ""
+		takeover := c.claims != nil && prev.Auth == AuthUnauthenticated && prev.Component == "" ||
+			c.att != nil && prev.Auth == AuthUnauthenticated
 		if !takeover {
 			if err := s.mayActOn(ctx, method, c, &prev); err != nil {
 				sh.mu.Unlock()
@@ -384,10 +415,11 @@ func (s *Server) registerEntry(ctx context.Context, method string, c *caller, r 
 			if o == e || p.Component != r.Component || p.ServiceID == r.ServiceID {
 				return
 			}
-			if p.Auth == AuthToken && r.Auth != AuthToken {
-				return // never let a tokenless caller push out an authenticated registration
+			if p.Auth == AuthToken && r.Auth != AuthToken || p.Auth == AuthAttested && r.Auth == AuthUnauthenticated {
+				return // never let a weaker proof push out a stronger one
 			}
 			if (r.InstanceID != "" && p.InstanceID == r.InstanceID && p.Protocol == r.Protocol) ||
+				(r.Auth == AuthAttested && p.Auth == AuthAttested && p.Protocol == r.Protocol) ||
 				(r.HealthEndpoint != "" && p.HealthEndpoint == r.HealthEndpoint && p.Protocol == r.Protocol) {
 				gone = append(gone, o)
 			}
@@ -410,6 +442,7 @@ func (s *Server) registerEntry(ctx context.Context, method string, c *caller, r 
 		slog.String("component", r.Component),
 		slog.String("attributed_by", string(r.AttributedBy)),
 		slog.String("auth", string(r.Auth)),
+		slog.String("proof", r.Proof),
 		slog.String("peer", r.RemoteAddr))
 	s.commit(ops...)
 	return nil
@@ -422,7 +455,8 @@ func (s *Server) heartbeat(ctx context.Context, method string, c *caller, e *ent
 	e.mu.Lock()
 	// Auth and Component are fixed at registration; checking under the
 	// entry lock keeps the path to one lock.
-	if c.claims != nil && e.reg.Component != c.claims.Subject || c.claims == nil && e.reg.Auth == AuthToken {
+	if c.claims != nil && e.reg.Component != c.claims.Subject || c.claims == nil && e.reg.Auth == AuthToken ||
+		c.claims == nil && e.reg.Auth == AuthAttested && (c.att == nil || c.att.Address != e.reg.Component) {
 		r := e.reg
 		e.mu.Unlock()
 		return s.mayActOn(ctx, method, c, &r)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"sort"
 	"time"
 
@@ -209,4 +210,49 @@ type HostEnvPasser interface {
 // logs and returns, and the watcher's poll remains.
 type EndWatcher interface {
 	WatchEnds(ctx context.Context, pipeline string, signal func(), log *slog.Logger)
+}
+
+// Workload is one component instance as state records it: what a
+// WorkloadAttester checks a connection against.
+type Workload struct {
+	// Address is the component's address (source.ledger).
+	Address string
+	// Handle is the instance's handle, as this provider returned it.
+	Handle Handle
+}
+
+// Attestation says which workload made a connection, and how that is
+// known.
+type Attestation struct {
+	// Address is the attested component's address.
+	Address string
+	// Proof says what was checked, for status and logs: "pid 1234",
+	// "container 0123456789ab".
+	Proof string
+}
+
+// WorkloadAttester is implemented by providers that can prove, from the
+// network peer of a connection to the control plane, which of their running
+// instances opened it: the process executor finds the socket's owner among
+// the instances' process trees, the docker executor the container that
+// holds the peer address on the pipeline's network. The control plane uses
+// it to accept registrations that carry no token (auth = required).
+//
+// AttestPeer looks only at workloads (the pipeline's instances on this
+// provider). local is the control plane's end of the connection (it may be
+// invalid when unknown). It returns the attestation, or an error saying why
+// none of the workloads can be shown to hold the connection; that error is
+// shown to users ("could not be attested because …"), so it says what was
+// looked at.
+type WorkloadAttester interface {
+	AttestPeer(ctx context.Context, peer, local netip.AddrPort, workloads []Workload) (Attestation, error)
+}
+
+// PlanChecker is implemented by providers whose system can judge, without
+// changing anything, the objects an apply would create or update (a
+// Kubernetes server-side dry run: names, quotas, admission). plan calls it
+// with the desired components it would create, update or replace on this
+// provider; an error fails the plan, before any apply.
+type PlanChecker interface {
+	CheckPlan(ctx context.Context, p *config.Pipeline, components []*config.Component) error
 }

@@ -31,6 +31,10 @@ type EngineOptions struct {
 	// Registrations reads the control plane's registry: readiness of a
 	// component that registers includes its registration.
 	Registrations func() ([]controlplane.Registration, error)
+	// Refusals reads the calls the control plane refused, so that the wait
+	// for a registration ends at once with the reason; nil reads those the
+	// control plane keeps in Store.
+	Refusals func() ([]controlplane.Refusal, error)
 }
 
 // NewEngine builds the apply engine that `flowctl apply` and the restart
@@ -43,6 +47,11 @@ func NewEngine(o EngineOptions) (*apply.Engine, error) {
 		return nil, fmt.Errorf("read state: %w", err)
 	}
 	iss := tokens.NewIssuer(o.Secret)
+	refusals := o.Refusals
+	if refusals == nil {
+		store := o.Store
+		refusals = func() ([]controlplane.Refusal, error) { return controlplane.ReadRefusals(store) }
+	}
 	return apply.New(apply.Wiring{
 		Store: o.Store, Providers: o.Providers, Log: o.Log,
 		ControlPlane:    o.Endpoint,
@@ -50,7 +59,7 @@ func NewEngine(o EngineOptions) (*apply.Engine, error) {
 		Token: func(c *config.Component, instanceID string) (string, error) {
 			return iss.Issue(tokens.Subject{Address: c.Address(), Pipeline: meta.Pipeline, Lineage: meta.Lineage, InstanceID: instanceID})
 		},
-		Registered: WaitRegistered(o.Registrations),
+		Registered: WaitRegistered(o.Registrations, refusals),
 		Seal:       o.Secret.Seal,
 	}), nil
 }
@@ -74,41 +83,99 @@ func RegistrationsIn(store *state.Store) func() ([]controlplane.Registration, er
 }
 
 // WaitRegistered waits until the control plane's registry (read by
-// source) holds a live, healthy registration of c's instance.
-func WaitRegistered(source func() ([]controlplane.Registration, error)) func(ctx context.Context, c *config.Component, instanceID string, since time.Time) error {
+// source) holds a live, healthy registration of c's instance. It ends at
+// once when the control plane refused a call of that instance (refusals,
+// which may be nil), and says what it saw when it gives up: a refusal of a
+// call it could not tie to any component, or an unmanaged registration
+// that may be this component's, with why it was not attributed.
+func WaitRegistered(source func() ([]controlplane.Registration, error), refusals func() ([]controlplane.Refusal, error)) func(ctx context.Context, c *config.Component, instanceID string, since time.Time) error {
 	return func(ctx context.Context, c *config.Component, instanceID string, since time.Time) error {
 		if !Registers(c) {
 			return nil
 		}
+		w := registrationWait{c: c, instance: instanceID, since: since.Add(-time.Second)}
 		step := 10 * time.Millisecond
-		var last string
 		for {
 			regs, err := source()
 			if err != nil {
 				return err
 			}
-			last = "it has not registered"
-			for _, r := range regs {
-				if r.Component != c.Address() {
-					continue
+			if w.registered(regs) {
+				return nil
+			}
+			if refusals != nil {
+				list, err := refusals()
+				if err != nil {
+					return err
 				}
-				if r.InstanceID != "" && r.InstanceID != instanceID {
-					continue // an earlier instance's
+				if err := w.refused(list); err != nil {
+					return err
 				}
-				if r.InstanceID == "" && r.RegisteredAt.Before(since.Add(-time.Second)) {
-					continue // registered before this instance started
-				}
-				if r.Healthy {
-					return nil
-				}
-				last = fmt.Sprintf("registered as %s, status %s", r.ServiceID, r.Status)
 			}
 			select {
 			case <-ctx.Done():
-				return fmt.Errorf("not ready: waiting for it to register with the control plane: %w (%s)", ctx.Err(), last)
+				return fmt.Errorf("not ready: waiting for it to register with the control plane: %w (%s)", ctx.Err(), w.last)
 			case <-time.After(step):
 			}
 			step = min(step*2, 200*time.Millisecond)
 		}
 	}
+}
+
+// registrationWait is what WaitRegistered has seen of one instance.
+type registrationWait struct {
+	c        *config.Component
+	instance string
+	since    time.Time
+	// last says what was last seen, for the message when the wait ends.
+	last string
+}
+
+// registered says whether regs hold a healthy registration of the
+// instance, and notes what else they say about it.
+func (w *registrationWait) registered(regs []controlplane.Registration) bool {
+	w.last = "it has not registered"
+	var unmanaged []string
+	for _, r := range regs {
+		if r.RegisteredAt.Before(w.since) {
+			continue
+		}
+		if r.Component == "" {
+			if r.ClaimedID == "" || r.ClaimedID == w.c.ID || r.ClaimedID == w.c.Address() {
+				unmanaged = append(unmanaged, fmt.Sprintf("registered as unmanaged %s, not attributed because %s", r.ServiceID, r.Unattributed))
+			}
+			continue
+		}
+		if r.Component != w.c.Address() || r.InstanceID != "" && r.InstanceID != w.instance {
+			continue // another component's, or an earlier instance's
+		}
+		if r.Healthy {
+			return true
+		}
+		w.last = fmt.Sprintf("registered as %s, status %s", r.ServiceID, r.Status)
+		return false
+	}
+	if len(unmanaged) > 0 {
+		w.last = "it has not registered; seen since it started: " + strings.Join(unmanaged, "; ")
+	}
+	return false
+}
+
+// refused returns an error for a refusal of a call of the instance (or of
+// its component, without a token) since it started; a refusal of a call
+// of no known component is only noted.
+func (w *registrationWait) refused(list []controlplane.Refusal) error {
+	for i := len(list) - 1; i >= 0; i-- {
+		f := list[i]
+		if f.At.Before(w.since) {
+			continue
+		}
+		switch {
+		case f.Component == w.c.Address() && (f.InstanceID == "" || f.InstanceID == w.instance):
+			return fmt.Errorf("not ready: the control plane refused its registration: %s: %s", f.Reason, f.Detail)
+		case f.Component == "":
+			w.last += fmt.Sprintf("; the control plane refused a call from %s it could not tie to a component: %s: %s", f.Peer, f.Reason, f.Detail)
+		}
+	}
+	return nil
 }

@@ -37,7 +37,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/flowctl/flowctl/internal/attest"
 	"github.com/flowctl/flowctl/internal/controlplane"
+	"github.com/flowctl/flowctl/internal/providers"
 	"github.com/flowctl/flowctl/internal/state"
 	"github.com/flowctl/flowctl/internal/tokens"
 )
@@ -65,7 +67,8 @@ type Options struct {
 	// here must exist. The file is re-read when it changes on disk (a
 	// rotation), within SecretCheckInterval.
 	TokenSecretFile string
-	// AuthMode is controlplane.AuthRequired (default) or AuthPermissive.
+	// AuthMode is controlplane.AuthRequired (default), AuthTokenOnly or
+	// AuthPermissive.
 	AuthMode controlplane.AuthMode
 	// TLSCert and TLSKey (PEM files) turn on TLS for gRPC and HTTP;
 	// TLSClientCA (PEM bundle) also requires client certificates signed by
@@ -211,6 +214,9 @@ type server struct {
 	secret  *tokens.Secret
 	opToken string
 	cp      *controlplane.Server
+	// provs are the executors: the background work drives them, the
+	// control plane's attestor asks them who made a call.
+	provs *providers.Registry
 
 	grpcL net.Listener
 	httpL net.Listener // nil when serving no HTTP
@@ -235,12 +241,14 @@ func (s *server) prepare() error {
 	if err := s.loadSecrets(); err != nil {
 		return err
 	}
+	s.provs = backgroundProviders(s.opts.StatePath, s.log)
 	s.cp, err = controlplane.New(controlplane.Options{
 		Store:    s.store,
 		Verifier: tokens.NewVerifier(s.secret, s.meta.Pipeline, s.meta.Lineage),
 		Issuer:   tokens.NewIssuer(s.secret),
 		AuthMode: s.opts.AuthMode,
 		Expected: controlplane.StateExpected(s.store),
+		Attestor: attest.Providers{Registry: s.provs},
 		Logger:   s.log,
 	})
 	if err != nil {
@@ -403,7 +411,7 @@ func (s *server) serve(ctx context.Context) error {
 		defer wg.Done()
 		s.bg.run(ctx, env{
 			Store: s.store, ControlPlane: s.cp, Secret: s.secret, Addrs: s.addrs, Meta: s.meta, Logger: s.log,
-			Providers: backgroundProviders(s.opts.StatePath, s.log),
+			Providers: s.provs,
 		})
 	}()
 

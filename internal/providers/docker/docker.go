@@ -134,6 +134,10 @@ type Provider struct {
 
 	// images holds what this process knows of each image reference.
 	images sync.Map // ref -> *imageEntry
+
+	// attested caches the addresses of containers AttestPeer looked at,
+	// by container ID (see attest.go).
+	attested sync.Map
 }
 
 var (
