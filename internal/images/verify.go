@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -163,4 +164,24 @@ func checkSignature(open func() (io.ReadCloser, error), sigB64, digest string, k
 		return fmt.Sprintf("a signature for %s, another image", got), nil
 	}
 	return "", nil
+}
+
+// VerifyWithKeyFile verifies repository@digest with the PEM key in
+// keyFile and returns the key's fingerprint. A verification that passed
+// is remembered in the cache (Dir/verified), so that starting the image
+// again needs no registry; a failed one is never remembered.
+func (s *Store) VerifyWithKeyFile(ctx context.Context, repository, digest, keyFile string) (string, error) {
+	key, err := LoadPublicKey(keyFile)
+	if err != nil {
+		return "", err
+	}
+	mark := filepath.Join(s.dir, "verified", strings.TrimPrefix(digest, "sha256:")+"-"+strings.TrimPrefix(key.Fingerprint, "sha256:"))
+	if _, err := os.Stat(mark); err == nil {
+		return key.Fingerprint, nil
+	}
+	if err := s.Verify(ctx, repository, digest, key); err != nil {
+		return "", err
+	}
+	_ = writeFileAtomic(mark, []byte(repository+"@"+digest+"\n"))
+	return key.Fingerprint, nil
 }

@@ -320,6 +320,9 @@ func objectHash(r *state.Record) string {
 
 // driftOf is the drift a change reveals, if any.
 func driftOf(ch *Change) *Drift {
+	if d := imageTagMoved(ch); d != nil {
+		return d
+	}
 	switch ch.Reason {
 	case ReasonDeletedOutside:
 		return &Drift{Address: ch.Address, Reason: ch.Reason, Detail: "recorded in state, but the object no longer exists"}

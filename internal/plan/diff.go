@@ -13,7 +13,7 @@ import (
 // instance: they shape the running process or container. The others (inputs,
 // health, restart, ...) are read by flowctl itself and update in place.
 var forcingAttrs = map[string]bool{
-	"executor": true, "type": true, "image": true, "image_id": true, "command": true, "args": true,
+	"executor": true, "type": true, "image": true, "image_id": true, "image_digest": true, "command": true, "args": true,
 	"env": true, "ports": true, "volumes": true, "resources": true, "replicas": true,
 	"secrets": true,
 }

@@ -306,6 +306,7 @@ func (f *File) PlannedPipeline(load func(path string) (*config.Pipeline, error))
 		if err != nil {
 			return nil, err
 		}
+		keepResolvedImages(saved, desired)
 	}
 	for _, ch := range f.Plan.Changes {
 		if ch.Action.IsDelete() || ch.SpecHash == "" {

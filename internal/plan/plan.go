@@ -148,6 +148,9 @@ func (p *Plan) Counts() map[Action]int {
 // Make builds the plan: it asks the providers what reality looks like
 // (Observe), then decides (Decide).
 func Make(ctx context.Context, in Input) (*Plan, error) {
+	if err := resolveImages(ctx, in); err != nil {
+		return nil, err
+	}
 	r, err := Observe(ctx, in)
 	if err != nil {
 		return nil, err

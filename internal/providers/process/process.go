@@ -52,6 +52,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flowctl/flowctl/internal/images"
 	"github.com/flowctl/flowctl/internal/providers"
 )
 
@@ -99,6 +100,9 @@ type Options struct {
 	// StartTimeout bounds how long Start waits for the shim to report that
 	// the component started (default 5 s).
 	StartTimeout time.Duration
+	// Images is the image cache components given an image run from
+	// (default: the user's, images.DefaultDir).
+	Images *images.Store
 }
 
 // Provider runs components as local processes under a shim.

@@ -54,6 +54,13 @@ func (p *Provider) Start(ctx context.Context, spec providers.ComponentSpec) (pro
 }
 
 func (p *Provider) start(ctx context.Context, spec *providers.ComponentSpec) (providers.Handle, error) {
+	if spec.Component.RunsImageAsProcess() {
+		s, err := p.imageSpec(ctx, spec)
+		if err != nil {
+			return nil, err
+		}
+		spec = s
+	}
 	ss, err := p.shimSpec(spec)
 	if err != nil {
 		return nil, err
