@@ -53,7 +53,7 @@ func (p *Provider) ensureImage(ctx context.Context, cli *client.Client, c *confi
 	e := p.imageEntry(ref)
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	key := c.PullPolicy() + "|" + c.ImageID
+	key := c.PullPolicy() + "|" + c.ImageID + "|" + c.ImageDigest
 	if e.key == key && time.Since(e.checked) < imageCheckTTL {
 		return e.resolved, nil
 	}
@@ -96,6 +96,14 @@ func (p *Provider) checkImage(ctx context.Context, cli *client.Client, c *config
 	if c.ImageID != "" {
 		if ins.ID != c.ImageID {
 			return "", fmt.Errorf("%s: image %q is %s on the Docker engine, but image_id pins %s", c.Address(), ref, ins.ID, c.ImageID)
+		}
+		return ins.ID, nil
+	}
+	if c.ImageDigest != "" {
+		// The plan verified this digest's signature: run that image and
+		// no other, whatever the tag names now.
+		if got := registryDigest(ref, ins.RepoDigests); got != c.ImageDigest {
+			return "", fmt.Errorf("%s: image %q is %s on the Docker engine, but the plan verified %s; plan again", c.Address(), ref, orNone(got), c.ImageDigest)
 		}
 		return ins.ID, nil
 	}
