@@ -40,6 +40,9 @@ var (
 	keyVersion  = []byte("format_version")
 	keyCreated  = []byte("created_at")
 	keyLock     = []byte("lock")
+	keySum      = []byte("checksum")
+
+	allBuckets = [][]byte{bucketMeta, bucketComponents, bucketHistory, bucketLock, bucketData}
 )
 
 // FileMode is the mode of every state file: it names running objects and,
@@ -51,6 +54,10 @@ type Store struct {
 	path        string
 	openTimeout time.Duration
 	now         func() time.Time
+	readOnly    bool
+	freshCheck  func(why string) error
+	// created says Open gave the file a fresh lineage.
+	created bool
 	// file is shared by every Store of this process on the same file.
 	file *sharedFile
 }
@@ -66,6 +73,9 @@ type sharedFile struct {
 	// batch holds the Batch calls waiting for the next commit.
 	batchMu sync.Mutex
 	batch   []*batchCall
+	// checked is the version of the file last found sound (checkFile).
+	checkedMu sync.Mutex
+	checked   fileVersion
 }
 
 // files holds the sharedFile of each state file, by absolute path.
@@ -81,6 +91,20 @@ func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = no
 // holds during its (short) transaction. Default 10s.
 func WithOpenTimeout(d time.Duration) Option { return func(s *Store) { s.openTimeout = d } }
 
+// ReadOnly opens the file for reading only: it is never written, so a file
+// flowctl may not write (mode 0400, chattr +i) can be read. Update, Batch
+// and the lock fail on such a store. A missing file is still created (with
+// WithFreshCheck's consent): there is nothing to protect yet.
+func ReadOnly() Option { return func(s *Store) { s.readOnly = true } }
+
+// WithFreshCheck makes Open call check before it gives a missing or empty
+// (0-byte) file a fresh lineage; why says which of the two it is. When check
+// fails Open writes nothing and returns its error: the caller can refuse to
+// start over while objects of an earlier lineage still run.
+func WithFreshCheck(check func(why string) error) Option {
+	return func(s *Store) { s.freshCheck = check }
+}
+
 // DefaultPath is the state file of pipeline name beside pipelineFile:
 // .flowctl/<name>.state.db.
 func DefaultPath(pipelineFile, name string) string {
@@ -88,10 +112,11 @@ func DefaultPath(pipelineFile, name string) string {
 }
 
 // Open returns the store at path, creating the file (mode 0600, folder
-// 0700) with a fresh lineage when it does not exist. pipeline names the
-// pipeline the file belongs to; opening another pipeline's file fails.
-// An empty pipeline accepts any file that exists (for commands that work from
-// the state file alone).
+// 0700) with a fresh lineage when it does not exist or is empty. pipeline
+// names the pipeline the file belongs to; opening another pipeline's file
+// fails. An empty pipeline accepts any file that exists (for commands that
+// work from the state file alone). Open checks the whole file: a damaged
+// one is a *DamagedError.
 func Open(path, pipeline string, opts ...Option) (*Store, error) {
 	s := &Store{path: path, openTimeout: 10 * time.Second, now: time.Now}
 	for _, o := range opts {
@@ -103,30 +128,60 @@ func Open(path, pipeline string, opts ...Option) (*Store, error) {
 	}
 	f, _ := files.LoadOrStore(key, new(sharedFile))
 	s.file = f.(*sharedFile)
-	if pipeline == "" {
-		if _, err := os.Stat(path); err != nil {
-			return nil, fmt.Errorf("state file %s: %w", path, err)
+	fi, err := os.Stat(path)
+	switch {
+	case err != nil && (pipeline == "" || !errors.Is(err, os.ErrNotExist)):
+		return nil, fmt.Errorf("state file %s: %w", path, err)
+	case err == nil && fi.Size() == 0 && pipeline == "":
+		return nil, &DamagedError{Path: path, Problem: "the file is empty (0 bytes)"}
+	case err != nil || fi.Size() == 0:
+		why := "does not exist"
+		if err == nil {
+			why = "is empty (0 bytes)"
 		}
-	} else if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("create state folder: %w", err)
+		if err := s.create(pipeline, why); err != nil {
+			return nil, err
+		}
+		return s, nil
 	}
-	err := s.update(func(tx *bolt.Tx) error {
-		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+	var m Meta
+	if err := s.View(func(tx *Tx) error { m = tx.Meta(); return nil }); err != nil {
+		return nil, err
+	}
+	if pipeline != "" && m.Pipeline != pipeline {
+		return nil, fmt.Errorf("open state %s: the file belongs to pipeline %q, not %q", path, m.Pipeline, pipeline)
+	}
+	return s, nil
+}
+
+// create gives a missing or empty file its buckets and a fresh lineage,
+// once freshCheck agrees.
+func (s *Store) create(pipeline, why string) error {
+	if s.freshCheck != nil {
+		if err := s.freshCheck(why); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
+		return fmt.Errorf("create state folder: %w", err)
+	}
+	s.file.mu.Lock()
+	defer s.file.mu.Unlock()
+	err := s.guard(func() error {
+		db, err := bolt.Open(s.path, FileMode, &bolt.Options{Timeout: s.openTimeout})
 		if err != nil {
 			return err
 		}
-		for _, b := range [][]byte{bucketComponents, bucketHistory, bucketLock, bucketData} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
+		err = db.Update(func(tx *bolt.Tx) error {
+			if tx.Bucket(bucketMeta) != nil {
+				return nil // another process created it meanwhile
 			}
-		}
-		if v := meta.Get(keyVersion); v != nil && btoi(v) > FormatVersion {
-			return fmt.Errorf("state format version %d is newer than this flowctl understands (%d)", btoi(v), FormatVersion)
-		}
-		if meta.Get(keyLineage) == nil {
-			if pipeline == "" {
-				return errors.New("not a flowctl state file")
+			for _, b := range allBuckets {
+				if _, err := tx.CreateBucket(b); err != nil {
+					return err
+				}
 			}
+			meta := tx.Bucket(bucketMeta)
 			for k, v := range map[string][]byte{
 				string(keyLineage):  []byte(uuid.NewString()),
 				string(keySerial):   itob(0),
@@ -138,31 +193,48 @@ func Open(path, pipeline string, opts ...Option) (*Store, error) {
 					return err
 				}
 			}
-			return nil
+			s.created = true
+			return seal(tx)
+		})
+		if cerr := db.Close(); err == nil {
+			err = cerr
 		}
-		if got := string(meta.Get(keyPipeline)); pipeline != "" && got != pipeline {
-			return fmt.Errorf("the file belongs to pipeline %q, not %q", got, pipeline)
-		}
-		return nil
+		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open state %s: %w", path, err)
+		return fmt.Errorf("create state %s: %w", s.path, err)
 	}
-	return s, nil
+	return nil
 }
+
+// Created says Open made the file (or filled an empty one) with a fresh
+// lineage.
+func (s *Store) Created() bool { return s.created }
 
 // Path is the file's path.
 func (s *Store) Path() string { return s.path }
 
-func (s *Store) open(readOnly bool) (*bolt.DB, error) {
+// ReadOnly says the store was opened with the ReadOnly option.
+func (s *Store) ReadOnly() bool { return s.readOnly }
+
+// errReadOnly is returned by writes on a read-only store.
+var errReadOnly = errors.New("the state was opened read-only")
+
+// open checks the file (checkFile) and opens it with bbolt. It returns the
+// file's version and whether it had passed the checks before.
+func (s *Store) open(readOnly bool) (*bolt.DB, fileVersion, bool, error) {
+	v, known, err := s.checkFile()
+	if err != nil {
+		return nil, v, false, err
+	}
 	db, err := bolt.Open(s.path, FileMode, &bolt.Options{Timeout: s.openTimeout, ReadOnly: readOnly})
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
-			return nil, fmt.Errorf("state file %s is held by another flowctl process (waited %s): %w", s.path, s.openTimeout, err)
+			return nil, v, false, fmt.Errorf("state file %s is held by another flowctl process (waited %s): %w", s.path, s.openTimeout, err)
 		}
-		return nil, err
+		return nil, v, false, fmt.Errorf("open state %s: %w", s.path, err)
 	}
-	return db, nil
+	return db, v, known, nil
 }
 
 func (s *Store) update(fn func(*bolt.Tx) error) error {
@@ -171,31 +243,73 @@ func (s *Store) update(fn func(*bolt.Tx) error) error {
 	return s.updateLocked(fn)
 }
 
-// updateLocked is update for a caller holding s.file.mu.
+// updateLocked is update for a caller holding s.file.mu. It keeps the
+// previous version of the file as the backup when the transaction moves
+// the serial, and seals what it wrote.
 func (s *Store) updateLocked(fn func(*bolt.Tx) error) error {
-	db, err := s.open(false)
-	if err != nil {
+	if s.readOnly {
+		return fmt.Errorf("state file %s: %w", s.path, errReadOnly)
+	}
+	return s.guard(func() error {
+		db, _, known, err := s.open(false)
+		if err != nil {
+			return err
+		}
+		err = db.Update(func(tx *bolt.Tx) error {
+			if !known {
+				if err := s.checkInvariants(tx); err != nil {
+					return err
+				}
+			}
+			before := btoi(tx.Bucket(bucketMeta).Get(keySerial))
+			if err := fn(tx); err != nil {
+				return err
+			}
+			if btoi(tx.Bucket(bucketMeta).Get(keySerial)) != before {
+				if err := s.writeBackup(); err != nil {
+					return err
+				}
+			}
+			return seal(tx)
+		})
+		if err == nil {
+			// What this process just wrote is sound: bbolt wrote it
+			// from a file that passed the checks.
+			if v, serr := statVersion(s.path); serr == nil {
+				s.markChecked(v)
+			}
+		}
+		if cerr := db.Close(); err == nil {
+			err = cerr
+		}
 		return err
-	}
-	err = db.Update(fn)
-	if cerr := db.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	})
 }
 
 func (s *Store) view(fn func(*bolt.Tx) error) error {
 	s.file.mu.RLock()
 	defer s.file.mu.RUnlock()
-	db, err := s.open(true)
-	if err != nil {
+	return s.guard(func() error {
+		db, v, known, err := s.open(true)
+		if err != nil {
+			return err
+		}
+		err = db.View(func(tx *bolt.Tx) error {
+			if !known {
+				if err := s.checkInvariants(tx); err != nil {
+					return err
+				}
+			}
+			return fn(tx)
+		})
+		if err == nil && !known {
+			s.markChecked(v)
+		}
+		if cerr := db.Close(); err == nil {
+			err = cerr
+		}
 		return err
-	}
-	err = db.View(fn)
-	if cerr := db.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	})
 }
 
 // Update runs fn in one read-write transaction. Everything fn does is

@@ -1,0 +1,311 @@
+package state
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/google/uuid"
+	bolt "go.etcd.io/bbolt"
+)
+
+// A state file is checked twice before flowctl uses it. checkFile walks its
+// pages as bbolt would (verifyBolt), before bbolt maps it: bbolt trusts the
+// file and panics, or faults, on a truncated or flipped one. Then, in the
+// first transaction, checkInvariants reads every bucket, key and record
+// flowctl expects, and compares the meta and component records with the
+// checksum the last write left (seal): a bit flipped inside a record is
+// still valid bbolt and valid JSON, but not the file flowctl wrote. Both
+// run again whenever the file changed since they last passed (its size,
+// times or inode differ) in this process.
+
+// fileVersion tells one version of a file from another.
+type fileVersion struct {
+	size, mtime, ctime int64
+	ino                uint64
+}
+
+func statVersion(path string) (fileVersion, error) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		return fileVersion{}, err
+	}
+	return fileVersion{size: st.Size, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(), ino: st.Ino}, nil
+}
+
+// checkFile checks the file's structure unless this version already
+// passed. It returns the version and whether it had already passed (the
+// invariants need checking when it had not).
+func (s *Store) checkFile() (fileVersion, bool, error) {
+	v, err := statVersion(s.path)
+	if err != nil {
+		return v, false, fmt.Errorf("state file %s: %w", s.path, err)
+	}
+	s.file.checkedMu.Lock()
+	known := s.file.checked == v
+	s.file.checkedMu.Unlock()
+	if known {
+		return v, true, nil
+	}
+	data, err := os.ReadFile(s.path)
+	if err != nil {
+		return v, false, fmt.Errorf("state file %s: %w", s.path, err)
+	}
+	if len(data) == 0 {
+		return v, false, &DamagedError{Path: s.path, Problem: "the file is empty (0 bytes)"}
+	}
+	if err := verifyBolt(data); err != nil {
+		return v, false, &DamagedError{Path: s.path, Problem: err.Error()}
+	}
+	return v, false, nil
+}
+
+// markChecked records v as a version that passed both checks.
+func (s *Store) markChecked(v fileVersion) {
+	s.file.checkedMu.Lock()
+	s.file.checked = v
+	s.file.checkedMu.Unlock()
+}
+
+// guard runs fn, turning a panic or a memory fault inside bbolt into a
+// *DamagedError. checkFile should leave bbolt nothing to panic on; this is
+// the last line of defence, for a file damaged between the check and the
+// read.
+func (s *Store) guard(fn func() error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = &DamagedError{Path: s.path, Problem: fmt.Sprintf("reading it failed: %v", r)}
+		}
+	}()
+	return fn()
+}
+
+var metaKeys = map[string]bool{
+	string(keyLineage): true, string(keySerial): true, string(keyPipeline): true,
+	string(keyVersion): true, string(keyCreated): true, string(keySum): true,
+}
+
+// checkInvariants reads everything flowctl keeps in the file and checks it
+// is what flowctl wrote.
+func (s *Store) checkInvariants(tx *bolt.Tx) error {
+	if err := invariants(tx); err != nil {
+		if _, ok := err.(*versionError); ok {
+			return fmt.Errorf("open state %s: %w", s.path, err)
+		}
+		return &DamagedError{Path: s.path, Problem: err.Error()}
+	}
+	return nil
+}
+
+// versionError is a file of a newer flowctl: not damage.
+type versionError struct{ version uint64 }
+
+func (e *versionError) Error() string {
+	return fmt.Sprintf("state format version %d is newer than this flowctl understands (%d)", e.version, FormatVersion)
+}
+
+func invariants(tx *bolt.Tx) error {
+	known := map[string]bool{}
+	for _, b := range allBuckets {
+		known[string(b)] = true
+		if tx.Bucket(b) == nil {
+			return fmt.Errorf("bucket %q is missing", b)
+		}
+	}
+	if err := tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+		if !known[string(name)] {
+			return fmt.Errorf("unknown bucket %q", name)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if want, got := tx.Bucket(bucketMeta).Get(keySum), checksum(tx); want != nil && string(want) != got {
+		return fmt.Errorf("the checksum of its records does not match: they were changed outside flowctl (recorded %.16s…, computed %.16s…)", want, got)
+	}
+	if err := checkMeta(tx.Bucket(bucketMeta)); err != nil {
+		return err
+	}
+	return checkRecords(tx)
+}
+
+func checkMeta(meta *bolt.Bucket) error {
+	if err := meta.ForEach(func(k, v []byte) error {
+		if !metaKeys[string(k)] || v == nil {
+			return fmt.Errorf("unknown meta key %q", k)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	v := meta.Get(keyVersion)
+	if len(v) != 8 || btoi(v) == 0 {
+		return fmt.Errorf("meta: format_version is not a number (%q)", v)
+	}
+	if btoi(v) > FormatVersion {
+		return &versionError{btoi(v)}
+	}
+	lineage := meta.Get(keyLineage)
+	if _, err := uuid.Parse(string(lineage)); err != nil || len(lineage) != 36 {
+		return fmt.Errorf("meta: lineage %q is not a UUID", lineage)
+	}
+	if v := meta.Get(keySerial); len(v) != 8 {
+		return fmt.Errorf("meta: serial is not a number (%q)", v)
+	}
+	if len(meta.Get(keyPipeline)) == 0 {
+		return fmt.Errorf("meta: pipeline name is missing")
+	}
+	if _, err := time.Parse(time.RFC3339Nano, string(meta.Get(keyCreated))); err != nil {
+		return fmt.Errorf("meta: created_at %q is not a time", meta.Get(keyCreated))
+	}
+	return nil
+}
+
+// checkRecords decodes every component record, history event and lock,
+// and checks the data namespaces are buckets.
+func checkRecords(tx *bolt.Tx) error {
+	if err := tx.Bucket(bucketComponents).ForEach(func(k, v []byte) error {
+		var r Record
+		if err := json.Unmarshal(v, &r); err != nil {
+			return fmt.Errorf("component record %q does not decode: %v", k, err)
+		}
+		if r.Address != string(k) {
+			return fmt.Errorf("component record %q names address %q", k, r.Address)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := tx.Bucket(bucketHistory).ForEach(func(k, v []byte) error {
+		var e Event
+		if len(k) != 8 || v == nil {
+			return fmt.Errorf("history key %q is not a sequence number", k)
+		}
+		if err := json.Unmarshal(v, &e); err != nil || e.Seq != btoi(k) {
+			return fmt.Errorf("history event %d does not decode", btoi(k))
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := tx.Bucket(bucketLock).ForEach(func(k, v []byte) error {
+		var l LockInfo
+		if !bytes.Equal(k, keyLock) || json.Unmarshal(v, &l) != nil {
+			return fmt.Errorf("the lock record %q does not decode", k)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketData).ForEach(func(k, v []byte) error {
+		if v != nil {
+			return fmt.Errorf("data namespace %q is not a bucket", k)
+		}
+		return nil
+	})
+}
+
+// checksum is the SHA-256 of every bucket but the history (which only
+// grows, and which no plan reads), the checksum itself left out.
+func checksum(tx *bolt.Tx) string {
+	h := sha256.New()
+	var n [4]byte
+	add := func(b []byte) {
+		binary.BigEndian.PutUint32(n[:], uint32(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	var walk func(b *bolt.Bucket)
+	walk = func(b *bolt.Bucket) {
+		_ = b.ForEach(func(k, v []byte) error {
+			add(k)
+			if v == nil {
+				h.Write([]byte{'{'})
+				walk(b.Bucket(k))
+				h.Write([]byte{'}'})
+				return nil
+			}
+			add(v)
+			return nil
+		})
+	}
+	for _, name := range [][]byte{bucketMeta, bucketComponents, bucketLock, bucketData} {
+		add(name)
+		b := tx.Bucket(name)
+		if name[0] == 'm' {
+			_ = b.ForEach(func(k, v []byte) error {
+				if !bytes.Equal(k, keySum) {
+					add(k)
+					add(v)
+				}
+				return nil
+			})
+			continue
+		}
+		walk(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// seal records the checksum of what the transaction leaves.
+func seal(tx *bolt.Tx) error {
+	sum := checksum(tx)
+	meta := tx.Bucket(bucketMeta)
+	if string(meta.Get(keySum)) == sum {
+		return nil
+	}
+	return meta.Put(keySum, []byte(sum))
+}
+
+// BackupPath is where the version before the last write that moved the
+// serial is kept.
+func BackupPath(path string) string { return path + ".backup" }
+
+// writeBackup copies the file, as it is before the running transaction
+// commits, to the backup path (atomically, mode 0600). bbolt writes
+// nothing to the file before the commit, and pages it will overwrite are
+// not reachable from the current meta page, so the copy is the previous
+// version whole.
+func (s *Store) writeBackup() error {
+	data, err := os.ReadFile(s.path)
+	if err != nil {
+		return fmt.Errorf("back up state: %w", err)
+	}
+	return writeFileAtomic(BackupPath(s.path), data)
+}
+
+// writeFileAtomic replaces path with data (mode 0600) through a temporary
+// file in the same folder, synced before the rename.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	err = tmp.Chmod(FileMode)
+	if err == nil {
+		_, err = tmp.Write(data)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
