@@ -28,6 +28,10 @@ type Binaries struct {
 	// on pkg/component that registers with the control plane), built only
 	// when WithSDKComponent is passed.
 	SDKComponent string
+	// EcoComponent is ./internal/testutil/ecocomponent (components of the
+	// ecosystem that send no token), built only when WithEcoComponent is
+	// passed.
+	EcoComponent string
 	// Examples are the example components (examples/components/NAME) by
 	// name, built only when WithExamples is passed.
 	Examples map[string]string
@@ -36,7 +40,10 @@ type Binaries struct {
 // BuildOption selects optional binaries.
 type BuildOption func(*buildOptions)
 
-type buildOptions struct{ flowctl, sdk, examples bool }
+type buildOptions struct{ flowctl, sdk, examples, eco bool }
+
+// WithEcoComponent also builds ./internal/testutil/ecocomponent.
+func WithEcoComponent() BuildOption { return func(o *buildOptions) { o.eco = true } }
 
 // WithFlowctl also builds ./cmd/flowctl into Binaries.Flowctl.
 func WithFlowctl() BuildOption { return func(o *buildOptions) { o.flowctl = true } }
@@ -59,6 +66,7 @@ var (
 	flowctl       built
 	flowctlShim   built
 	sdkComponent  built
+	ecoComponent  built
 	examples      = map[string]*built{"counter-source": {}, "transform-processor": {}, "file-sink": {}}
 )
 
@@ -103,6 +111,11 @@ func BuildBinaries(t testing.TB, opts ...BuildOption) Binaries {
 				t.Fatalf("build %s: %v", name, err)
 			}
 			b.Examples[name] = p
+		}
+	}
+	if o.eco {
+		if b.EcoComponent, err = ecoComponent.get("./internal/testutil/ecocomponent", "ecocomponent", false); err != nil {
+			t.Fatalf("build eco component: %v", err)
 		}
 	}
 	if o.sdk {

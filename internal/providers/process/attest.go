@@ -24,7 +24,7 @@ var _ providers.WorkloadAttester = (*Provider)(nil)
 // never counts. Another user's process cannot be read, and no process
 // outside the pipeline's components is looked at.
 func (p *Provider) AttestPeer(ctx context.Context, peer, local netip.AddrPort, ws []providers.Workload) (providers.Attestation, error) {
-	sock, err := attest.FindSocket(attest.TCPTables, peer, local)
+	sock, err := attest.LookupSocket(peer, local)
 	if errors.Is(err, attest.ErrNoSocket) {
 		return providers.Attestation{}, fmt.Errorf("no TCP socket on this machine is the client end of %s (the call did not come from a local process)", peer)
 	}
@@ -34,40 +34,51 @@ func (p *Provider) AttestPeer(ctx context.Context, peer, local netip.AddrPort, w
 	if sock.Inode == 0 {
 		return providers.Attestation{}, fmt.Errorf("the socket of %s is held by no process any more", peer)
 	}
-	running, looked := 0, 0
+	// The component's own process first (it usually holds the connection);
+	// the processes it started only when none does.
+	type root struct {
+		addr string
+		hd   handle
+	}
+	var roots []root
+	looked := 0
 	for _, w := range ws {
-		if ctx.Err() != nil {
-			return providers.Attestation{}, ctx.Err()
-		}
 		hd, err := decodeHandle(w.Handle)
 		if err != nil || !alive(hd.BootID, hd.Child) {
 			continue
 		}
-		running++
-		for _, pid := range attest.Tree(hd.Child.PID) {
+		roots = append(roots, root{w.Address, hd})
+		looked++
+		if holds(hd.Child, sock.Inode) {
+			return providers.Attestation{Address: w.Address, Proof: "pid " + strconv.Itoa(hd.Child.PID)}, nil
+		}
+	}
+	for _, r := range roots {
+		if ctx.Err() != nil {
+			return providers.Attestation{}, ctx.Err()
+		}
+		for _, pid := range attest.Tree(r.hd.Child.PID)[1:] {
 			looked++
-			if holds(pid, sock.Inode) && alive(hd.BootID, hd.Child) {
-				return providers.Attestation{Address: w.Address, Proof: "pid " + strconv.Itoa(pid)}, nil
+			id, err := procinfo.Of(pid)
+			if err == nil && holds(id, sock.Inode) && alive(r.hd.BootID, r.hd.Child) {
+				return providers.Attestation{Address: r.addr, Proof: "pid " + strconv.Itoa(pid)}, nil
 			}
 		}
 	}
+	running := len(roots)
 	if running == 0 {
 		return providers.Attestation{}, fmt.Errorf("none of the pipeline's %d process components runs (yet)", len(ws))
 	}
 	return providers.Attestation{}, fmt.Errorf("the connection from %s belongs to no process of the pipeline's components (looked at %d processes of %d running components)", peer, looked, running)
 }
 
-// holds says whether pid holds the socket inode, and was the same process
-// before and after its descriptors were read.
-func holds(pid int, inode uint64) bool {
-	before, err := procinfo.Of(pid)
-	if err != nil {
-		return false
-	}
-	ok, err := attest.HoldsSocket(pid, inode)
+// holds says whether the process id names holds the socket inode: it
+// does, and its pid named that same process once its descriptors were
+// read (a pid reused meanwhile names another start time).
+func holds(id procinfo.Identity, inode uint64) bool {
+	ok, err := attest.HoldsSocket(id.PID, inode)
 	if err != nil || !ok {
 		return false
 	}
-	after, err := procinfo.Of(pid)
-	return err == nil && after == before
+	return procinfo.Alive(id)
 }
