@@ -75,8 +75,8 @@ type MetricsSnapshot struct {
 	FlushErrors     uint64            `json:"state_flush_errors_total"`
 	Refusals        map[string]uint64 `json:"refusals_total"` // by reason, every reason present
 
-	Attestations        uint64 `json:"attestations_total"`
-	AttestationFailures uint64 `json:"attestation_failures_total"`
+	Attestations        uint64  `json:"attestations_total"`
+	AttestationFailures uint64  `json:"attestation_failures_total"`
 	AttestationSeconds  float64 `json:"attestation_seconds_total"`
 
 	Registered      int `json:"registered"`      // registrations held

@@ -317,17 +317,17 @@ func (s *Server) ByComponent(address string) []Registration {
 func (s *Server) Metrics() MetricsSnapshot {
 	m := s.metrics
 	out := MetricsSnapshot{
-		Registrations:   m.Registrations.Load(),
-		Heartbeats:      m.Heartbeats.Load(),
-		Unregistrations: m.Unregistrations.Load(),
-		UnknownService:  m.UnknownService.Load(),
-		TokensRefreshed: m.TokensRefreshed.Load(),
-		Flushes:         m.Flushes.Load(),
-		FlushErrors:     m.FlushErrors.Load(),
+		Registrations:       m.Registrations.Load(),
+		Heartbeats:          m.Heartbeats.Load(),
+		Unregistrations:     m.Unregistrations.Load(),
+		UnknownService:      m.UnknownService.Load(),
+		TokensRefreshed:     m.TokensRefreshed.Load(),
+		Flushes:             m.Flushes.Load(),
+		FlushErrors:         m.FlushErrors.Load(),
 		Attestations:        m.Attestations.Load(),
 		AttestationFailures: m.AttestationFailures.Load(),
 		AttestationSeconds:  float64(m.AttestationNanos.Load()) / 1e9,
-		Refusals:        make(map[string]uint64, len(m.refusals)),
+		Refusals:            make(map[string]uint64, len(m.refusals)),
 	}
 	for k, v := range m.refusals {
 		out.Refusals[k] = v.Load()
