@@ -13,6 +13,7 @@ import (
 	"github.com/flowctl/flowctl/internal/config"
 	"github.com/flowctl/flowctl/internal/plan"
 	"github.com/flowctl/flowctl/internal/providers"
+	"github.com/flowctl/flowctl/internal/providers/kubernetes"
 	"github.com/flowctl/flowctl/internal/providers/nomad"
 	"github.com/flowctl/flowctl/internal/providers/registry"
 	"github.com/flowctl/flowctl/internal/state"
@@ -87,10 +88,12 @@ func openWorkspace(g *globals, args []string, f *stateFlags, allowStateOnly bool
 	// only: commands on pipelines without such components never need one.
 	// Nomad's connection is the pipeline's nomad block over NOMAD_*.
 	var nomadOpts nomad.Options
+	k8sOpts := kubernetes.Options{WorkDir: ws.workDir}
 	if ws.pipeline != nil {
 		nomadOpts.Settings, nomadOpts.PipelineNamespace = ws.pipeline.Nomad, ws.pipeline.Namespace
+		k8sOpts.Settings, k8sOpts.PipelineNamespace = ws.pipeline.Kubernetes, ws.pipeline.Namespace
 	}
-	ws.providers = registry.New(registry.Options{StateDir: ws.stateDir, Nomad: nomadOpts})
+	ws.providers = registry.New(registry.Options{StateDir: ws.stateDir, Nomad: nomadOpts, Kubernetes: k8sOpts})
 	return ws, nil
 }
 

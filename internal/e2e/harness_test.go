@@ -22,6 +22,7 @@ import (
 	"github.com/flowctl/flowctl/internal/serve"
 	"github.com/flowctl/flowctl/internal/state"
 	"github.com/flowctl/flowctl/internal/testutil"
+	"github.com/flowctl/flowctl/internal/testutil/k8stest"
 )
 
 // commandTimeout bounds one flowctl command: far above what any takes, so
@@ -55,7 +56,7 @@ func newFixture(t testing.TB) *fixture {
 // of its pipelines would run on.
 func TestMain(m *testing.M) {
 	sweepAbandoned()
-	os.Exit(m.Run())
+	os.Exit(k8stest.Main(m)) // m.Run, then stop the Kubernetes test cluster if a test started one
 }
 
 // ownPipeline matches the pipeline names pipelineName makes; the group is

@@ -52,6 +52,9 @@ func Observe(ctx context.Context, in Input) (Reality, error) {
 		return Reality{}, err
 	}
 	r.Observed, r.Listed = observed, listed
+	if err := checkPlans(ctx, in, r); err != nil {
+		return Reality{}, err
+	}
 	return r, nil
 }
 

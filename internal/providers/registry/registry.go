@@ -8,6 +8,7 @@ package registry
 import (
 	"github.com/flowctl/flowctl/internal/providers"
 	"github.com/flowctl/flowctl/internal/providers/docker"
+	"github.com/flowctl/flowctl/internal/providers/kubernetes"
 	"github.com/flowctl/flowctl/internal/providers/nomad"
 	"github.com/flowctl/flowctl/internal/providers/process"
 )
@@ -20,6 +21,9 @@ type Options struct {
 	// Nomad is how the nomad executor finds its cluster: the pipeline's
 	// nomad block when one is at hand, else NOMAD_* alone.
 	Nomad nomad.Options
+	// Kubernetes is how the kubernetes executor finds its cluster: the
+	// pipeline's kubernetes block when one is at hand, else KUBECONFIG.
+	Kubernetes kubernetes.Options
 }
 
 // New returns every executor flowctl has. None contacts its engine or
@@ -30,5 +34,6 @@ func New(o Options) *providers.Registry {
 		process.New(process.Options{Dir: o.StateDir}),
 		docker.New(docker.Options{}),
 		nomad.New(o.Nomad),
+		kubernetes.New(o.Kubernetes),
 	)
 }

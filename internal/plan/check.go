@@ -1,0 +1,46 @@
+package plan
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/flowctl/flowctl/internal/config"
+	"github.com/flowctl/flowctl/internal/providers"
+	"github.com/flowctl/flowctl/internal/state"
+)
+
+// checkPlans asks each provider that can (providers.PlanChecker) to judge
+// the components the plan would create or change on it: those state does
+// not record, whose spec changed, whose executor changed, or whose object
+// is gone or changed outside flowctl.
+func checkPlans(ctx context.Context, in Input, r Reality) error {
+	if in.Desired == nil {
+		return nil
+	}
+	recs := map[string]*state.Record{}
+	for _, rec := range in.Records {
+		recs[rec.Address] = rec
+	}
+	byProvider := map[string][]*config.Component{}
+	for _, c := range in.Desired.Components {
+		rec := recs[c.Address()]
+		hash, _ := hashAndSpec(c)
+		obs := r.Observed[c.Address()]
+		if rec == nil || rec.SpecHash != hash || rec.Provider != c.Executor ||
+			(obs != nil && (!obs.Exists || (obs.SpecHash != "" && obs.SpecHash != objectHash(rec)))) {
+			byProvider[c.Executor] = append(byProvider[c.Executor], c)
+		}
+	}
+	for _, name := range sortedKeys(byProvider) {
+		prov, err := in.Providers.Get(name)
+		if err != nil {
+			return err
+		}
+		if pc, ok := prov.(providers.PlanChecker); ok {
+			if err := pc.CheckPlan(ctx, in.Desired, byProvider[name]); err != nil {
+				return fmt.Errorf("the %s executor refuses the plan: %w", name, err)
+			}
+		}
+	}
+	return nil
+}
