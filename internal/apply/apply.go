@@ -179,8 +179,11 @@ type node struct {
 	// status), committed with its history event: one transaction, one
 	// fsync, on the path to the dependents' start.
 	settle func(tx *state.Tx) error
-	// eventWritten: the history event went with the start (EventAtStart).
+	// eventWritten: the history event went with the start (EventAtStart);
+	// startEvent is that event, amended if the start then fails (one row
+	// per change).
 	eventWritten bool
+	startEvent   *state.Event
 }
 
 // Apply executes p. desired holds the full desired components (with
@@ -491,6 +494,11 @@ func (w *walker) record(n *node, err error) error {
 		if n.eventWritten && err == nil {
 			return nil
 		}
+		if n.eventWritten && n.startEvent != nil {
+			amended := *n.startEvent
+			amended.Result, amended.Detail = ev.Result, ev.Detail
+			return tx.AmendHistory(&amended)
+		}
 		return tx.AppendHistory(ev)
 	})
 	if serr != nil {
@@ -540,15 +548,84 @@ func (w *walker) execute(ctx context.Context, n *node) (string, error) {
 		return w.adopt(ctx, n)
 	case plan.Replace, plan.Restart:
 		if len(ch.Handle) > 0 {
+			// The restart watcher must not take the stop for a failure of
+			// the instance it follows.
+			undo, err := w.markReplacing(ch)
+			if err != nil {
+				return "", err
+			}
 			if err := w.stopObject(ctx, ch.PriorProvider, ch.Handle, n.comp.StopTimeout.D(), ch.PriorProvider == n.comp.Executor); err != nil {
+				undo()
 				return "", err
 			}
 		}
-		return w.start(ctx, n)
+		detail, err := w.start(ctx, n)
+		if err != nil && ch.Action == plan.Replace {
+			w.recordFailedReplace(n, err)
+		}
+		return detail, err
 	case plan.Create:
 		return w.start(ctx, n)
 	}
 	return "", fmt.Errorf("unknown action %q", ch.Action)
+}
+
+// markReplacing records that ch's instance is being replaced: an apply
+// is starting its successor (state.StatusCreating).
+// Only a replace is marked (a restart starts the same spec again); undo
+// puts the recorded status back when the old instance could not be
+// stopped.
+func (w *walker) markReplacing(ch *plan.Change) (undo func(), err error) {
+	undo = func() {}
+	if ch.Action != plan.Replace {
+		return undo, nil
+	}
+	var status, reason, instance string
+	err = w.Store.Batch(func(tx *state.Tx) error {
+		rec, err := tx.Component(ch.Address)
+		if err != nil || rec == nil {
+			return err
+		}
+		status, reason, instance = rec.Status, rec.StatusReason, rec.InstanceID
+		rec.Status, rec.StatusReason = state.StatusCreating, "being replaced"
+		return tx.PutComponent(rec)
+	})
+	if err != nil {
+		return undo, fmt.Errorf("record %s in state: %w", ch.Address, err)
+	}
+	return func() {
+		_ = w.Store.Batch(func(tx *state.Tx) error {
+			rec, err := tx.Component(ch.Address)
+			if err != nil || rec == nil || rec.InstanceID != instance {
+				return err
+			}
+			rec.Status, rec.StatusReason = status, reason
+			return tx.PutComponent(rec)
+		})
+	}, nil
+}
+
+// recordFailedReplace writes down a replacement whose new instance never
+// started (its executor refused it): the old instance is gone, so the
+// record names no object, the new spec and instance, and the failure.
+// There is no rollback: nothing restarts the old spec, and the next plan
+// creates the component again.
+func (w *walker) recordFailedReplace(n *node, cause error) {
+	addr := n.ch.Address
+	err := w.Store.Batch(func(tx *state.Tx) error {
+		rec, err := tx.Component(addr)
+		if err != nil || rec == nil || n.outcome.InstanceID != "" {
+			return err // the new instance is recorded: finishStart wrote its outcome
+		}
+		rec.Handle, rec.InstanceID = nil, ""
+		rec.SpecHash, rec.ObjectSpecHash, rec.Spec = n.ch.SpecHash, n.ch.SpecHash, n.ch.Spec
+		rec.Provider = n.comp.Executor
+		rec.Status, rec.StatusReason = state.StatusFailed, "replace failed: "+firstLine(cause.Error())
+		return tx.PutComponent(rec)
+	})
+	if err != nil {
+		w.Log.Error("record a failed replacement", "address", addr, "err", err)
+	}
 }
 
 func fingerprintOf(o *providers.Observed) string {
@@ -620,7 +697,6 @@ func (w *walker) start(ctx context.Context, n *node) (string, error) {
 		return "", err
 	}
 	instanceID := uuid.NewString()
-	n.outcome.InstanceID = instanceID
 	resolve := w.resolver(recs)
 	inj := injected{pipeline: w.pipeline, lineage: w.meta.Lineage, instanceID: instanceID, specHash: n.ch.SpecHash, endpoint: w.ControlPlane, heartbeat: contract.DefaultHeartbeatInterval.String(), ports: ports}
 	if w.Token != nil {
@@ -674,14 +750,18 @@ func (w *walker) start(ctx context.Context, n *node) (string, error) {
 		}
 		ev := w.event(n)
 		ev.Time = began
-		n.eventWritten = true
-		return tx.AppendHistory(ev)
+		if err := tx.AppendHistory(ev); err != nil {
+			return err
+		}
+		n.eventWritten, n.startEvent = true, ev
+		return nil
 	}); err != nil {
 		// The object exists but state does not say so: stop it rather than
 		// leave an orphan behind.
 		_ = prov.Stop(context.WithoutCancel(ctx), h, c.StopTimeout.D())
 		return "", fmt.Errorf("record %s in state: %w", c.Address(), err)
 	}
+	n.outcome.InstanceID = instanceID
 	obs, _ := prov.Observe(ctx, h)
 	return obs.Fingerprint, w.finishStart(ctx, n, prov, h, ports, instanceID)
 }

@@ -24,6 +24,10 @@ type applyFlags struct {
 	autoApprove  bool
 	parallelism  int
 	controlPlane string
+	// keepControlPlane: a failed apply leaves the control plane running
+	// even when nothing of the pipeline runs (flowctl run serves it and
+	// goes on).
+	keepControlPlane bool
 }
 
 func (f *applyFlags) add(cmd *cobra.Command) {
@@ -97,6 +101,7 @@ func runApply(ctx context.Context, g *globals, args []string, sf *stateFlags, pf
 		return err
 	}
 	defer l.Release()
+	ws.controlPlane = af.controlPlane
 	p, err := makePlan(ctx, ws, pf.options(destroy))
 	if err != nil {
 		return err
@@ -104,6 +109,11 @@ func runApply(ctx context.Context, g *globals, args []string, sf *stateFlags, pf
 	out := g.streams.Out
 	plan.Render(out, p, plan.RenderOptions{Color: g.color(out)})
 	if !p.HasChanges() {
+		if destroy {
+			// Nothing to destroy, but a control plane may be left: destroy
+			// always stops it.
+			stopIdleControlPlane(g, ws)
+		}
 		return nil
 	}
 	if !af.autoApprove {
@@ -214,7 +224,7 @@ func execute(ctx context.Context, g *globals, ws *workspace, p *plan.Plan, desir
 		}
 	}()
 	eng := apply.New(apply.Wiring{Store: ws.store, Providers: ws.providers})
-	if p.StartsComponents() {
+	if p.StartsComponents() || p.ControlPlane != nil {
 		var err error
 		if eng, err = connectControlPlane(ctx, g, ws, af.controlPlane); err != nil {
 			return err
@@ -223,10 +233,10 @@ func execute(ctx context.Context, g *globals, ws *workspace, p *plan.Plan, desir
 	opts := apply.Options{WorkDir: ws.workDir, Parallelism: af.parallelism, Out: g.streams.Out, OpID: uuid.NewString(), Operation: op}
 	start := time.Now()
 	res, err := eng.Apply(ctx, stop, p, desired, opts)
-	if op == "destroy" {
-		if serr := serve.StopIfIdle(ws.store); serr != nil {
-			fmt.Fprintf(g.streams.Err, "Warning: %v\n", serr)
-		}
+	if op == "destroy" || !af.keepControlPlane {
+		// Nothing left running and nothing pending: the control plane
+		// serves nobody.
+		stopIdleControlPlane(g, ws)
 	}
 	if err != nil && res == nil {
 		return err
@@ -258,7 +268,11 @@ func connectControlPlane(ctx context.Context, g *globals, ws *workspace, overrid
 		return nil, err
 	}
 	if cp.Started {
-		fmt.Fprintf(g.streams.Out, "Control plane started in the background on %s (log: %s).\n\n", cp.Endpoint, serve.LogPath(ws.store.Path()))
+		fmt.Fprintf(g.streams.Out, "Control plane started in the background on %s (log: %s).\n", cp.Endpoint, serve.LogPath(ws.store.Path()))
+		if cp.Moved != "" {
+			fmt.Fprintf(g.streams.Out, "Its recorded address %s is taken: running components learn the new one at their next start (a restart by the watcher, or an apply).\n", cp.Moved)
+		}
+		fmt.Fprintln(g.streams.Out)
 	}
 	secret, gen, err := serve.TokenSecret(ws.store)
 	if err != nil {
@@ -268,6 +282,37 @@ func connectControlPlane(ctx context.Context, g *globals, ws *workspace, overrid
 		Store: ws.store, Providers: ws.providers, Endpoint: cp.Endpoint,
 		Secret: secret, Generation: gen, Registrations: serve.RegistrationsIn(ws.store),
 	})
+}
+
+// stopIdleControlPlane stops the control plane of ws's state file when
+// nothing of the pipeline runs or is pending (serve.StopIfIdle), and says
+// so.
+func stopIdleControlPlane(g *globals, ws *workspace) {
+	stopped, err := serve.StopIfIdle(ws.store)
+	switch {
+	case err != nil:
+		fmt.Fprintf(g.streams.Err, "Warning: %v\n", err)
+	case stopped:
+		fmt.Fprintln(g.streams.Out, "Control plane stopped: nothing of the pipeline runs.")
+	}
+}
+
+// observeControlPlane is the control plane of ws as a plan sees it, or nil
+// when it is not planned: for a destroy (which stops it), without a
+// refresh, or when the operator or the pipeline names one.
+func observeControlPlane(ctx context.Context, ws *workspace, opts plan.Options) *plan.ControlPlaneSeen {
+	if opts.Destroy || opts.NoRefresh {
+		return nil
+	}
+	named := ws.controlPlane
+	if named == "" && ws.pipeline != nil {
+		named = ws.pipeline.ControlPlane
+	}
+	seen, err := serve.ObserveControlPlane(ctx, ws.store, named)
+	if err != nil {
+		return nil // an unreadable serve record: Ensure replaces it
+	}
+	return seen
 }
 
 // ensureControlPlane is serve.Ensure for ws: override (--control-plane),

@@ -105,6 +105,7 @@ func makePlan(ctx context.Context, ws *workspace, opts plan.Options) (*plan.Plan
 			return nil, fmt.Errorf("%s is not a component of the pipeline or the state", t)
 		}
 	}
+	in.ControlPlane = observeControlPlane(ctx, ws, opts)
 	return plan.Make(ctx, in)
 }
 

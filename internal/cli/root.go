@@ -83,6 +83,7 @@ func NewRootCommand(s Streams, build BuildInfo) *cobra.Command {
 		newForceUnlockCommand(g),
 		newServeCommand(g), newStatusCommand(g), newTokensCommand(g), newRunCommand(g),
 		newShimCommand(),
+		newImagesCommand(g),
 	)
 	return root
 }

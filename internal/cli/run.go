@@ -84,7 +84,7 @@ func runDev(g *globals, parent context.Context, args []string, sf *stateFlags, o
 	} else {
 		fmt.Fprintf(out, "Using the control plane already serving this pipeline on %s.\n\n", endpoint)
 	}
-	af := &applyFlags{autoApprove: true, parallelism: o.parallelism, controlPlane: endpoint}
+	af := &applyFlags{autoApprove: true, parallelism: o.parallelism, controlPlane: endpoint, keepControlPlane: true}
 
 	applyOnce := func() error {
 		l, err := ws.lock(ctx, g, "apply", sf.lockTimeout)
@@ -107,8 +107,14 @@ func runDev(g *globals, parent context.Context, args []string, sf *stateFlags, o
 	if applyErr != nil && !errors.Is(applyErr, errSilent) {
 		fmt.Fprintf(g.streams.Err, "Error: %v\n", applyErr)
 	}
+	// A failed first apply of some components keeps what started: the
+	// restart watcher retries the rest by their restart policy.
+	goOn := applyErr == nil || somethingRuns(ws)
+	if applyErr != nil && goOn && ctx.Err() == nil {
+		fmt.Fprintln(out, "\nWhat started keeps running; the restart watcher retries the components that failed (above) by their restart policy.")
+	}
 
-	if ctx.Err() == nil && applyErr == nil {
+	if ctx.Err() == nil && goOn {
 		fmt.Fprintf(out, "\nFollowing the logs; Ctrl-C %s.\n\n", map[bool]string{true: "stops following and leaves the pipeline running", false: "destroys the pipeline"}[o.keep])
 		var wg sync.WaitGroup
 		wg.Add(1)
@@ -153,6 +159,13 @@ func runDev(g *globals, parent context.Context, args []string, sf *stateFlags, o
 	stopServe()
 	<-serveDone
 	return result
+}
+
+// somethingRuns reports whether a component of ws runs or is pending
+// (serve.Idle is false).
+func somethingRuns(ws *workspace) bool {
+	idle, err := serve.Idle(ws.store)
+	return err == nil && !idle
 }
 
 // followLogs prints every component's log as it comes until ctx ends.

@@ -116,7 +116,11 @@ func writeStatus(w io.Writer, doc *status.Doc, output string, compact bool) erro
 
 // writeStatusTable renders the human form.
 func writeStatusTable(w io.Writer, doc *status.Doc) error {
-	fmt.Fprintf(w, "Pipeline %s (state %s, serial %d)\n", doc.Pipeline, doc.StateFile, doc.Serial)
+	fmt.Fprintf(w, "Pipeline %s (state %s, serial %d)", doc.Pipeline, doc.StateFile, doc.Serial)
+	if doc.ControlPlane.Needed {
+		fmt.Fprint(w, ": CONTROL PLANE NOT RUNNING while components run: nothing hears them or restarts them ('flowctl apply' starts it)")
+	}
+	fmt.Fprintln(w)
 	cp := doc.ControlPlane
 	switch {
 	case cp.Running:

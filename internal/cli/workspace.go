@@ -43,6 +43,9 @@ type workspace struct {
 	stateDir  string
 	workDir   string
 	providers *providers.Registry
+	// controlPlane is a control plane the operator names (--control-plane):
+	// not flowctl's to run, so plans leave it out.
+	controlPlane string
 }
 
 // openWorkspace loads the pipeline (args[0] or the single one in the folder)

@@ -26,6 +26,7 @@ func Decide(in Input, r Reality) (*Plan, error) {
 	changes = append(changes, d.deletes()...)
 	changes = append(changes, d.orphans(unrecorded)...)
 	changes = filterTargets(changes, in)
+	d.p.ControlPlane = d.decideControlPlane(changes)
 	ordered, err := order(changes)
 	if err != nil {
 		return nil, err

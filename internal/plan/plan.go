@@ -45,6 +45,8 @@ type Plan struct {
 	// Foreign objects carry this pipeline's name but another lineage: shown,
 	// never touched.
 	Foreign []Seen `json:"foreign,omitempty"`
+	// ControlPlane is the change the control plane needs (nil: none).
+	ControlPlane *ControlPlaneChange `json:"control_plane,omitempty"`
 
 	// Desired is the full desired pipeline (with sensitive values); nil for
 	// a plan read from a file.
@@ -124,10 +126,15 @@ type Input struct {
 	Records   []*state.Record
 	Providers *providers.Registry
 	Options   Options
+	// ControlPlane is the control plane as observed; nil: not planned.
+	ControlPlane *ControlPlaneSeen
 }
 
 // HasChanges reports whether applying the plan would do anything.
 func (p *Plan) HasChanges() bool {
+	if p.ControlPlane != nil {
+		return true
+	}
 	for _, c := range p.Changes {
 		if c.Action != NoOp {
 			return true
@@ -273,6 +280,9 @@ func (p *Plan) String() string {
 			fmt.Fprintf(&b, "; forced by %s", strings.Join(ch.ForcedBy, ", "))
 		}
 		b.WriteString(")\n")
+	}
+	if c := p.ControlPlane; c != nil {
+		fmt.Fprintf(&b, "[%d] %s control_plane (%s: %s)\n", len(p.Changes)+1, controlPlaneSymbol(c), c.Action, c.Reason)
 	}
 	return b.String()
 }

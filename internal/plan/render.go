@@ -84,6 +84,7 @@ func Render(w io.Writer, p *Plan, opts RenderOptions) {
 		return
 	}
 	fmt.Fprintln(w, "flowctl will perform the following actions:")
+	renderControlPlane(w, p.ControlPlane, paint)
 	for _, ch := range p.Changes {
 		if ch.Action == NoOp {
 			continue
@@ -158,5 +159,36 @@ func Summary(p *Plan) string {
 		parts = append(parts, fmt.Sprintf("%d to adopt", c[Adopt]))
 	}
 	parts = append(parts, fmt.Sprintf("%d to destroy", c[Delete]+c[DeleteOrphan]))
+	if cp := p.ControlPlane; cp != nil {
+		parts = append(parts, "control plane to "+cp.Action)
+	}
 	return "Plan: " + strings.Join(parts, ", ") + "."
+}
+
+// controlPlaneSymbol is the control plane change's symbol: + for a start,
+// -/+ for a restart.
+func controlPlaneSymbol(c *ControlPlaneChange) string {
+	if c.Action == ControlPlaneRestart {
+		return Replace.Symbol()
+	}
+	return Create.Symbol()
+}
+
+// renderControlPlane writes the control plane's change as a block of its
+// own, before the components' (it starts first).
+func renderControlPlane(w io.Writer, c *ControlPlaneChange, paint func(string, string) string) {
+	if c == nil {
+		return
+	}
+	color := ansiGreen
+	if c.Action == ControlPlaneRestart {
+		color = ansiMagenta
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "  %s %s\n", paint(ansiBold, "#"), paint(ansiBold, c.Describe()))
+	fmt.Fprintf(w, "%s control_plane {\n", paint(color, fmt.Sprintf("%3s", controlPlaneSymbol(c))))
+	if c.Listen != "" {
+		fmt.Fprintf(w, "      %s listen = %q\n", paint(ansiGreen, "+"), c.Listen)
+	}
+	fmt.Fprintln(w, "    }")
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/flowctl/flowctl/internal/config"
 	"github.com/flowctl/flowctl/internal/controlplane"
+	"github.com/flowctl/flowctl/internal/plan"
 	"github.com/flowctl/flowctl/internal/procinfo"
 	"github.com/flowctl/flowctl/internal/state"
 	"github.com/flowctl/flowctl/internal/tokens"
@@ -28,6 +29,9 @@ const (
 	// externalDialTimeout bounds the check that a named control plane
 	// answers.
 	externalDialTimeout = 5 * time.Second
+	// answerTimeout bounds the check that a running control plane of the
+	// state file answers.
+	answerTimeout = 2 * time.Second
 	// logName is the log of a control plane flowctl runs, in the state
 	// folder.
 	logName = "serve.log"
@@ -48,6 +52,11 @@ type ControlPlane struct {
 	// External: named by the pipeline or the operator, not flowctl's to
 	// manage.
 	External bool
+	// Moved is the address recorded in state that a control plane Ensure
+	// started could not listen on (taken): components started earlier were
+	// told it, and learn Endpoint at their next start (a restart by the
+	// watcher, or an apply), whose environment carries it.
+	Moved string
 }
 
 // EnsureOptions say which control plane Ensure looks for, and how it
@@ -88,9 +97,63 @@ func Ensure(ctx context.Context, o EnsureOptions) (*ControlPlane, error) {
 		return nil, err
 	}
 	if rec != nil {
-		return &ControlPlane{Endpoint: rec.Endpoint()}, nil
+		if dialCheck(ctx, rec.Endpoint(), answerTimeout) == nil {
+			return &ControlPlane{Endpoint: rec.Endpoint()}, nil
+		}
+		// Alive but not answering: it serves nobody; a new one will.
+		if err := stopProcess(rec); err != nil {
+			return nil, err
+		}
 	}
 	return startChild(ctx, o)
+}
+
+// PreferredListen is where a control plane flowctl starts for store
+// listens: the address the last one listened on, when it is free (the
+// components were told it), else AutoListen. recorded is that address,
+// "" when none ever listened; a listen other than it means it is taken.
+func PreferredListen(store *state.Store) (listen, recorded string) {
+	recorded, _ = LastAddress(store)
+	if recorded != "" && portFree(recorded) {
+		return recorded, recorded
+	}
+	return AutoListen(), recorded
+}
+
+// ObserveControlPlane is the control plane of store as a plan sees it.
+// named is a control plane the operator or the pipeline names: not
+// flowctl's to run, and not observed.
+func ObserveControlPlane(ctx context.Context, store *state.Store, named string) (*plan.ControlPlaneSeen, error) {
+	if named != "" {
+		return &plan.ControlPlaneSeen{}, nil
+	}
+	rec, err := ReadRecord(store)
+	if err != nil {
+		return nil, err
+	}
+	seen := &plan.ControlPlaneSeen{Managed: true}
+	seen.Listen, _ = PreferredListen(store)
+	switch {
+	case rec == nil:
+		seen.Detail = "it is not running"
+	case !rec.Alive():
+		seen.Detail = fmt.Sprintf("it is not running: pid %d exited", rec.Process.PID)
+		if h, _ := os.Hostname(); h != rec.Host {
+			seen.Detail = fmt.Sprintf("it is not running on this host (the last one ran on %s)", rec.Host)
+		}
+	default:
+		seen.Running = true
+		if err := dialCheck(ctx, rec.Endpoint(), answerTimeout); err != nil {
+			seen.Detail = fmt.Sprintf("pid %d does not answer on %s: %v", rec.Process.PID, rec.Endpoint(), err)
+			seen.Listen = rec.GRPC
+			break
+		}
+		seen.Answering = true
+	}
+	if rec != nil && !seen.Running && rec.GRPC != "" && seen.Listen != rec.GRPC {
+		seen.Detail += fmt.Sprintf("; its address %s is taken: components learn the new one at their next start", rec.GRPC)
+	}
+	return seen, nil
 }
 
 // dialCheck reports whether something accepts TCP connections at addr.
@@ -119,13 +182,17 @@ func AutoListen() string {
 func startChild(ctx context.Context, o EnsureOptions) (*ControlPlane, error) {
 	// 8080 may be taken between the check and serve's bind (another
 	// pipeline's apply): then a free port it is.
-	if listen := AutoListen(); listen == DefaultListen {
-		cp, err := startChildOn(ctx, o, listen)
-		if err == nil || !errors.Is(err, errAddrInUse) {
-			return cp, err
-		}
+	// The preferred address may be taken between the check and serve's
+	// bind (another pipeline's apply): then a free port it is.
+	listen, recorded := PreferredListen(o.Store)
+	cp, err := startChildOn(ctx, o, listen)
+	if err != nil && errors.Is(err, errAddrInUse) && listen != "127.0.0.1:0" {
+		cp, err = startChildOn(ctx, o, "127.0.0.1:0")
 	}
-	return startChildOn(ctx, o, "127.0.0.1:0")
+	if err == nil && recorded != "" && cp.Endpoint != DialAddr(recorded) {
+		cp.Moved = recorded
+	}
+	return cp, err
 }
 
 // errAddrInUse marks a serve that could not bind its address.
@@ -198,30 +265,50 @@ func childCommand(o EnsureOptions, listen string) (*exec.Cmd, *os.File, error) {
 	return cmd, logf, nil
 }
 
-// StopIfIdle stops the control plane flowctl runs for store once no
-// component of it is left in state (after a destroy). One that an
-// operator runs in the foreground (`flowctl serve` in a terminal) is
-// stopped too: it serves nothing any more.
-func StopIfIdle(store *state.Store) error {
-	var left int
-	if err := store.View(func(tx *state.Tx) error {
-		recs, err := tx.Components()
-		left = len(recs)
-		return err
-	}); err != nil {
-		return err
-	}
-	if left > 0 {
-		return nil
+// StopIfIdle stops the control plane flowctl runs for store once nothing
+// of the pipeline runs or is pending: no record names an object that is
+// not stopped (after a destroy; after a failed apply that started
+// nothing). One that an operator runs in the foreground (`flowctl serve`
+// in a terminal) is stopped too: it serves nothing any more. It reports
+// whether it stopped one.
+func StopIfIdle(store *state.Store) (bool, error) {
+	idle, err := Idle(store)
+	if err != nil || !idle {
+		return false, err
 	}
 	rec, err := Running(store)
 	if err != nil || rec == nil {
-		return err
+		return false, err
 	}
 	if rec.Process.PID == os.Getpid() {
-		return nil // flowctl run serves in this process and stops it itself
+		return false, nil // flowctl run serves in this process and stops it itself
 	}
+	return true, stopProcess(rec)
+}
+
+// Idle reports whether no component of store runs or is pending: every
+// record is stopped or names no object.
+func Idle(store *state.Store) (bool, error) {
+	idle := true
+	err := store.View(func(tx *state.Tx) error {
+		recs, err := tx.Components()
+		for _, r := range recs {
+			if len(r.Handle) > 0 && r.Status != state.StatusStopped {
+				idle = false
+			}
+		}
+		return err
+	})
+	return idle, err
+}
+
+// stopProcess stops the control plane rec names: SIGTERM, then SIGKILL
+// after stopTimeout.
+func stopProcess(rec *Record) error {
 	if err := procinfo.Signal(rec.Process, syscall.SIGTERM); err != nil {
+		if !procinfo.Alive(rec.Process) {
+			return nil
+		}
 		return fmt.Errorf("stop the control plane (pid %d): %w", rec.Process.PID, err)
 	}
 	deadline := time.Now().Add(stopTimeout)
@@ -312,8 +399,9 @@ func StartInProcess(ctx context.Context, store *state.Store, mode controlplane.A
 	}
 	ready := make(chan Addrs, 1)
 	go func() {
+		listen, _ := PreferredListen(store)
 		err := Run(ctx, Options{
-			StatePath: statePath, Listen: AutoListen(), HTTPListen: "127.0.0.1:0", AuthMode: mode,
+			StatePath: statePath, Listen: listen, HTTPListen: "127.0.0.1:0", AuthMode: mode,
 			Logger:        slog.New(slog.NewTextHandler(logf, nil)),
 			Ready:         func(a Addrs) { ready <- a },
 			MemoryLimit:   -1,

@@ -21,6 +21,11 @@ import (
 const (
 	RecordNamespace = "serve"
 	RecordKey       = "record"
+	// addressKey keeps the gRPC address the latest control plane of the
+	// state file listened on. Unlike the record, it outlives a clean stop:
+	// the next control plane listens there again (components were told
+	// it), unless it is taken.
+	addressKey = "address"
 )
 
 // Record says which process serves a state file's control plane, and
@@ -183,6 +188,9 @@ func claimRecord(store *state.Store, addrs Addrs, mode controlplane.AuthMode) (R
 			return &RunningError{Record: *old}
 		}
 		// An unreadable record is overwritten: it names nothing usable.
+		if err := tx.PutData(RecordNamespace, addressKey, []byte(addrs.GRPC)); err != nil {
+			return err
+		}
 		return tx.PutData(RecordNamespace, RecordKey, v)
 	})
 	if err != nil {
@@ -193,6 +201,20 @@ func claimRecord(store *state.Store, addrs Addrs, mode controlplane.AuthMode) (R
 		return Record{}, fmt.Errorf("serve: write the serve record: %w", err)
 	}
 	return rec, nil
+}
+
+// LastAddress is the gRPC address the latest control plane of store
+// listened on ("" when none ever did).
+func LastAddress(store *state.Store) (string, error) {
+	var addr string
+	err := store.View(func(tx *state.Tx) error {
+		addr = string(tx.GetData(RecordNamespace, addressKey))
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("read the control plane's address: %w", err)
+	}
+	return addr, nil
 }
 
 // removeRecord deletes rec from the state if it is still the one there.

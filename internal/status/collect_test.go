@@ -81,12 +81,13 @@ func TestCollectDerivesFromTheStateFileAndTheExecutors(t *testing.T) {
 	desired := &config.Pipeline{Components: []*config.Component{{Kind: "source", ID: "ledger", Executor: "fake"}, {Kind: "sink", ID: "out", Executor: "fake"}}}
 
 	for _, tc := range []struct {
-		name        string
-		serveUp     bool
-		ledgerState State
+		name         string
+		serveUp      bool
+		ledgerState  State
+		ledgerDetail string
 	}{
-		{"serve down: an exited component stays stopped", false, StateStopped},
-		{"serve up: the watcher brings an exited component back", true, StateRestarting},
+		{"serve down: a failed component stays failed, and says why", false, StateFailed, "exited with code 2; the control plane is not running: nothing restarts it"},
+		{"serve up: the watcher brings an exited component back", true, StateRestarting, "exited with code 2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			store := collectState(t, recs, watched, tc.serveUp)
@@ -103,7 +104,7 @@ func TestCollectDerivesFromTheStateFileAndTheExecutors(t *testing.T) {
 			if len(doc.Components) != 2 {
 				t.Fatalf("components %+v", doc.Components)
 			}
-			if l := doc.Components[0]; l.Address != "source.ledger" || l.State != tc.ledgerState || l.Detail != "exited with code 2" || l.Restarts != 2 || !l.InState || !l.InPipeline {
+			if l := doc.Components[0]; l.Address != "source.ledger" || l.State != tc.ledgerState || l.Detail != tc.ledgerDetail || l.Restarts != 2 || !l.InState || !l.InPipeline {
 				t.Errorf("source.ledger %+v", l)
 			}
 			if o := doc.Components[1]; o.State != StateCrashloop || o.Detail != "crashloop: exited code=2 after 5 restarts" {

@@ -20,16 +20,14 @@ func derive(f *facts) *Doc {
 		StateFile: f.stateFile, Time: f.now.UTC(), ControlPlane: f.controlPlane,
 		Components: []Component{}, DataFlows: f.dataFlows,
 	}
-	if doc.DataFlows == nil {
-		doc.DataFlows = []relay.Edge{}
-	}
-	regsOf, unmanaged := splitRegistrations(f.regs)
-	doc.Unmanaged = unmanaged
-
 	byAddr := map[string]*state.Record{}
 	for _, r := range f.records {
 		byAddr[r.Address] = r
 	}
+	doc.DataFlows = liveEdges(f.dataFlows, byAddr)
+	regsOf, unmanaged := splitRegistrations(f.regs)
+	doc.Unmanaged = unmanaged
+
 	desired := map[string]*config.Component{}
 	if f.desired != nil {
 		for _, c := range f.desired.Components {
@@ -45,8 +43,28 @@ func derive(f *facts) *Doc {
 			withWatcher(&row, rec, st, f.now)
 		}
 		doc.Components = append(doc.Components, row)
+		if row.InState && isUp(row.State) && !f.controlPlane.Running {
+			doc.ControlPlane.Needed = true
+		}
 	}
 	return doc
+}
+
+// isUp reports whether a component in state s has an object that runs.
+func isUp(s State) bool {
+	return s == StateRunning || s == StateStarting || s == StateUnhealthy
+}
+
+// liveEdges keeps the data flows between components state still records:
+// the relay's counters of destroyed ones are history, not flows.
+func liveEdges(edges []relay.Edge, recs map[string]*state.Record) []relay.Edge {
+	out := []relay.Edge{}
+	for _, e := range edges {
+		if recs[e.From] != nil && recs[e.To] != nil {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // splitRegistrations sorts registrations by the component they are
@@ -58,7 +76,7 @@ func splitRegistrations(regs []controlplane.Registration) (map[string][]controlp
 		if r.Component == "" {
 			unmanaged = append(unmanaged, Unmanaged{
 				ServiceID: r.ServiceID, Protocol: string(r.Protocol), Type: r.Type, ClaimedID: r.ClaimedID,
-				Alive: r.Alive, LastHeartbeat: r.LastHeartbeat, Auth: string(r.Auth), RemoteAddr: r.RemoteAddr,
+				Alive: r.Alive, LastHeartbeat: r.LastHeartbeat, Auth: proofOf(&r), RemoteAddr: r.RemoteAddr,
 			})
 			continue
 		}
@@ -96,17 +114,23 @@ func componentStatus(addr string, rec *state.Record, desired *config.Component, 
 	if desired != nil {
 		row.Executor = desired.Executor
 	}
-	rs := summarise(regs)
-	rs.fill(&row, now)
 	if rec == nil {
+		// Registrations left by a destroyed instance are not this row's.
+		summarise(nil).fill(&row, now)
 		row.State, row.Detail = StateMissing, "not applied"
 		return row
 	}
+	rs := summarise(regs)
+	rs.fill(&row, now)
 	row.Executor = rec.Provider
 	row.Restarts = rec.RestartCount
-	row.Health = healthOf(rs, o)
 	v := stateOf(rec, o, rs, serveUp)
 	row.State, row.Detail = v.state, v.detail
+	if isUp(v.state) {
+		// Health is that of an object that runs or starts; what the
+		// registry last heard of one that ended is not.
+		row.Health = healthOf(rs, o)
+	}
 	if v.running {
 		withUptime(&row, rec, o, now)
 	}
@@ -157,7 +181,7 @@ func (s registrations) fill(row *Component, now time.Time) {
 		row.HeartbeatAgeSeconds = &age
 	}
 	if s.latest != nil {
-		row.Auth = string(s.latest.Auth)
+		row.Auth = proofOf(s.latest)
 	}
 }
 
@@ -209,8 +233,11 @@ func stateOf(rec *state.Record, o *observation, rs registrations, serveUp bool) 
 // unobservedState is the state of a record without a handle: the start
 // never returned one.
 func unobservedState(rec *state.Record) verdict {
-	if rec.Status == state.StatusCreating {
+	switch rec.Status {
+	case state.StatusCreating:
 		return verdict{state: StateStarting, detail: "being created"}
+	case state.StatusFailed:
+		return verdict{state: StateFailed, detail: orDefault(rec.StatusReason, "its start failed")}
 	}
 	return verdict{state: StateMissing, detail: "no object recorded"}
 }
@@ -227,11 +254,18 @@ func unreachableState(rec *state.Record, err error) verdict {
 
 // endedState is the state of an object that exists but has ended: it
 // restarts only if a control plane runs the watcher and the policy
-// recorded with the spec brings it back.
+// recorded with the spec brings it back; else an exit with code 0 is a
+// stop, and any other end a failure that stays.
 func endedState(rec *state.Record, obs providers.Observed, serveUp bool) verdict {
-	v := verdict{state: StateStopped, detail: orDefault(obs.Detail, "exited")}
-	if serveUp && restartsAfter(rec, obs.ExitCode) {
+	v := verdict{state: StateFailed, detail: orDefault(obs.Detail, "exited")}
+	restarts := restartsAfter(rec, obs)
+	switch {
+	case serveUp && restarts:
 		v.state = StateRestarting
+	case obs.Signal == "" && obs.ExitCode != nil && *obs.ExitCode == 0:
+		v.state = StateStopped
+	case restarts:
+		v.detail += "; the control plane is not running: nothing restarts it"
 	}
 	return v
 }
@@ -291,8 +325,12 @@ func recordedState(s string) State {
 }
 
 // restartsAfter reports whether the restart policy recorded with the
-// component's spec brings it back after it exited with code.
-func restartsAfter(rec *state.Record, code *int) bool {
+// component's spec brings it back after the end obs tells.
+func restartsAfter(rec *state.Record, obs providers.Observed) bool {
+	code := obs.ExitCode
+	if obs.Signal != "" {
+		code = nil
+	}
 	c, err := watch.ComponentOf(rec)
 	if err != nil {
 		return false

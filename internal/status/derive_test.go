@@ -131,15 +131,16 @@ func TestDeriveTellsEachSituationApart(t *testing.T) {
 		},
 		{
 			name: "exited with a code while serve is down", inPipeline: true, rec: rec(state.StatusRunning, onFailure), obs: &exited,
-			want: brief{State: StateStopped, Detail: "exited with code 2", Restarts: 1, Uptime: -1},
+			want: brief{State: StateFailed, Detail: "exited with code 2; the control plane is not running: nothing restarts it", Restarts: 1, Uptime: -1},
 		},
 		{
 			name: "exited with a code while serve restarts it", inPipeline: true, rec: rec(state.StatusRunning, onFailure), obs: &exited, serveUp: true,
 			want: brief{State: StateRestarting, Detail: "exited with code 2", Restarts: 1, Uptime: -1},
 		},
 		{
-			name: "killed while serve is down", inPipeline: true, rec: rec(state.StatusRunning, onFailure), obs: &killed,
-			want: brief{State: StateStopped, Detail: "killed by SIGKILL", Restarts: 1, Uptime: -1},
+			name: "killed while serve is down is a failure, not a stop, and not healthy", inPipeline: true, rec: rec(state.StatusRunning, onFailure), obs: &killed,
+			regs: []controlplane.Registration{healthy},
+			want: brief{State: StateFailed, Detail: "killed by SIGKILL; the control plane is not running: nothing restarts it", Auth: "token", Restarts: 1, Uptime: -1},
 		},
 		{
 			name: "backing off before a restart", inPipeline: true, rec: rec(state.StatusRunning, onFailure), obs: &exited, watched: &backoff,
@@ -147,7 +148,7 @@ func TestDeriveTellsEachSituationApart(t *testing.T) {
 		},
 		{
 			name: "a backoff saved for another instance is not this one's", inPipeline: true, rec: rec(state.StatusRunning, onFailure), obs: &exited, watched: &otherInstance,
-			want: brief{State: StateStopped, Detail: "exited with code 2", Restarts: 1, Uptime: -1},
+			want: brief{State: StateFailed, Detail: "exited with code 2; the control plane is not running: nothing restarts it", Restarts: 1, Uptime: -1},
 		},
 		{
 			name: "a pending attempt does not hide a running object", inPipeline: true, rec: rec(state.StatusRunning, onFailure), obs: &running, watched: &backoff,
@@ -286,10 +287,13 @@ func TestComponentStatus(t *testing.T) {
 		{"never became ready", rec(state.StatusFailed, ""), running, nil, false, StateUnhealthy, "", true},
 		{"docker health starting", rec(state.StatusRunning, ""), &observation{obs: providers.Observed{Exists: true, Running: true, Health: providers.HealthStarting}}, nil, false, StateStarting, "starting", true},
 		{"gone", rec(state.StatusRunning, ""), &observation{obs: providers.Observed{}}, nil, false, StateMissing, "", false},
-		{"exited, serve down", rec(state.StatusRunning, ""), &observation{obs: providers.Observed{Exists: true, ExitCode: code(1)}}, nil, false, StateStopped, "", false},
+		{"exited, serve down", rec(state.StatusRunning, ""), &observation{obs: providers.Observed{Exists: true, ExitCode: code(1)}}, nil, false, StateFailed, "", false},
+		{"restarting, its last registration healthy", rec(state.StatusRunning, `{"restart":{"policy":"on-failure"}}`), &observation{obs: providers.Observed{Exists: true, ExitCode: code(1)}}, []controlplane.Registration{alive}, true, StateRestarting, "", false},
+		{"exited 0, serve down", rec(state.StatusRunning, ""), &observation{obs: providers.Observed{Exists: true, ExitCode: code(0)}}, nil, false, StateStopped, "", false},
 		{"exited, on-failure, serve up", rec(state.StatusRunning, `{"restart":{"policy":"on-failure"}}`), &observation{obs: providers.Observed{Exists: true, ExitCode: code(1)}}, nil, true, StateRestarting, "", false},
 		{"exited 0, on-failure", rec(state.StatusRunning, `{"restart":{"policy":"on-failure"}}`), &observation{obs: providers.Observed{Exists: true, ExitCode: code(0)}}, nil, true, StateStopped, "", false},
-		{"exited, never", rec(state.StatusRunning, `{"restart":{"policy":"never"}}`), &observation{obs: providers.Observed{Exists: true, ExitCode: code(1)}}, nil, true, StateStopped, "", false},
+		{"exited, never", rec(state.StatusRunning, `{"restart":{"policy":"never"}}`), &observation{obs: providers.Observed{Exists: true, ExitCode: code(1)}}, nil, true, StateFailed, "", false},
+		{"its replacement failed", &state.Record{Address: "source.a", Provider: "process", Status: state.StatusFailed, StatusReason: "replace failed: start: no such image"}, nil, nil, true, StateFailed, "", false},
 		{"stopped on purpose", rec(state.StatusStopped, ""), running, nil, true, StateStopped, "", false},
 		{"crashloop", rec(state.StatusCrashloop, ""), &observation{obs: providers.Observed{Exists: true}}, nil, true, StateCrashloop, "", false},
 		{"executor unreachable", rec(state.StatusRunning, ""), &observation{err: os.ErrDeadlineExceeded}, nil, false, StateRunning, "", true},

@@ -32,6 +32,10 @@ const (
 	StateCrashloop  State = "crashloop"
 	StateStopped    State = "stopped"
 	StateMissing    State = "missing"
+	// StateFailed: it ended by a failure that nothing restarts (the
+	// control plane is down, or the policy leaves it), or an apply's
+	// replacement of it failed.
+	StateFailed State = "failed"
 )
 
 // Health is a component's health: the control plane registry's word when
@@ -70,6 +74,9 @@ type Doc struct {
 // ControlPlane says whether a serve is running for the state file.
 type ControlPlane struct {
 	Running bool `json:"running"`
+	// Needed: it is not running while components of the pipeline run:
+	// nothing hears them or restarts them (`flowctl apply` starts it).
+	Needed bool `json:"needed,omitempty"`
 	// The fields below describe the running serve, or the last one when a
 	// record is left (Running false: it was killed).
 	PID       int       `json:"pid,omitempty"`
@@ -94,7 +101,8 @@ type Component struct {
 	Restarts            int            `json:"restarts"`
 	StartedAt           time.Time      `json:"started_at,omitzero"`
 	UptimeSeconds       *float64       `json:"uptime_seconds,omitempty"`
-	// Auth is token or unauthenticated (of the latest registration).
+	// Auth says how the latest registration was proven: token,
+	// attested:pid 1234, attested:container 0123456789ab, or unproven.
 	Auth       string `json:"auth,omitempty"`
 	InState    bool   `json:"in_state"`
 	InPipeline bool   `json:"in_pipeline"`

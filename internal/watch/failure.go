@@ -24,6 +24,13 @@ const (
 	// KindStartFailed: the watcher's attempt to start a new instance failed
 	// (Failure.Detail says why).
 	KindStartFailed Kind = "start-failed"
+	// KindGone: the object no longer exists (removed behind flowctl's
+	// back); how it ended is unknown.
+	KindGone Kind = "gone"
+	// KindNotRunning: the object exists and does not run, with neither an
+	// exit code nor a signal to tell (a container created but never
+	// started); Failure.Detail is the executor's word.
+	KindNotRunning Kind = "not-running"
 )
 
 // Failure is one observed end or failure of an instance.
@@ -37,8 +44,14 @@ type Failure struct {
 	Count int
 	// Silence since the last heartbeat (KindHeartbeat).
 	Silence time.Duration
-	// Detail of KindStartFailed: the provider's error, first line.
+	// Detail of KindStartFailed: the provider's error, first line; of
+	// KindNotRunning: what the executor says of the object.
 	Detail string
+	// Unwatched: the failure happened, or was first seen, while nobody
+	// watched (the control plane was down, or its watcher had a gap). It is
+	// restarted by the policy but never counted against max_retries: the
+	// control plane's absence is not the component's failure.
+	Unwatched bool
 }
 
 // Exited is a Failure for an exit with code.
@@ -60,6 +73,13 @@ func StartFailed(err error) Failure {
 	return Failure{Kind: KindStartFailed, Detail: firstLine(err.Error())}
 }
 
+// Gone is a Failure for an object that no longer exists.
+func Gone() Failure { return Failure{Kind: KindGone} }
+
+// NotRunning is a Failure for an object that does not run and tells
+// neither an exit code nor a signal; detail is the executor's description.
+func NotRunning(detail string) Failure { return Failure{Kind: KindNotRunning, Detail: detail} }
+
 // Reason is the failure as history and status spell it: "exited code=2",
 // "killed by SIGKILL", "liveness failed 3×", "heartbeat missed for 31s",
 // "start failed: ...".
@@ -75,6 +95,13 @@ func (f Failure) Reason() string {
 		return "heartbeat missed for " + f.Silence.Round(time.Second).String()
 	case KindStartFailed:
 		return "start failed: " + f.Detail
+	case KindGone:
+		return "removed (the object no longer exists)"
+	case KindNotRunning:
+		if f.Detail == "" {
+			return "not running"
+		}
+		return "not running: " + f.Detail
 	}
 	return string(f.Kind)
 }

@@ -32,7 +32,14 @@ const restartReadyTimeout = 30 * time.Second
 // being recorded.
 const exitSettle = 50 * time.Millisecond
 
-// failureOf describes how an instance that is not running ended.
+// gapAfter is the silence between two passes of the loop that counts as
+// a gap in its observation (the process was stopped, the machine slept):
+// what happened meanwhile nobody watched.
+const gapAfter = 10 * DefaultPoll
+
+// failureOf describes how an instance that is not running ended: by its
+// signal, else its exit code, else the executor's word (a container that
+// never started has no exit code to tell).
 func failureOf(obs providers.Observed) Failure {
 	if obs.Signal != "" {
 		return Signaled(obs.Signal)
@@ -40,7 +47,7 @@ func failureOf(obs providers.Observed) Failure {
 	if obs.ExitCode != nil {
 		return Exited(*obs.ExitCode)
 	}
-	return Exited(-1)
+	return NotRunning(obs.Detail)
 }
 
 // lockOperation names the watcher's restarts in the operation lock and in
@@ -78,6 +85,13 @@ type Reconciler struct {
 	opts     Options
 	trackers map[string]*tracked
 	mu       sync.Mutex // guards trackers for Statuses
+	// since is when the current stretch of observation began: the loop's
+	// first pass, or its first after a gap. Heartbeats missed before
+	// since + a grace are not the component's failure, and failures first
+	// seen after since began are not counted.
+	since time.Time
+	// lastPass is when the latest pass ended.
+	lastPass time.Time
 }
 
 // tracked is the loop's view of one component.
@@ -88,6 +102,8 @@ type tracked struct {
 	probe    health.Probe
 	nextLive time.Time
 	hb       time.Time // last heartbeat seen
+	// looked is when the loop last looked at the instance (zero: never).
+	looked time.Time
 }
 
 // NewReconciler returns a reconciler; Run runs it.
@@ -138,6 +154,11 @@ func (r *Reconciler) Statuses() map[string]Status {
 // reconcile looks at every component once and acts; it returns when it
 // next needs to look (the earliest pending restart or liveness check).
 func (r *Reconciler) reconcile(ctx context.Context) time.Time {
+	now := r.opts.Clock.Now()
+	if r.lastPass.IsZero() || now.Sub(r.lastPass) > gapAfter {
+		r.since = now
+	}
+	defer func() { r.lastPass = r.opts.Clock.Now() }()
 	var recs []*state.Record
 	saved := map[string][]byte{}
 	err := r.opts.Store.View(func(tx *state.Tx) error {
@@ -200,6 +221,9 @@ func (r *Reconciler) reconcile(ctx context.Context) time.Time {
 // one reconciles one component and returns when it next needs a look.
 func (r *Reconciler) one(ctx context.Context, rec *state.Record, saved []byte) time.Time {
 	// Stopped on purpose, or being started by an apply: not the watcher's.
+	// A record without an object: an apply's start failed; it stays as
+	// it is until the next apply (no rollback, no retry of what apply
+	// could not even start).
 	if rec.Status == state.StatusStopped || rec.Status == state.StatusCreating || len(rec.Handle) == 0 {
 		return time.Time{}
 	}
@@ -217,16 +241,28 @@ func (r *Reconciler) one(ctx context.Context, rec *state.Record, saved []byte) t
 		if r.opts.Clock.Now().Before(at) {
 			return at
 		}
-		r.restart(ctx, rec, comp, tr)
-		return time.Time{}
+		return r.restart(ctx, rec, comp, tr)
 	}
+	unwatched := r.unwatched(rec, tr)
 	f, next := r.look(ctx, rec, comp, tr)
+	tr.looked = r.opts.Clock.Now()
 	if f == nil {
 		return next
 	}
+	f.Unwatched = f.Unwatched || unwatched
 	d := tr.t.Failed(*f)
 	r.save(rec.Address, tr)
 	return r.act(ctx, rec, comp, tr, d)
+}
+
+// unwatched reports whether this is the loop's first look at the instance
+// in the current stretch of observation, at an instance that started
+// before it: whatever it finds ended did so while nobody watched.
+func (r *Reconciler) unwatched(rec *state.Record, tr *tracked) bool {
+	if !tr.looked.IsZero() && !tr.looked.Before(r.since) {
+		return false
+	}
+	return rec.StartedAt.Before(r.since)
 }
 
 // tracker returns the component's tracker, restored from what was saved
@@ -277,7 +313,7 @@ func (r *Reconciler) look(ctx context.Context, rec *state.Record, comp *config.C
 	}
 	switch {
 	case !obs.Exists:
-		f := Exited(-1) // removed behind flowctl's back
+		f := Gone() // removed behind flowctl's back
 		return &f, time.Time{}
 	case !obs.Running && obs.ExitPending:
 		// The executor is still writing down how it ended (the process
@@ -293,25 +329,36 @@ func (r *Reconciler) look(ctx context.Context, rec *state.Record, comp *config.C
 // act carries out the tracker's decision d on a failure; it returns when
 // to look again.
 func (r *Reconciler) act(ctx context.Context, rec *state.Record, comp *config.Component, tr *tracked, d Decision) time.Time {
-	log := r.opts.Log.With("component", rec.Address)
+	r.record(rec.Address, rec.InstanceID, d)
+	if d.Action != ActRestart {
+		return time.Time{}
+	}
+	if !r.opts.Clock.Now().Before(d.At) {
+		return r.restart(ctx, rec, comp, tr)
+	}
+	return d.At
+}
+
+// record writes down the tracker's decision d about instance of addr: its
+// status and reason, and a crash loop's history row.
+func (r *Reconciler) record(addr, instance string, d Decision) {
+	log := r.opts.Log.With("component", addr)
 	switch d.Action {
 	case ActRestart:
-		log.Info("restart watcher: component failed", "reason", d.Reason, "attempt", d.Attempt, "delay", d.Delay)
-		r.setStatus(rec.Address, rec.InstanceID, state.StatusFailed, fmt.Sprintf("%s; restart %d in %s", d.Reason, d.Attempt, d.Delay), d.ExitCode)
-		if !r.opts.Clock.Now().Before(d.At) {
-			r.restart(ctx, rec, comp, tr)
-			return time.Time{}
+		log.Info("restart watcher: component failed", "reason", d.Reason, "attempt", d.Attempt, "delay", d.Delay, "counted", !d.Uncounted)
+		next := fmt.Sprintf("restart %d in %s", d.Attempt, d.Delay)
+		if d.Uncounted {
+			next = "restart now"
 		}
-		return d.At
+		r.setStatus(addr, instance, state.StatusFailed, d.Reason+"; "+next, d.ExitCode)
 	case ActCrashloop:
 		log.Warn("restart watcher: crash loop", "reason", d.Reason, "restarts", d.Attempt)
-		r.setStatus(rec.Address, rec.InstanceID, state.StatusCrashloop, fmt.Sprintf("%s after %d restarts", d.Reason, d.Attempt), d.ExitCode)
-		r.history(&state.Event{Operation: lockOperation, Address: rec.Address, Action: "crashloop", Reason: d.Reason, Result: "failed", Attempt: d.Attempt})
+		r.setStatus(addr, instance, state.StatusCrashloop, fmt.Sprintf("%s after %d restarts", d.Reason, d.Attempt), d.ExitCode)
+		r.history(&state.Event{Operation: lockOperation, Address: addr, Action: "crashloop", Reason: d.Reason, Result: "failed", Attempt: d.Attempt})
 	default:
 		// The policy leaves it as it ended; plan shows what it needs.
 		log.Info("restart watcher: component ended; its restart policy leaves it", "reason", d.Reason)
 	}
-	return time.Time{}
 }
 
 // checkRunning looks at a running instance's liveness probe and
@@ -383,6 +430,13 @@ func (r *Reconciler) startLiveness(ctx context.Context, rec *state.Record, h *co
 // checkHeartbeats reports a missed heartbeat of the tracked instance, as
 // the control plane's registry sees it; only an instance that registered
 // since it started, and has beaten, can miss one.
+//
+// Silence counts only after a grace of HeartbeatGrace of the component's
+// heartbeat intervals from the start of the current stretch of
+// observation: a control plane that was down heard nothing meanwhile. A
+// miss whose last heartbeat is older than that stretch is not counted
+// against max_retries: the component may have been beating at a control
+// plane that was not there.
 func (r *Reconciler) checkHeartbeats(rec *state.Record, tr *tracked, now time.Time) *Failure {
 	if r.opts.Registrations == nil {
 		return nil
@@ -395,49 +449,89 @@ func (r *Reconciler) checkHeartbeats(rec *state.Record, tr *tracked, now time.Ti
 			tr.hb = reg.LastHeartbeat
 			continue
 		}
-		if reg.Heartbeats > 0 && !reg.LastHeartbeat.IsZero() && reg.RegisteredAt.After(rec.StartedAt.Add(-time.Second)) {
-			f := HeartbeatMissed(now.Sub(reg.LastHeartbeat))
-			return &f
+		if reg.Heartbeats == 0 || reg.LastHeartbeat.IsZero() || !reg.RegisteredAt.After(rec.StartedAt.Add(-time.Second)) {
+			continue
 		}
+		if now.Sub(r.since) <= HeartbeatGrace*heartbeatInterval(reg) {
+			continue
+		}
+		f := HeartbeatMissed(now.Sub(reg.LastHeartbeat))
+		f.Unwatched = reg.LastHeartbeat.Before(r.since)
+		return &f
 	}
 	return nil
+}
+
+// heartbeatInterval is a registration's heartbeat interval: the cadence
+// the control plane observed, or the one flowctl asks for.
+func heartbeatInterval(reg controlplane.Registration) time.Duration {
+	if c := reg.Cadence.D(); c > 0 {
+		return c
+	}
+	return contract.DefaultHeartbeatInterval
 }
 
 // restart starts the pending attempt's new instance, through the engine,
 // under the operation lock (it waits for an apply to finish), then, when
 // the component says restart_dependents, its downstream components.
-func (r *Reconciler) restart(ctx context.Context, rec *state.Record, comp *config.Component, tr *tracked) {
+//
+// A restart whose new instance fails (it does not start, or exits before
+// it is ready) is the next failure of the streak: counted, backed off, and
+// a crash loop once the retries are spent. The watcher follows the new
+// instance from then on. It returns when to look again.
+func (r *Reconciler) restart(ctx context.Context, rec *state.Record, comp *config.Component, tr *tracked) time.Time {
 	log := r.opts.Log.With("component", rec.Address)
 	st := tr.t.State()
 	lock, err := r.opts.Store.Acquire(ctx, state.LockOptions{Operation: lockOperation, Brief: true})
 	if err != nil {
 		// An apply holds the lock: the next look tries again.
 		log.Debug("restart watcher: operation lock busy", "err", err)
-		return
+		return time.Time{}
 	}
 	defer lock.Release()
-	// Re-read under the lock: an apply may have changed it meanwhile.
-	cur := r.record(rec.Address)
-	if cur == nil || cur.InstanceID != rec.InstanceID || cur.Status == state.StatusStopped {
-		return
+	// Re-read under the lock: an apply may have changed it meanwhile (a
+	// new instance, a new spec, a replacement under way or failed).
+	cur := r.readRecord(rec.Address)
+	if !sameInstance(cur, rec) {
+		return time.Time{}
 	}
 	log.Info("restart watcher: restarting", "reason", st.Reason, "attempt", st.Attempt, "delay", st.Delay)
 	newInstance, err := r.startAgain(ctx, cur, comp, st.Reason, func(ev *state.Event) {
 		ev.Attempt, ev.Delay = st.Attempt, st.Delay.String()
 	})
+	if newInstance != "" {
+		tr.instance = newInstance
+	}
+	tr.liveness, tr.probe, tr.hb = nil, nil, time.Time{}
+	tr.looked = r.opts.Clock.Now()
 	if err != nil {
 		log.Warn("restart watcher: restart failed", "err", err)
-		tr.t.Failed(StartFailed(err))
+		d := tr.t.Failed(StartFailed(err))
 		r.save(rec.Address, tr)
-		return
+		instance := rec.InstanceID
+		if newInstance != "" {
+			instance = newInstance
+		}
+		r.record(rec.Address, instance, d)
+		if d.Action == ActRestart {
+			return d.At
+		}
+		return time.Time{}
 	}
-	tr.instance = newInstance
 	tr.t.Restarted()
-	tr.liveness, tr.probe, tr.hb = nil, nil, time.Time{}
 	r.save(rec.Address, tr)
 	if comp.Restart.Dependents {
 		r.restartDependents(ctx, rec.Address)
 	}
+	return time.Time{}
+}
+
+// sameInstance reports whether cur, the record as read under the lock, is
+// still the instance rec the watcher decided about, left to the watcher:
+// not stopped, not being started or replaced by an apply, not respecified.
+func sameInstance(cur, rec *state.Record) bool {
+	return cur != nil && cur.InstanceID == rec.InstanceID && cur.SpecHash == rec.SpecHash &&
+		cur.Status != state.StatusStopped && cur.Status != state.StatusCreating && len(cur.Handle) > 0
 }
 
 // restartDependents restarts, upstream first, every component downstream
@@ -475,8 +569,8 @@ func (r *Reconciler) restartDependents(ctx context.Context, addr string) {
 		if !down[d] || ctx.Err() != nil {
 			continue
 		}
-		cur := r.record(d)
-		if cur == nil || cur.Status == state.StatusStopped || len(cur.Handle) == 0 {
+		cur := r.readRecord(d)
+		if cur == nil || cur.Status == state.StatusStopped || cur.Status == state.StatusCreating || len(cur.Handle) == 0 {
 			continue
 		}
 		r.opts.Log.Info("restart watcher: restarting a dependent", "component", d, "reason", reason)
@@ -498,8 +592,8 @@ func (r *Reconciler) restartDependents(ctx context.Context, addr string) {
 
 // startAgain stops cur's instance and starts a new one of comp through the
 // engine (a new instance ID and token, the same ports), recording one
-// history event with reason; it returns the new instance ID. The caller
-// holds the operation lock.
+// history event with reason; it returns the new instance ID, also when
+// that instance failed. The caller holds the operation lock.
 func (r *Reconciler) startAgain(ctx context.Context, cur *state.Record, comp *config.Component, reason string, annotate func(*state.Event)) (string, error) {
 	if cur.SealedEnv != "" {
 		if r.opts.Open == nil {
@@ -526,15 +620,13 @@ func (r *Reconciler) startAgain(ctx context.Context, cur *state.Record, comp *co
 			}
 		},
 	}
-	id, err := r.opts.Engine.Restart(ctx, cur, comp, reason, opts)
-	if err != nil {
-		return "", err
-	}
-	return id, nil
+	// The new instance's ID comes back even when it failed: the watcher
+	// follows it from then on.
+	return r.opts.Engine.Restart(ctx, cur, comp, reason, opts)
 }
 
-// record reads one component record (nil when gone or unreadable).
-func (r *Reconciler) record(addr string) *state.Record {
+// readRecord reads one component record (nil when gone or unreadable).
+func (r *Reconciler) readRecord(addr string) *state.Record {
 	var rec *state.Record
 	_ = r.opts.Store.View(func(tx *state.Tx) error {
 		var err error
@@ -562,7 +654,7 @@ func (r *Reconciler) save(addr string, tr *tracked) {
 func (r *Reconciler) setStatus(addr, instance, status, reason string, code *int) {
 	err := r.opts.Store.Update(func(tx *state.Tx) error {
 		cur, err := tx.Component(addr)
-		if err != nil || cur == nil || cur.InstanceID != instance {
+		if err != nil || cur == nil || cur.InstanceID != instance || cur.Status == state.StatusCreating || cur.Status == state.StatusStopped {
 			return err
 		}
 		cur.Status, cur.StatusReason = status, reason

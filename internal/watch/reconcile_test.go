@@ -12,6 +12,7 @@ import (
 
 	"github.com/flowctl/flowctl/internal/apply"
 	"github.com/flowctl/flowctl/internal/config"
+	"github.com/flowctl/flowctl/internal/controlplane"
 	"github.com/flowctl/flowctl/internal/plan"
 	"github.com/flowctl/flowctl/internal/providers"
 	"github.com/flowctl/flowctl/internal/providers/providertest"
@@ -30,7 +31,11 @@ type loop struct {
 	r     *Reconciler
 	// desired is the pipeline applied.
 	desired *config.Pipeline
+	// regs is the control plane's registry as the test sets it.
+	regs []controlplane.Registration
 }
+
+func (l *loop) registrations() []controlplane.Registration { return l.regs }
 
 // newLoop applies source "a" with the given restart block and sets a
 // reconciler on it, jitter-free.
@@ -49,9 +54,13 @@ func newLoop(t *testing.T, restart string) *loop {
 	reg := providers.NewRegistry(fake)
 	port := 20000
 	eng := apply.New(apply.Wiring{Store: store, Providers: reg, AllocPort: func() (int, error) { port++; return port, nil }})
-	l := &loop{t: t, store: store, fake: fake, reg: reg, eng: eng, clock: newClock(), desired: desired}
+	// The clock starts at the wall clock's now, as the engine stamps
+	// starts with it, and the watcher is running before the apply: what
+	// it sees end is its to count.
+	l := &loop{t: t, store: store, fake: fake, reg: reg, eng: eng, clock: &fakeClock{now: time.Now().Add(-time.Second)}, desired: desired}
+	l.r = NewReconciler(Options{Store: store, Providers: reg, Engine: eng, Clock: l.clock, Rand: fixedRand(0.5), Registrations: l.registrations})
+	l.r.reconcile(context.Background())
 	l.apply(plan.Options{})
-	l.r = NewReconciler(Options{Store: store, Providers: reg, Engine: eng, Clock: l.clock, Rand: fixedRand(0.5)})
 	fake.ResetCalls()
 	return l
 }
@@ -182,10 +191,20 @@ func TestReconcilerDecidesByWhatItSeesAndThePolicy(t *testing.T) {
 			want: "backoff 1; failed: killed by SIGKILL; restart 1 in 2s; again in 2s",
 		},
 		{
-			name:    "an object removed behind flowctl's back is an exit",
+			name:    "an object removed behind flowctl's back is a failure, and says so",
 			restart: onFailure,
 			end:     func(f *providertest.Provider, h providers.Handle) { f.Remove(h) },
-			want:    "backoff 1; failed: exited code=-1; restart 1 in 2s (exit -1); again in 2s",
+			want:    "backoff 1; failed: removed (the object no longer exists); restart 1 in 2s; again in 2s",
+		},
+		{
+			name:    "an object that never ran names what its executor says, not an exit code",
+			restart: onFailure,
+			end: func(f *providertest.Provider, h providers.Handle) {
+				f.Set(h, func(o *providers.Observed) {
+					o.Running, o.ExitCode, o.Detail = false, nil, "created but never started (container 0123)"
+				})
+			},
+			want: "backoff 1; failed: not running: created but never started (container 0123); restart 1 in 2s; again in 2s",
 		},
 		{
 			name:    "an exit still being written down is looked at again soon, not counted",

@@ -68,6 +68,9 @@ type State struct {
 	// Delay and NextAttempt of the pending attempt (PhaseBackoff).
 	Delay       time.Duration `json:"delay,omitempty"`
 	NextAttempt time.Time     `json:"next_attempt,omitzero"`
+	// Uncounted: the pending restart is for a failure nobody watched
+	// (Failure.Unwatched); it is not one of the streak's attempts.
+	Uncounted bool `json:"uncounted,omitempty"`
 }
 
 // Marshal encodes the state for PutData.
@@ -113,6 +116,9 @@ type Decision struct {
 	// Reason is the failure as history spells it ("exited code=2").
 	Reason   string
 	ExitCode *int
+	// Uncounted: a restart that is not one of the streak's attempts (the
+	// failure happened while nobody watched).
+	Uncounted bool
 }
 
 // Tracker applies a Policy to one component's failures. See the package
@@ -177,6 +183,13 @@ func (t *Tracker) Failed(f Failure) Decision {
 		t.st.Phase = PhaseEnded
 		return Decision{Action: ActNone, Attempt: t.st.Attempt, Reason: t.st.Reason, ExitCode: t.st.ExitCode}
 	}
+	if f.Unwatched && t.st.Phase == PhaseRunning {
+		// Not the component's failure to count: restart it now, the
+		// streak as it was.
+		t.st.Reason += unwatchedNote
+		t.st.NextAttempt, t.st.Phase, t.st.Uncounted = now, PhaseBackoff, true
+		return t.pending()
+	}
 	n := t.st.Attempt + 1
 	if !t.p.retriesLeft(n) {
 		t.st.Phase = PhaseCrashloop
@@ -185,14 +198,17 @@ func (t *Tracker) Failed(f Failure) Decision {
 	t.st.Attempt = n
 	t.st.Delay = t.p.Delay(n, t.rand.Float64())
 	t.st.NextAttempt = now.Add(t.st.Delay)
-	t.st.Phase = PhaseBackoff
+	t.st.Phase, t.st.Uncounted = PhaseBackoff, false
 	return t.pending()
 }
+
+// unwatchedNote completes the reason of a failure nobody watched.
+const unwatchedNote = " while the control plane was not watching (not counted)"
 
 func (t *Tracker) pending() Decision {
 	return Decision{
 		Action: ActRestart, Attempt: t.st.Attempt, Delay: t.st.Delay, At: t.st.NextAttempt,
-		Reason: t.st.Reason, ExitCode: t.st.ExitCode,
+		Reason: t.st.Reason, ExitCode: t.st.ExitCode, Uncounted: t.st.Uncounted,
 	}
 }
 
@@ -220,7 +236,7 @@ func (t *Tracker) Wait() time.Duration {
 // instance. The streak goes on: its count resets only after ResetAfter of
 // healthy running.
 func (t *Tracker) Restarted() {
-	t.st.Phase = PhaseRunning
+	t.st.Phase, t.st.Uncounted = PhaseRunning, false
 	t.st.StartedAt = t.clock.Now()
 	t.st.HealthySince = time.Time{}
 	t.st.Delay, t.st.NextAttempt = 0, time.Time{}
@@ -259,6 +275,8 @@ type Status struct {
 	NextAttempt time.Time `json:"next_attempt,omitzero"`
 	// In is the time left until NextAttempt (backoff only).
 	In time.Duration `json:"next_attempt_in,omitempty"`
+	// Uncounted: the pending restart is not one of the streak's attempts.
+	Uncounted bool `json:"uncounted,omitempty"`
 }
 
 // Status reports the tracker's view now.
@@ -271,6 +289,7 @@ func (t *Tracker) Status() Status {
 	if t.st.Phase == PhaseBackoff {
 		s.NextAttempt = t.st.NextAttempt
 		s.In = max(t.st.NextAttempt.Sub(now), 0)
+		s.Uncounted = t.st.Uncounted
 	}
 	return s
 }
@@ -307,6 +326,9 @@ func (s Status) String() string {
 		of := ""
 		if s.MaxRetries >= 0 {
 			of = fmt.Sprintf(" of %d", s.MaxRetries)
+		}
+		if s.Uncounted {
+			return fmt.Sprintf("backoff: %s, %s", s.Reason, s.NextAttemptText())
 		}
 		return fmt.Sprintf("backoff: %s, attempt %d%s, %s", s.Reason, s.Attempt, of, s.NextAttemptText())
 	case PhaseCrashloop:
