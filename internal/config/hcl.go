@@ -35,7 +35,8 @@ var (
 	}
 	componentSchema = &hcl.BodySchema{
 		Attributes: attrSchemas("executor", "type", "image", "command", "args", "env", "config", "inputs", "depends_on",
-			"replicas", "stop_timeout", "secrets", "input_event_types", "output_event_types", "image_id", "pull", "register"),
+			"replicas", "stop_timeout", "secrets", "input_event_types", "output_event_types", "image_id", "pull", "register",
+			"auth", "ready_timeout", "fixed_ports"),
 		Blocks: []hcl.BlockHeaderSchema{{Type: "health"}, {Type: "restart"}, {Type: "resources"}, {Type: "port"}, {Type: "volume"}, {Type: "image_policy"}},
 	}
 	healthSchema = &hcl.BodySchema{
@@ -217,6 +218,7 @@ func (l *hclLoader) decodeComponent(b *hcl.Block) *Component {
 	l.getBool(o, attrs, "register", "register", &c.Register)
 	l.getDuration(o, attrs, "stop_timeout", "stop_timeout", &c.StopTimeout)
 	l.decodeEnv(o, c, attrs)
+	l.decodeRunSettings(o, c, attrs)
 
 	blocks := map[string][]*hcl.Block{}
 	for _, blk := range content.Blocks {

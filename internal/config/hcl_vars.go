@@ -526,6 +526,11 @@ func (l *hclLoader) buildContext() {
 		}
 		l.ctx.Variables[string(k)] = cty.ObjectVal(objs)
 	}
+	self := map[string]cty.Value{}
+	for _, a := range DeferredAttrs {
+		self[a] = cty.StringVal(Ref{Addr: SelfRef, Attr: a}.String())
+	}
+	l.ctx.Variables[SelfRef] = cty.ObjectVal(self)
 	l.setLocalsObject()
 }
 
@@ -575,6 +580,11 @@ func (l *hclLoader) checkRefs(expr hcl.Expression) hcl.Diagnostics {
 				diags = append(diags, errorf(hcl.RangeBetween(t[0].SourceRange(), attrRange), "Unsupported attribute",
 					"%s.%s has no attribute %q; a component has %s.%s", root, name, attr,
 					strings.Join(componentAttrs, ", "), suggest(attr, componentAttrs, "")))
+			}
+		case root == SelfRef:
+			if attr, attrRange, ok := traversalStep(t, 1); ok && !containsString(DeferredAttrs, attr) {
+				diags = append(diags, errorf(hcl.RangeBetween(t[0].SourceRange(), attrRange), "Unsupported attribute",
+					"self has no attribute %q; it has %s%s", attr, strings.Join(DeferredAttrs, ", "), suggest(attr, DeferredAttrs, "")))
 			}
 		default:
 			diags = append(diags, errorf(t[0].SourceRange(), "Unknown name",

@@ -198,6 +198,17 @@ type Component struct {
 	// then counts it ready only once registered and healthy. Setting
 	// ENABLE_FLOWCTL=true in env says the same.
 	Register         bool     `json:"register,omitempty"`
+	// Auth is the component's own auth mode (AuthModes), stricter or
+	// looser than the pipeline's; "" follows the pipeline's.
+	Auth string `json:"auth,omitempty"`
+	// ReadyTimeout bounds apply's wait for the component to be ready
+	// (health probe and registration); 0 is DefaultReadyTimeout.
+	ReadyTimeout Duration `json:"ready_timeout,omitempty"`
+	// FixedPorts are the ports the component always listens on, whatever
+	// PORT and HEALTH_PORT say (FixedPortNames): flowctl records and
+	// injects them instead of allocating, and two process components with
+	// one fixed port are an error.
+	FixedPorts map[string]int `json:"fixed_ports,omitempty"`
 	Secrets          []string `json:"secrets,omitempty"`
 	InputEventTypes  []string `json:"input_event_types,omitempty"`
 	OutputEventTypes []string `json:"output_event_types,omitempty"`

@@ -6,13 +6,24 @@ import (
 )
 
 // refPattern matches a reference to an attribute known only after apply,
-// written `${source.ledger.address}` in YAML and in HCL alike.
-var refPattern = regexp.MustCompile(`\$\{(source|processor|sink)\.([A-Za-z0-9_-]+)\.(address|port|health_port)\}`)
+// written `${source.ledger.address}` in YAML and in HCL alike, or
+// `${self.port}` for the component's own.
+var refPattern = regexp.MustCompile(`\$\{(?:(source|processor|sink)\.([A-Za-z0-9_-]+)|(self))\.(address|port|health_port)\}`)
 
-// Ref is a reference from an env value to another component's attribute.
+// Ref is a reference from an env value to a component's attribute.
 type Ref struct {
-	Addr string // KIND.ID
+	Addr string // KIND.ID, or SelfRef: the component whose env it is
 	Attr string // address, port or health_port
+}
+
+// Self says whether the reference is to the component's own attribute.
+func (r Ref) Self() bool { return r.Addr == SelfRef }
+
+func refOf(m []string) Ref {
+	if m[3] != "" {
+		return Ref{Addr: SelfRef, Attr: m[4]}
+	}
+	return Ref{Addr: m[1] + "." + m[2], Attr: m[4]}
 }
 
 // String renders the reference as it is written: ${KIND.ID.ATTR}.
@@ -22,7 +33,7 @@ func (r Ref) String() string { return "${" + r.Addr + "." + r.Attr + "}" }
 func FindRefs(s string) []Ref {
 	var out []Ref
 	for _, m := range refPattern.FindAllStringSubmatch(s, -1) {
-		out = append(out, Ref{Addr: m[1] + "." + m[2], Attr: m[3]})
+		out = append(out, refOf(m))
 	}
 	return out
 }
@@ -33,13 +44,12 @@ func HasRefs(s string) bool { return refPattern.MatchString(s) }
 // ResolveRefs replaces every reference in s with what lookup returns for it.
 func ResolveRefs(s string, lookup func(Ref) string) string {
 	return refPattern.ReplaceAllStringFunc(s, func(m string) string {
-		sub := refPattern.FindStringSubmatch(m)
-		return lookup(Ref{Addr: sub[1] + "." + sub[2], Attr: sub[3]})
+		return lookup(refOf(refPattern.FindStringSubmatch(m)))
 	})
 }
 
-// RefTargets returns the addresses the component's env values reference,
-// sorted and deduplicated.
+// RefTargets returns the addresses of the other components the
+// component's env values reference, sorted and deduplicated.
 func (c *Component) RefTargets() []string {
 	seen := map[string]bool{}
 	for _, v := range c.Env {
@@ -47,7 +57,9 @@ func (c *Component) RefTargets() []string {
 			continue
 		}
 		for _, r := range FindRefs(v.Value) {
-			seen[r.Addr] = true
+			if !r.Self() {
+				seen[r.Addr] = true
+			}
 		}
 	}
 	return sortedKeys(seen)

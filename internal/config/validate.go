@@ -37,10 +37,10 @@ func Validate(p *Pipeline) hcl.Diagnostics {
 		byAddr[c.Address()] = c
 	}
 	switch p.Auth {
-	case "", "required", "permissive":
+	case "", AuthRequired, AuthToken, AuthPermissive:
 	default:
 		diags = append(diags, errorf(p.Ranges["auth"], "Invalid auth mode",
-			"pipeline %s: auth %q: must be \"required\" or \"permissive\"", p.Name, p.Auth))
+			"pipeline %s: auth %q: must be \"required\", \"token\" or \"permissive\"", p.Name, p.Auth))
 	}
 	if p.ControlPlane != "" {
 		if host, port, err := net.SplitHostPort(p.ControlPlane); err != nil || host == "" || port == "" {
@@ -54,6 +54,7 @@ func Validate(p *Pipeline) hcl.Diagnostics {
 				"pipeline %s: trusted_registries[%d] %q is not a registry host (\"ghcr.io\") or repository prefix (\"docker.io/withobsrvr\")", p.Name, i, t))
 		}
 	}
+	diags = append(diags, validateFixedPorts(p)...)
 	diags = append(diags, validateNomad(p)...)
 	diags = append(diags, validateKubernetes(p)...)
 	for _, c := range p.Components {
@@ -102,6 +103,7 @@ func validateComponent(p *Pipeline, c *Component, byAddr map[string]*Component) 
 	v.edges(byAddr)
 	v.env(byAddr)
 	v.restart()
+	v.runSettings()
 	v.sizing()
 	v.health()
 	v.ports()
@@ -176,10 +178,11 @@ func (v *componentCheck) env(byAddr map[string]*Component) {
 		for _, r := range FindRefs(c.Env[name].Value) {
 			t, ok := byAddr[r.Addr]
 			switch {
+			case r.Self():
 			case !ok:
 				v.add("env."+name, "Reference to unknown component", "env %s references %s, which is not a component of this pipeline", name, r)
 			case t == c:
-				v.add("env."+name, "Self-reference", "env %s references the component's own %s", name, r.Attr)
+				v.add("env."+name, "Self-reference", "env %s references the component's own %s as %s; write ${self.%s}", name, r.Attr, r, r.Attr)
 			}
 		}
 	}

@@ -101,6 +101,7 @@ func writeHCLComponent(body *hclwrite.Body, p *Pipeline, c *Component, secrets *
 	if c.StopTimeout != DefaultStopTimeout {
 		setString(b, "stop_timeout", c.StopTimeout.String())
 	}
+	writeHCLRunSettings(b, c)
 	setStringList(b, "secrets", c.Secrets)
 	setStringList(b, "input_event_types", c.InputEventTypes)
 	setStringList(b, "output_event_types", c.OutputEventTypes)
@@ -402,9 +403,15 @@ func quoteTemplate(s string) string {
 		if dollars := lit[len(trimmed):]; dollars != "" {
 			b.WriteString(`${"` + dollars + `"}`)
 		}
-		kind, id, attr := Kind(s[loc[2]:loc[3]]), s[loc[4]:loc[5]], s[loc[6]:loc[7]]
+		attr := s[loc[8]:loc[9]]
+		var tr hcl.Traversal
+		if loc[6] >= 0 { // ${self.ATTR}
+			tr = hcl.Traversal{hcl.TraverseRoot{Name: SelfRef}}
+		} else {
+			tr = componentTraversal(Kind(s[loc[2]:loc[3]]), s[loc[4]:loc[5]])
+		}
 		b.WriteString("${")
-		b.Write(hclwrite.TokensForTraversal(append(componentTraversal(kind, id), hcl.TraverseAttr{Name: attr})).Bytes())
+		b.Write(hclwrite.TokensForTraversal(append(tr, hcl.TraverseAttr{Name: attr})).Bytes())
 		b.WriteString("}")
 		last = loc[1]
 	}

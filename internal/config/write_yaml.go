@@ -125,6 +125,7 @@ func yamlComponent(p *Pipeline, c *Component, ids map[string]string) *yamlMap {
 	if c.StopTimeout != DefaultStopTimeout {
 		m.str("stop_timeout", c.StopTimeout.String())
 	}
+	yamlRunSettings(m, c)
 	m.strList("secrets", c.Secrets)
 	m.strList("input_event_types", c.InputEventTypes)
 	m.strList("output_event_types", c.OutputEventTypes)

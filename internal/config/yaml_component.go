@@ -36,6 +36,7 @@ func (l *yamlLoader) component(kind Kind, list string, index int, item *yaml.Nod
 	l.componentEnv(c, who, es)
 	l.componentEdges(c, who, es)
 	l.componentSettings(c, who, es)
+	l.runSettings(c, who, es)
 	if e, ok := es["ports"]; ok {
 		l.record(c, "ports", e)
 		l.ports(c, who, e.v)

@@ -41,6 +41,7 @@ var (
 		"health_port", "health_check", "health_endpoint", "replicas", "register", "volumes", "restart_policy",
 		"ports", "secrets", "resources", "input_event_types", "output_event_types",
 		"executor", "driver", "stop_timeout", "health", "restart", "pull", "image_id", "image_policy",
+		"auth", "ready_timeout", "fixed_ports",
 	}
 	ylHealthKeys   = []string{"http", "tcp", "exec", "port", "interval", "timeout", "start_period", "failure_threshold", "success_threshold", "liveness"}
 	ylRestartKeys  = []string{"policy", "max_retries", "backoff", "restart_dependents"}
