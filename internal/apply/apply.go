@@ -697,7 +697,7 @@ func (w *walker) start(ctx context.Context, n *node) (string, error) {
 		return "", err
 	}
 	instanceID := uuid.NewString()
-	resolve := w.resolver(recs)
+	resolve := selfResolver(w.pipeline, prov, c, ports, w.resolver(recs))
 	inj := injected{pipeline: w.pipeline, lineage: w.meta.Lineage, instanceID: instanceID, specHash: n.ch.SpecHash, endpoint: w.ControlPlane, heartbeat: contract.DefaultHeartbeatInterval.String(), ports: ports}
 	if w.Token != nil {
 		tok, err := w.Token(c, instanceID)
@@ -773,7 +773,7 @@ func (w *walker) finishStart(ctx context.Context, n *node, prov providers.Provid
 	since := w.now()
 	readyErr := w.waitReady(ctx, prov, h, c, ports)
 	if readyErr == nil && w.Registered != nil {
-		rctx, cancel := context.WithTimeout(ctx, w.ReadyTimeout)
+		rctx, cancel := context.WithTimeout(ctx, w.readyTimeout(c))
 		readyErr = w.Registered(rctx, c, instanceID, since)
 		cancel()
 	}
@@ -861,6 +861,10 @@ func (w *walker) ports(c *config.Component, recs map[string]*state.Record) (map[
 	prior := recs[c.Address()]
 	out := map[string]int{}
 	for _, name := range contract.PortNames() {
+		if p := c.FixedPorts[name]; p != 0 {
+			out[name] = p
+			continue
+		}
 		if v, ok := c.Env[name]; ok && !v.Deferred {
 			if p, err := strconv.Atoi(v.Value); err == nil {
 				out[name] = p
@@ -945,7 +949,7 @@ const aliveEvery = 100 * time.Millisecond
 // waitReady waits until the component's health probe passes; a component
 // with no probe is ready once it is running.
 func (w *walker) waitReady(ctx context.Context, prov providers.Provider, h providers.Handle, c *config.Component, ports map[string]int) error {
-	ctx, cancel := context.WithTimeout(ctx, w.ReadyTimeout)
+	ctx, cancel := context.WithTimeout(ctx, w.readyTimeout(c))
 	defer cancel()
 	// Whether the component still runs is asked after failed checks; at
 	// most every aliveEvery, as it costs more than a check.
