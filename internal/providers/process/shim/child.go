@@ -122,6 +122,7 @@ func (c *child) supervise(diag *diagLog) {
 	go fw.forward(c.sigs, diag)
 	waitErr := fw.reap(c.cmd, diag)
 	signal.Stop(c.sigs)
+	c.rec.Survivors = stopDescendants(diag)
 
 	// Record the exit at once (observers are waiting for it), then finish
 	// the log; Stop waits for the shim to be gone, so a stopped

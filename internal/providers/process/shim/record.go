@@ -43,6 +43,9 @@ type Record struct {
 	// 128 + the signal number and Signal names it ("SIGKILL").
 	ExitCode *int   `json:"exit_code,omitempty"`
 	Signal   string `json:"signal,omitempty"`
+	// Survivors are the component's descendants the shim could not stop
+	// after it exited.
+	Survivors []Descendant `json:"survivors,omitempty"`
 }
 
 // ReadRecord reads a run record; a missing file is (nil, nil).

@@ -90,6 +90,9 @@ func Main(args []string) int {
 		return status.fail(diag, err)
 	}
 	diag.name(spec.Address)
+	if err := becomeSubreaper(); err != nil {
+		return status.fail(diag, fmt.Errorf("become the subreaper of the component's processes: %w", err))
+	}
 	c, err := startChild(spec)
 	if err != nil {
 		return status.fail(diag, err)
