@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,6 +23,11 @@ func TestDockerPipelineWithoutAnEngineFailsNamingTheSocket(t *testing.T) {
 		if want := "cannot reach the Docker engine at unix:///nonexistent.sock (from DOCKER_HOST)"; !strings.Contains(r.err, want) {
 			t.Errorf("%v: stderr lacks %q:\n%s", args, want, r.err)
 		}
+	}
+	// Before it creates a state file, flowctl asks the engine what of the
+	// pipeline runs; without an engine it creates none.
+	if _, err := os.Stat(filepath.Join(dir, ".flowctl", "dk.state.db")); errors.Is(err, os.ErrNotExist) {
+		return
 	}
 	st, err := state.Open(filepath.Join(dir, ".flowctl", "dk.state.db"), "")
 	if err != nil {

@@ -21,6 +21,7 @@ func newHistoryCommand(g *globals) *cobra.Command {
 		Short: "Show what flowctl did to the pipeline: applies, destroys, restarts",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			sf.readOnly = true
 			ws, err := openWorkspace(g, args, &sf, true)
 			if err != nil {
 				return err

@@ -52,6 +52,7 @@ func newLogsCommand(g *globals) *cobra.Command {
 					return err
 				}
 			}
+			sf.readOnly = true
 			ws, err := openWorkspace(g, pipelineArgs, &sf, true)
 			if err != nil {
 				return err

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/flowctl/flowctl/internal/config"
 	"github.com/flowctl/flowctl/internal/state"
 )
 
@@ -16,7 +17,7 @@ func newStateCommand(g *globals) *cobra.Command {
 		Use:   "state",
 		Short: "Read and edit the state file",
 	}
-	cmd.AddCommand(newStateListCommand(g), newStateShowCommand(g), newStateRmCommand(g))
+	cmd.AddCommand(newStateListCommand(g), newStateShowCommand(g), newStateRmCommand(g), newStateRestoreCommand(g))
 	return cmd
 }
 
@@ -27,6 +28,7 @@ func newStateListCommand(g *globals) *cobra.Command {
 		Short: "List the components the state records",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			sf.readOnly = true
 			ws, err := openWorkspace(g, args, &sf, true)
 			if err != nil {
 				return err
@@ -57,6 +59,7 @@ func newStateShowCommand(g *globals) *cobra.Command {
 		Short: "Show one component's record",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			sf.readOnly = true
 			ws, err := openWorkspace(g, args[1:], &sf, true)
 			if err != nil {
 				return err
@@ -159,4 +162,65 @@ func newStateRmCommand(g *globals) *cobra.Command {
 	}
 	sf.add(cmd.Flags(), true)
 	return cmd
+}
+
+func newStateRestoreCommand(g *globals) *cobra.Command {
+	var (
+		sf    stateFlags
+		from  string
+		force bool
+	)
+	cmd := &cobra.Command{
+		Use:   "restore [PIPELINE] [--from FILE]",
+		Short: "Put the state file's backup (or another copy) back",
+		Long: "Before each write that changes what the state records (its serial moves), flowctl\n" +
+			"keeps the previous version beside it as <state>.backup. restore puts that file,\n" +
+			"or the one --from names, in place of the state file, which is kept as\n" +
+			"<state>.before-restore. It refuses a file of another lineage (another state's)\n" +
+			"unless --force. Use it when the state file is damaged, emptied or deleted.",
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path, pipeline, err := statePathOf(g, args, &sf)
+			if err != nil {
+				return err
+			}
+			r, err := state.Restore(path, from, pipeline, force)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.streams.Out, "Restored %s from %s: pipeline %s, lineage %s, serial %d.\n", path, r.From, r.Meta.Pipeline, r.Meta.Lineage, r.Meta.Serial)
+			if r.Replaced != nil {
+				fmt.Fprintf(g.streams.Out, "It replaced serial %d of lineage %s, kept as %s.\n", r.Replaced.Serial, r.Replaced.Lineage, r.SavedAs)
+			} else if r.SavedAs != "" {
+				fmt.Fprintf(g.streams.Out, "The unreadable file it replaced is kept as %s.\n", r.SavedAs)
+			}
+			fmt.Fprintln(g.streams.Out, "Run flowctl plan to compare it with what runs.")
+			return nil
+		},
+	}
+	sf.add(cmd.Flags(), true)
+	cmd.Flags().StringVar(&from, "from", "", "the file to restore (default <state>.backup)")
+	cmd.Flags().BoolVar(&force, "force", false, "restore a file of another lineage or pipeline")
+	return cmd
+}
+
+// statePathOf is the state file a command names, without opening it: --state,
+// or the default beside the pipeline file. pipeline is the pipeline's name
+// when its file was found.
+func statePathOf(g *globals, args []string, f *stateFlags) (path, pipeline string, err error) {
+	file, perr := config.FindPipelineFile(".", args)
+	if perr != nil {
+		if f.statePath != "" {
+			return f.statePath, "", nil
+		}
+		return "", "", perr
+	}
+	p, err := loadValidPipeline(g, file, f.vars)
+	if err != nil {
+		return "", "", err
+	}
+	if f.statePath != "" {
+		return f.statePath, p.Name, nil
+	}
+	return state.DefaultPath(file, p.Name), p.Name, nil
 }

@@ -41,6 +41,7 @@ func newStatusCommand(g *globals) *cobra.Command {
 			if output != "table" && output != "json" {
 				return fmt.Errorf("-o %q: want table or json", output)
 			}
+			sf.readOnly = true
 			ws, err := openWorkspace(g, args, &sf, true)
 			if err != nil {
 				return err

@@ -24,6 +24,9 @@ type stateFlags struct {
 	statePath   string
 	lockTimeout time.Duration
 	vars        []config.VarArg
+	// readOnly opens the state read-only (state.ReadOnly): for commands
+	// that only read it, which then work on a file flowctl may not write.
+	readOnly bool
 }
 
 func (f *stateFlags) add(fs *pflag.FlagSet, withVars bool) {
@@ -66,13 +69,13 @@ func openWorkspace(g *globals, args []string, f *stateFlags, allowStateOnly bool
 		if sp == "" {
 			sp = state.DefaultPath(path, p.Name)
 		}
-		st, err := state.Open(sp, p.Name)
+		st, err := state.Open(sp, p.Name, f.stateOptions(freshStateCheck(p, sp))...)
 		if err != nil {
 			return nil, err
 		}
 		ws.store = st
 	case allowStateOnly && f.statePath != "":
-		st, err := state.Open(f.statePath, "")
+		st, err := state.Open(f.statePath, "", f.stateOptions(nil)...)
 		if err != nil {
 			return nil, err
 		}
@@ -98,6 +101,18 @@ func openWorkspace(g *globals, args []string, f *stateFlags, allowStateOnly bool
 	}
 	ws.providers = registry.New(registry.Options{StateDir: ws.stateDir, Nomad: nomadOpts, Kubernetes: k8sOpts})
 	return ws, nil
+}
+
+// stateOptions are the state.Open options f asks for.
+func (f *stateFlags) stateOptions(fresh func(why string) error) []state.Option {
+	var opts []state.Option
+	if f.readOnly {
+		opts = append(opts, state.ReadOnly())
+	}
+	if fresh != nil {
+		opts = append(opts, state.WithFreshCheck(fresh))
+	}
+	return opts
 }
 
 // lock takes the operation lock, printing a warning when it breaks a stale

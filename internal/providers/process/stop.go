@@ -18,7 +18,7 @@ import (
 
 // Bounds of Stop beyond the caller's grace period.
 const (
-	killWait = 5 * time.Second // for the group to die after SIGKILL
+	killWait = 5 * time.Second  // for the group to die after SIGKILL
 	shimWait = 10 * time.Second // for the shim to stop what is left, record the exit and leave
 )
 
