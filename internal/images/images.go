@@ -374,6 +374,9 @@ func (s *Store) recordTag(r name.Reference, digest string) {
 	if _, ok := r.(name.Tag); !ok {
 		return
 	}
+	if d, ok := s.recordedTag(r.Name()); ok && d == digest {
+		return // the common case, a start from the cache: write nothing
+	}
 	b, _ := json.Marshal(tagRecord{Reference: r.Name(), Digest: digest})
 	_ = writeFileAtomic(s.tagPath(r.Name()), b)
 }
