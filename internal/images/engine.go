@@ -90,19 +90,19 @@ func repoDigestFor(r name.Reference, repoDigests []string) string {
 	return ""
 }
 
-// engineImage exports r from the engine when the engine knows it by
-// digest.
-func (s *Store) engineImage(ctx context.Context, r name.Reference, digest string) (v1.Image, bool) {
+// engineImage is r as the engine exports it when the engine has r by
+// digest; nil otherwise (the registry is asked then).
+func (s *Store) engineImage(ctx context.Context, r name.Reference, digest string) v1.Image {
 	if s.engine == nil {
-		return nil, false
+		return nil
 	}
 	repoDigests, id, ok := s.engine.Lookup(ctx, r.Name())
 	if !ok || (id != digest && repoDigestFor(r, repoDigests) != digest) {
-		return nil, false
+		return nil
 	}
 	img, err := s.engine.Image(ctx, r)
 	if err != nil {
-		return nil, false
+		return nil
 	}
-	return img, true
+	return img
 }

@@ -151,8 +151,9 @@ func (e *UnreachableError) Unwrap() error { return e.Err }
 
 // Resolve pins ref to a digest as pull says: a reference that names a
 // digest is taken as it is; "missing" and "never" take the digest the
-// cache recorded for the tag; "always" and "missing" (when the cache knows
-// nothing) ask the registry, and, when it cannot answer, the local engine.
+// cache recorded for the tag, else the image the local engine has under
+// that name (as docker run would); "missing" then, and "always" at once,
+// ask the registry.
 func (s *Store) Resolve(ctx context.Context, ref, pull string) (Resolved, error) {
 	r, err := name.ParseReference(ref)
 	if err != nil {
@@ -167,17 +168,16 @@ func (s *Store) Resolve(ctx context.Context, ref, pull string) (Resolved, error)
 			return Resolved{Repository: repo, Digest: d, From: "cache"}, nil
 		}
 	}
-	if pull == PullNever {
+	if pull != PullAlways {
 		if d, ok := s.engineDigest(ctx, r); ok {
 			return Resolved{Repository: repo, Digest: d, From: "engine"}, nil
 		}
+	}
+	if pull == PullNever {
 		return Resolved{}, fmt.Errorf("image %q is neither in the image cache (%s) nor on a local Docker engine, and pull = %q forbids pulling it", ref, s.dir, pull)
 	}
 	desc, err := remote.Head(r, s.remoteOptions(ctx)...)
 	if err != nil {
-		if d, ok := s.engineDigest(ctx, r); ok {
-			return Resolved{Repository: repo, Digest: d, From: "engine"}, nil
-		}
 		return Resolved{}, fmt.Errorf("image %q: %w", ref, registryError(r.Context().RegistryStr(), err))
 	}
 	return Resolved{Repository: repo, Digest: desc.Digest.String(), From: "registry"}, nil
@@ -226,8 +226,8 @@ func (s *Store) Get(digest string) (*Image, bool) {
 }
 
 // Ensure makes the image ref pinned to digest present in the cache and
-// returns its entry: from the cache, else its registry, else the local
-// engine. ref names the repository (its tag, if any, is recorded as
+// returns its entry: from the cache, else the local engine when it has
+// that very image, else its registry. ref names the repository (its tag, if any, is recorded as
 // resolving to digest).
 func (s *Store) Ensure(ctx context.Context, ref, digest string) (*Image, error) {
 	r, err := name.ParseReference(ref)
@@ -242,15 +242,14 @@ func (s *Store) Ensure(ctx context.Context, ref, digest string) (*Image, error) 
 	if err != nil {
 		return nil, fmt.Errorf("image %q: %w", ref, err)
 	}
-	img, rerr := remote.Image(pinned, s.remoteOptions(ctx)...)
-	source := "registry"
-	if rerr != nil {
-		var eok bool
-		img, eok = s.engineImage(ctx, r, digest)
-		if !eok {
-			return nil, fmt.Errorf("image %s: %w", pinned, registryError(r.Context().RegistryStr(), rerr))
+	img, source := s.engineImage(ctx, r, digest), "engine"
+	if img == nil {
+		var err error
+		img, err = remote.Image(pinned, s.remoteOptions(ctx)...)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", pinned, registryError(r.Context().RegistryStr(), err))
 		}
-		source = "engine"
+		source = "registry"
 	}
 	entry, err := s.extractEntry(ctx, img, digest, source, r.Name())
 	if err != nil {
