@@ -146,10 +146,11 @@ func (s *Server) attestCall(ctx context.Context, ids []string) (*Attested, strin
 			return att, why, x
 		}
 	}
-	deadline := s.now().Add(s.opts.PendingWait)
+	// Real time, as the pending wait of tokens (awaitInstance).
+	deadline := time.Now().Add(s.opts.PendingWait)
 	for {
 		att, why, final := s.attestOnce(ctx, x, peerAP, localAP, ids)
-		if att != nil || final || !s.now().Before(deadline) || s.pause(ctx) != nil {
+		if att != nil || final || !time.Now().Before(deadline) || s.pause(ctx) != nil {
 			if cs != nil {
 				cs.store(x, att, why)
 			}
