@@ -325,7 +325,19 @@ func (s *Store) Prune(keep map[string]bool) ([]string, error) {
 		return removed, err
 	}
 	s.pruneTags(keep)
+	s.pruneVerified(keep)
 	return removed, nil
+}
+
+// pruneVerified forgets the verifications of images no longer kept.
+func (s *Store) pruneVerified(keep map[string]bool) {
+	files, _ := os.ReadDir(filepath.Join(s.dir, "verified"))
+	for _, f := range files {
+		hex, _, _ := strings.Cut(f.Name(), "-")
+		if !keep["sha256:"+hex] {
+			_ = os.Remove(filepath.Join(s.dir, "verified", f.Name()))
+		}
+	}
 }
 
 // removeAll removes path even where extraction left folders without write

@@ -209,3 +209,23 @@ func TestEscapingEntryPulledFromRegistryIsRefusedAndNamed(t *testing.T) {
 		t.Fatalf("a refused image left a temporary folder: %v", entries)
 	}
 }
+
+// A later layer may turn a folder an earlier link goes through into a link
+// of its own: the finished tree is checked again.
+func TestLinkThatALaterLayerMakesEscapeIsRefused(t *testing.T) {
+	reg := registrytest.Start(t)
+	dir := t.TempDir()
+	img := registrytest.Image(t, v1.Config{},
+		registrytest.Layer(t,
+			registrytest.File{Path: "x/y/", Type: tar.TypeDir, Mode: 0o755},
+			registrytest.File{Path: "l", Type: tar.TypeSymlink, Linkname: "x/y/../.."}),
+		registrytest.Layer(t,
+			registrytest.File{Path: "x/.wh.y"},
+			registrytest.File{Path: "x/y", Type: tar.TypeSymlink, Linkname: ".."}))
+	ref, digest := reg.Push(t, "team/late", "1", img)
+	_, err := images.New(dir).Ensure(context.Background(), ref, digest)
+	var re *images.RefusedError
+	if !errors.As(err, &re) || re.Entry != "l" {
+		t.Fatalf("want the link l refused once the second layer made it escape, got %v", err)
+	}
+}
