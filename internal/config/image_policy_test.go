@@ -136,3 +136,34 @@ source "s" {
 		})
 	}
 }
+
+// The keys the ecosystem's files carry load: the ones with a meaning
+// silently, a multi-pipeline file's top-level pipelines with a warning.
+func TestEcosystemKeysAreAcceptedAndPipelinesWarns(t *testing.T) {
+	p, diags := loadYAMLString(t, `apiVersion: flowctl/v1
+kind: Pipeline
+metadata:
+  name: eco
+  namespace: stellar
+  labels: {team: data}
+  annotations: {owner: ops}
+spec:
+  description: kept
+  driver: local
+  sources:
+    - id: s
+      type: stellar-live-source@v1.0.0
+      health_endpoint: http://localhost:8088/health
+pipelines:
+  - name: another
+`)
+	if diags.HasErrors() || len(diags) != 1 || !strings.Contains(diags[0].Detail, `"pipelines" is ignored`) {
+		t.Fatalf("want exactly one warning, about pipelines: %v", diags)
+	}
+	if p.Namespace != "stellar" || p.Labels["team"] != "data" || p.Annotations["owner"] != "ops" || p.Description != "kept" {
+		t.Fatalf("metadata not kept: %+v", p)
+	}
+	if h := p.Component("source.s").Health; h == nil || h.Port != 8088 || h.Path != "/health" {
+		t.Fatalf("health_endpoint: %+v", h)
+	}
+}

@@ -117,15 +117,17 @@ func TestImagesRegistryStyleAndExplicitImageRunOnTheProcessExecutor(t *testing.T
 func TestImagesMovedTagIsDriftPlanShows(t *testing.T) {
 	r := newImageRig(t)
 	ref, first := r.push("team/mover", "latest", "/bin/mover", "TC_PRINT=first {n}")
-	r.write("pipeline.hcl", fmt.Sprintf(`
-pipeline %q {
-  executor = "local"
-}
-
-source "mover" {
-  image = %q
-  pull  = "always"
-}
+	// The ecosystem's `driver: local` file, with an explicit image.
+	r.write("pipeline.yaml", fmt.Sprintf(`apiVersion: flowctl/v1
+kind: Pipeline
+metadata:
+  name: %s
+spec:
+  driver: local
+  sources:
+    - id: mover
+      image: %s
+      pull: always
 `, r.name, ref))
 	r.apply()
 	_, second := r.push("team/mover", "latest", "/bin/mover", "TC_PRINT=second {n}")
