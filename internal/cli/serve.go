@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/flowctl/flowctl/internal/controlplane"
 	"github.com/flowctl/flowctl/internal/serve"
+	"github.com/flowctl/flowctl/internal/state"
 )
 
 // serveFlags are the flags of `flowctl serve`.
@@ -102,9 +104,21 @@ func serveOptions(g *globals, cmd *cobra.Command, args []string, sf *stateFlags,
 		}
 		statePath = ws.store.Path()
 	}
+	listen := f.listen
+	if !cmd.Flags().Changed("listen") {
+		// Where the last control plane of the state file listened, when
+		// free: its components were told that address.
+		if recorded := recordedListen(statePath); recorded != "" {
+			listen = recorded
+			if !cmd.Flags().Changed("http") {
+				host, _, _ := net.SplitHostPort(recorded)
+				httpListen = net.JoinHostPort(host, "0")
+			}
+		}
+	}
 	return serve.Options{
 		StatePath:         statePath,
-		Listen:            f.listen,
+		Listen:            listen,
 		HTTPListen:        httpListen,
 		TokenSecretFile:   f.tokenSecretFile,
 		OperatorTokenFile: f.operatorFile,
@@ -116,4 +130,18 @@ func serveOptions(g *globals, cmd *cobra.Command, args []string, sf *stateFlags,
 		DockerGateway:     !f.noDockerGateway,
 		Watch:             !f.noWatch,
 	}, nil
+}
+
+// recordedListen is the address the last control plane of the state file
+// at path listened on, when it is free now; "" otherwise.
+func recordedListen(path string) string {
+	st, err := state.Open(path, "", state.ReadOnly())
+	if err != nil {
+		return ""
+	}
+	listen, recorded := serve.PreferredListen(st)
+	if recorded == "" || listen != recorded {
+		return ""
+	}
+	return listen
 }

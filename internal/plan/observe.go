@@ -91,6 +91,12 @@ func observeRecords(ctx context.Context, in Input) (map[string]*providers.Observ
 		observed = map[string]*providers.Observed{}
 	)
 	for i, r := range in.Records {
+		if len(r.Handle) == 0 {
+			// No object recorded (a replacement whose start failed):
+			// nothing exists to ask about.
+			observed[r.Address] = &providers.Observed{Address: r.Address}
+			continue
+		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func(prov providers.Provider, r *state.Record) {

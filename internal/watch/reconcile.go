@@ -452,7 +452,7 @@ func (r *Reconciler) checkHeartbeats(rec *state.Record, tr *tracked, now time.Ti
 		if reg.Heartbeats == 0 || reg.LastHeartbeat.IsZero() || !reg.RegisteredAt.After(rec.StartedAt.Add(-time.Second)) {
 			continue
 		}
-		if now.Sub(r.since) <= HeartbeatGrace*heartbeatInterval(reg) {
+		if now.Sub(r.since) <= r.heartbeatGrace(reg) {
 			continue
 		}
 		f := HeartbeatMissed(now.Sub(reg.LastHeartbeat))
@@ -460,6 +460,24 @@ func (r *Reconciler) checkHeartbeats(rec *state.Record, tr *tracked, now time.Ti
 		return &f
 	}
 	return nil
+}
+
+// maxReconnect bounds the wait for a client to try its connection again:
+// gRPC's default maximum reconnect backoff.
+const maxReconnect = 2 * time.Minute
+
+// heartbeatGrace is how long after the start of the current stretch of
+// observation reg's silence is not held against it: HeartbeatGrace
+// intervals, and when its last beat came before that stretch, twice the
+// outage (up to maxReconnect): a client backing off its reconnects
+// exponentially tries again within about 1.6 times how long it has
+// failed.
+func (r *Reconciler) heartbeatGrace(reg controlplane.Registration) time.Duration {
+	g := HeartbeatGrace * heartbeatInterval(reg)
+	if outage := r.since.Sub(reg.LastHeartbeat); outage > 0 {
+		g = max(g, min(2*outage, maxReconnect))
+	}
+	return g
 }
 
 // heartbeatInterval is a registration's heartbeat interval: the cadence
