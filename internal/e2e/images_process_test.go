@@ -112,6 +112,16 @@ func TestImagesRegistryStyleAndExplicitImageRunOnTheProcessExecutor(t *testing.T
 	if !strings.Contains(list.out, "stellar-live-source:v1.0.0") || !strings.Contains(list.out, "true") {
 		t.Fatalf("images list does not show the image in use:\n%s", list)
 	}
+	if out := r.must(0, "images", "prune").out; !strings.Contains(out, "0 image(s) removed") {
+		t.Fatalf("prune removed images in use:\n%s", out)
+	}
+	r.must(0, "destroy", "-auto-approve")
+	if out := r.must(0, "images", "prune").out; !strings.Contains(out, "2 image(s) removed") {
+		t.Fatalf("prune after destroy:\n%s", out)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(r.cache, "sha256")); len(entries) != 0 {
+		t.Fatalf("pruned entries remain: %v", entries)
+	}
 }
 
 func TestImagesMovedTagIsDriftPlanShows(t *testing.T) {
