@@ -367,74 +367,16 @@ var setHeader = grpc.SetHeader
 // of the same id, forgets registrations the new one supersedes, and writes
 // the change to the state before returning.
 func (s *Server) registerEntry(ctx context.Context, method string, c *caller, r Registration) error {
-	now := s.now()
-	r.RegisteredAt = now
+	r.RegisteredAt = s.now()
 	r.Status = StatusUnknown
 	r.RemoteAddr = peerOf(ctx)
-	switch {
-	case c.claims != nil:
-		r.Auth, r.Proof, r.InstanceID = AuthToken, ProofToken, c.claims.ID
-	case c.att != nil:
-		r.Auth, r.Proof, r.InstanceID = AuthAttested, ProofAttested+c.att.Proof, c.instance
-	default:
-		r.Auth, r.Proof = AuthUnauthenticated, ProofUnproven
-	}
+	c.prove(&r)
 	_, local := callAddrs(ctx)
 	e := &entry{reg: r, local: local}
-
-	sh := s.reg.shard(r.ServiceID)
-	sh.mu.Lock()
-	if old := sh.m[r.ServiceID]; old != nil {
-		prev, _ := old.snapshot()
-		// A token holder may take over an id held by an unmanaged
-		// registration made without a token (the same component, run
-		// earlier without its token); anything else needs the right to act
-		// on the previous registration.
-		takeover := c.claims != nil && prev.Auth == AuthUnauthenticated && prev.Component == "" ||
-			c.att != nil && prev.Auth == AuthUnauthenticated
-		if !takeover {
-			if err := s.mayActOn(ctx, method, c, &prev); err != nil {
-				sh.mu.Unlock()
-				return err
-			}
-		}
+	if err := s.publish(ctx, method, c, e); err != nil {
+		return err
 	}
-	sh.m[r.ServiceID] = e
-	sh.mu.Unlock()
-
-	ops := registrationOps(e)
-	// A re-registration of the same instance (same token jti), or of the
-	// same component slot (same health endpoint: a restarted older
-	// component, which gets a new service id each time), supersedes the
-	// previous one.
-	if r.Component != "" {
-		var gone []*entry
-		s.reg.each(func(o *entry) {
-			// Only fields fixed at registration are read: no entry lock.
-			p := &o.reg
-			if o == e || p.Component != r.Component || p.ServiceID == r.ServiceID {
-				return
-			}
-			if p.Auth == AuthToken && r.Auth != AuthToken || p.Auth == AuthAttested && r.Auth == AuthUnauthenticated {
-				return // never let a weaker proof push out a stronger one
-			}
-			if (r.InstanceID != "" && p.InstanceID == r.InstanceID && p.Protocol == r.Protocol) ||
-				(r.Auth == AuthAttested && p.Auth == AuthAttested && p.Protocol == r.Protocol) ||
-				(r.HealthEndpoint != "" && p.HealthEndpoint == r.HealthEndpoint && p.Protocol == r.Protocol) {
-				gone = append(gone, o)
-			}
-		})
-		for _, o := range gone {
-			id := o.reg.ServiceID // static field
-			sh := s.reg.shard(id)
-			sh.mu.Lock()
-			if sh.m[id] == o {
-				delete(sh.m, id)
-				ops = append(ops, deleteOps(id)...)
-			}
-			sh.mu.Unlock()
-		}
-	}
+	ops := append(registrationOps(e), s.dropSuperseded(e)...)
 	s.metrics.Registrations.Add(1)
 	s.log.LogAttrs(ctx, slog.LevelInfo, "component registered",
 		slog.String("service_id", r.ServiceID),
@@ -446,6 +388,89 @@ func (s *Server) registerEntry(ctx context.Context, method string, c *caller, r 
 		slog.String("peer", r.RemoteAddr))
 	s.commit(ops...)
 	return nil
+}
+
+// prove records on r how the caller was proven.
+func (c *caller) prove(r *Registration) {
+	switch {
+	case c.claims != nil:
+		r.Auth, r.Proof, r.InstanceID = AuthToken, ProofToken, c.claims.ID
+	case c.att != nil:
+		r.Auth, r.Proof, r.InstanceID = AuthAttested, ProofAttested+c.att.Proof, c.instance
+	default:
+		r.Auth, r.Proof = AuthUnauthenticated, ProofUnproven
+	}
+}
+
+// publish puts e in the registry under its service id, when the caller may
+// take that id from the registration holding it.
+func (s *Server) publish(ctx context.Context, method string, c *caller, e *entry) error {
+	id := e.reg.ServiceID
+	sh := s.reg.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if old := sh.m[id]; old != nil {
+		prev, _ := old.snapshot()
+		// A token holder may take over an id held by an unmanaged
+		// registration made without a token (the same component, run
+		// earlier without its token), an attested caller one held by an
+		// unproven registration; anything else needs the right to act on
+		// the previous registration.
+		takeover := c.claims != nil && prev.Auth == AuthUnauthenticated && prev.Component == "" ||
+			c.att != nil && prev.Auth == AuthUnauthenticated
+		if !takeover {
+			if err := s.mayActOn(ctx, method, c, &prev); err != nil {
+				return err
+			}
+		}
+	}
+	sh.m[id] = e
+	return nil
+}
+
+// dropSuperseded forgets the registrations e supersedes and returns their
+// deletion from the state.
+func (s *Server) dropSuperseded(e *entry) []op {
+	r := &e.reg
+	if r.Component == "" {
+		return nil
+	}
+	var gone []*entry
+	s.reg.each(func(o *entry) {
+		// Only fields fixed at registration are read: no entry lock.
+		if o != e && supersedes(r, &o.reg) {
+			gone = append(gone, o)
+		}
+	})
+	var ops []op
+	for _, o := range gone {
+		id := o.reg.ServiceID // static field
+		sh := s.reg.shard(id)
+		sh.mu.Lock()
+		if sh.m[id] == o {
+			delete(sh.m, id)
+			ops = append(ops, deleteOps(id)...)
+		}
+		sh.mu.Unlock()
+	}
+	return ops
+}
+
+// supersedes says whether the new registration r replaces p: a
+// re-registration of the same component by the same instance (same token
+// jti), by an attested instance (the component's process or container now),
+// or from the same health endpoint (a restarted older component, which gets
+// a new service id each time) — never by a weaker proof than p's.
+func supersedes(r, p *Registration) bool {
+	if p.Component != r.Component || p.ServiceID == r.ServiceID || p.Protocol != r.Protocol {
+		return false
+	}
+	if p.Auth == AuthToken && r.Auth != AuthToken || p.Auth == AuthAttested && r.Auth == AuthUnauthenticated {
+		return false
+	}
+	return r.InstanceID != "" && p.InstanceID == r.InstanceID ||
+		r.Auth == AuthAttested && p.Auth == AuthAttested ||
+		r.HealthEndpoint != "" && p.HealthEndpoint == r.HealthEndpoint
 }
 
 // heartbeat records one heartbeat on e after checking the caller may act on
