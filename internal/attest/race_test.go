@@ -248,3 +248,31 @@ func BenchmarkProcessAttestation(b *testing.B) {
 		}
 	}
 }
+
+// A connection is attested once: the heartbeats that follow the
+// registration on it reuse the proof.
+func TestAConnectionIsAttestedOnce(t *testing.T) {
+	c := newCP(t, controlplane.AuthRequired)
+	cmd, line := eco(t, "ECO_MODE=legacy", "ECO_HEARTBEAT=20ms", "FLOWCTL_ENDPOINT="+c.addr)
+	c.exp.Set(controlplane.ExpectedComponent{Address: "source.old", ID: "old", InstanceID: "i", Provider: process.Name,
+		Handle: processHandle(t, "source.old", cmd.Process.Pid)})
+	got := line()
+	if !strings.HasPrefix(got, "registered ") {
+		t.Fatalf("eco said %q", got)
+	}
+	sid := strings.Fields(got)[1]
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r, _ := c.srv.Lookup(sid)
+		if r.Heartbeats >= 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no heartbeats: %+v", r)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if m := c.srv.Metrics(); m.Attestations != 1 {
+		t.Fatalf("%d attestations for one connection (registration and %d heartbeats)", m.Attestations, m.Heartbeats)
+	}
+}
