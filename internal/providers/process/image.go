@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/flowctl/flowctl/internal/config"
 	"github.com/flowctl/flowctl/internal/images"
@@ -28,17 +29,30 @@ var (
 	_ providers.Preflighter   = (*Provider)(nil)
 )
 
+// imageCache opens the user's image cache once per provider, so that its
+// engine connection is shared by every start (the restart watcher's too).
+type imageCache struct {
+	once  sync.Once
+	store *images.Store
+	err   error
+}
+
 // imageStore is the image cache: Options.Images, else the user's (see
 // images.DefaultDir), able to take images from a local Docker engine.
 func (p *Provider) imageStore() (*images.Store, error) {
 	if p.opts.Images != nil {
 		return p.opts.Images, nil
 	}
-	dir, err := images.DefaultDir()
-	if err != nil {
-		return nil, err
-	}
-	return images.New(dir, images.WithEngine(&images.DockerEngine{})), nil
+	c := &p.images
+	c.once.Do(func() {
+		dir, err := images.DefaultDir()
+		if err != nil {
+			c.err = err
+			return
+		}
+		c.store = images.New(dir, images.WithEngine(&images.DockerEngine{}))
+	})
+	return c.store, c.err
 }
 
 // ResolveImages implements providers.ImageResolver.

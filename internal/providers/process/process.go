@@ -108,6 +108,8 @@ type Options struct {
 // Provider runs components as local processes under a shim.
 type Provider struct {
 	opts Options
+	// images is the default image cache, opened on first use (image.go).
+	images imageCache
 }
 
 var _ providers.Provider = (*Provider)(nil)
