@@ -38,6 +38,10 @@ func freshStateCheck(p *config.Pipeline, statePath string) func(why string) erro
 		for _, c := range p.Components {
 			used[c.Executor] = true
 		}
+		// The backup, when there is one, says which lineage this file had:
+		// objects of other lineages are then other folders' (a pipeline of
+		// the same name), and a plan shows them as such.
+		ours := backupLineage(statePath)
 		var running []string
 		lineages := map[string]bool{}
 		for name := range used {
@@ -50,7 +54,7 @@ func freshStateCheck(p *config.Pipeline, statePath string) func(why string) erro
 				return fmt.Errorf("state file %s %s; before creating it, flowctl asks the %s executor what of pipeline %s runs: %w", statePath, why, name, p.Name, err)
 			}
 			for _, o := range objs {
-				if o.Lineage != "" {
+				if o.Lineage != "" && (ours == "" || o.Lineage == ours) {
 					running = append(running, fmt.Sprintf("%s (%s)", o.Address, name))
 					lineages[o.Lineage] = true
 				}
@@ -88,4 +92,16 @@ func (e *lostStateError) Error() string {
 		fmt.Fprintf(&b, "There is no backup (%s). Restore a copy of the state file with: flowctl state restore --state %s --from FILE", backup, e.path)
 	}
 	return b.String()
+}
+
+// backupLineage is the lineage of the state file's backup ("" when there is
+// none or it cannot be read).
+func backupLineage(statePath string) string {
+	b, err := state.Open(state.BackupPath(statePath), "", state.ReadOnly())
+	if err != nil {
+		return ""
+	}
+	var lineage string
+	_ = b.View(func(tx *state.Tx) error { lineage = tx.Meta().Lineage; return nil })
+	return lineage
 }

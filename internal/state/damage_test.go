@@ -399,3 +399,32 @@ func FuzzOpenState(f *testing.F) {
 		}
 	})
 }
+
+func TestBackupIsTheStateBeforeTheOperation(t *testing.T) {
+	s := newStore(t)
+	put := func(addr string) {
+		t.Helper()
+		if err := s.Update(func(tx *Tx) error { return tx.PutComponent(&Record{Address: addr, SpecHash: "h"}) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("source.a")
+	before := meta(t, s).Serial
+	l, err := s.Acquire(context.Background(), LockOptions{Operation: "apply"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put("source.b")
+	put("source.c")
+	put("source.d")
+	if err := l.Release(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(BackupPath(s.Path()), "", ReadOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := meta(t, b); m.Serial != before {
+		t.Fatalf("backup serial %d, want %d (the state before the locked operation)", m.Serial, before)
+	}
+}

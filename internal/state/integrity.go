@@ -266,9 +266,29 @@ func seal(tx *bolt.Tx) error {
 	return meta.Put(keySum, []byte(sum))
 }
 
-// BackupPath is where the version before the last write that moved the
-// serial is kept.
+// BackupPath is where the state as it was before the last operation that
+// moved the serial is kept (see backupOnce).
 func BackupPath(path string) string { return path + ".backup" }
+
+// backupOnce keeps the backup before a write that moves the serial: once
+// per operation (the operation lock held, as by an apply, which writes many
+// times), so that the backup is the state as it was before the operation,
+// not halfway through it; before every such write made without the lock.
+// The caller holds s.file.mu.
+func (s *Store) backupOnce(tx *bolt.Tx) error {
+	var holder LockInfo
+	if v := tx.Bucket(bucketLock).Get(keyLock); v != nil {
+		_ = json.Unmarshal(v, &holder)
+	}
+	if holder.ID != "" && holder.ID == s.file.backedUpFor {
+		return nil
+	}
+	if err := s.writeBackup(); err != nil {
+		return err
+	}
+	s.file.backedUpFor = holder.ID
+	return nil
+}
 
 // writeBackup copies the file, as it is before the running transaction
 // commits, to the backup path (atomically, mode 0600). bbolt writes

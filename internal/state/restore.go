@@ -48,6 +48,11 @@ func Restore(path, from, pipeline string, force bool) (*Restored, error) {
 	if pipeline != "" && out.Meta.Pipeline != pipeline && !force {
 		return nil, fmt.Errorf("%s belongs to pipeline %q, not %q; restore it anyway with --force", from, out.Meta.Pipeline, pipeline)
 	}
+	// Read it now: from may be the file the replaced one is kept as.
+	data, err := os.ReadFile(from)
+	if err != nil {
+		return nil, fmt.Errorf("restore from %s: %w", from, err)
+	}
 	current, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("restore %s: %w", path, err)
@@ -66,10 +71,6 @@ func Restore(path, from, pipeline string, force bool) (*Restored, error) {
 		if err := writeFileAtomic(out.SavedAs, current); err != nil {
 			return nil, err
 		}
-	}
-	data, err := os.ReadFile(from)
-	if err != nil {
-		return nil, fmt.Errorf("restore from %s: %w", from, err)
 	}
 	if err := writeFileAtomic(path, data); err != nil {
 		return nil, err

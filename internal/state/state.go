@@ -76,6 +76,9 @@ type sharedFile struct {
 	// checked is the version of the file last found sound (checkFile).
 	checkedMu sync.Mutex
 	checked   fileVersion
+	// backedUpFor is the operation lock under which this process last
+	// kept a backup (backupOnce); guarded by mu.
+	backedUpFor string
 }
 
 // files holds the sharedFile of each state file, by absolute path.
@@ -266,7 +269,7 @@ func (s *Store) updateLocked(fn func(*bolt.Tx) error) error {
 				return err
 			}
 			if btoi(tx.Bucket(bucketMeta).Get(keySerial)) != before {
-				if err := s.writeBackup(); err != nil {
+				if err := s.backupOnce(tx); err != nil {
 					return err
 				}
 			}
