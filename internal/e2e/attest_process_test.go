@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -208,4 +209,54 @@ source "cur" {
 			t.Errorf("apply output lacks %q\n%s", want, r)
 		}
 	}
+}
+
+// Under `flowctl run` (its control plane in-process) the same components
+// start in one go, each attested.
+func TestTokenlessComponentsRunUnderFlowctlRun(t *testing.T) {
+	f := newFixture(t)
+	eco := testutil.BuildBinaries(t, testutil.WithEcoComponent()).EcoComponent
+	f.write("pipeline.hcl", ecoPipeline(f.name, "process", fmt.Sprintf("command = [%q]", eco), freePort(t), freePort(t), ""))
+	var out lockedBuffer
+	cmd := f.command(context.Background(), f.dir, "run")
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	waitFor(t, 60*time.Second, "every component running and attested", func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("run ended: %v\n%s", err, out.String())
+		default:
+		}
+		if _, err := os.Stat(f.statePath()); err != nil {
+			return false
+		}
+		recs := f.records()
+		if len(recs) != len(ecoAddrs) {
+			return false
+		}
+		regs := f.registrations()
+		for _, a := range ecoAddrs {
+			rec := recs[a]
+			if rec.Status != state.StatusRunning || attestedAs(regs, a) != "attested:pid "+strconv.Itoa(childOf(rec.Handle).PID) {
+				return false
+			}
+		}
+		return true
+	})
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run after Ctrl-C: %v\n%s", err, out.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("run did not end after Ctrl-C\n%s", out.String())
+	}
+	f.assertNoProcesses()
 }
