@@ -14,6 +14,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/flowctl/flowctl/internal/procinfo"
 )
 
 // Socket is one row of /proc/net/tcp or /proc/net/tcp6.
@@ -198,8 +200,43 @@ func HoldsSocket(pid int, inode uint64) (bool, error) {
 	}
 }
 
-// Children lists the children of pid, from /proc/PID/task/*/children.
+// Children lists the children of pid, from /proc/PID/task/*/children, or
+// by the parent pid of every process when the kernel has no such file
+// (built without CONFIG_PROC_CHILDREN).
 func Children(pid int) ([]int, error) {
+	if !haveChildrenFiles() {
+		return childrenByParent(pid)
+	}
+	return childrenFromTasks(pid)
+}
+
+// haveChildrenFiles says whether /proc/PID/task/TID/children exists.
+func haveChildrenFiles() bool {
+	self := strconv.Itoa(os.Getpid())
+	_, err := os.Stat("/proc/" + self + "/task/" + self + "/children")
+	return err == nil
+}
+
+// childrenByParent scans every process for those whose parent is pid.
+func childrenByParent(pid int) ([]int, error) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if st, err := procinfo.ReadStat(p); err == nil && st.PPID == pid {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+func childrenFromTasks(pid int) ([]int, error) {
 	base := "/proc/" + strconv.Itoa(pid) + "/task"
 	tasks, err := os.ReadDir(base)
 	if err != nil {

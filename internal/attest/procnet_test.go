@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -146,5 +148,28 @@ func TestFindSocketFindsTheClientEndOfALiveConnection(t *testing.T) {
 	// The server's end is not the client's.
 	if _, err := FindSocket(TCPTables, client, netip.MustParseAddrPort("127.0.0.1:1")); err != ErrNoSocket {
 		t.Fatalf("a wrong remote end matched: %v", err)
+	}
+}
+
+// Both ways of finding children agree: a child this test starts is found.
+func TestChildrenFindsAChildBothWays(t *testing.T) {
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	byParent, err := childrenByParent(os.Getpid())
+	if err != nil || !slices.Contains(byParent, cmd.Process.Pid) {
+		t.Fatalf("by parent: %v %v", byParent, err)
+	}
+	if !haveChildrenFiles() {
+		t.Skip("this kernel has no /proc/PID/task/TID/children")
+	}
+	fromTasks, err := childrenFromTasks(os.Getpid())
+	if err != nil || !slices.Contains(fromTasks, cmd.Process.Pid) {
+		t.Fatalf("from tasks: %v %v", fromTasks, err)
+	}
+	if tree := Tree(os.Getpid()); !slices.Contains(tree, cmd.Process.Pid) {
+		t.Fatalf("tree %v", tree)
 	}
 }
