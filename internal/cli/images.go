@@ -124,6 +124,9 @@ func newImagesPruneCommand(g *globals) *cobra.Command {
 // (its /proc/PID/exe lies in the entry).
 func imagesInUse(dir string) map[string]bool {
 	used := map[string]bool{}
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = real // /proc/PID/exe names the real path
+	}
 	prefix := filepath.Join(dir, "sha256") + string(filepath.Separator)
 	procs, _ := os.ReadDir("/proc")
 	for _, p := range procs {
