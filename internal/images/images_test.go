@@ -229,3 +229,33 @@ func TestLinkThatALaterLayerMakesEscapeIsRefused(t *testing.T) {
 		t.Fatalf("want the link l refused once the second layer made it escape, got %v", err)
 	}
 }
+
+// Two pulls of one image at once (two applies sharing the cache) end with
+// one whole entry, and both get it.
+func TestConcurrentEnsureOfOneImageMakesOneEntry(t *testing.T) {
+	reg := registrytest.Start(t)
+	img := registrytest.Image(t, v1.Config{}, registrytest.Layer(t,
+		registrytest.File{Path: "app/x", Mode: 0o755, Data: componentBytes(t)}))
+	ref, digest := reg.Push(t, "team/twice", "1", img)
+	dir := t.TempDir()
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			e, err := images.New(dir).Ensure(context.Background(), ref, digest)
+			if err == nil {
+				_, err = images.CommandFor(e, "x", nil)
+			}
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries, _ := os.ReadDir(filepath.Join(dir, "sha256"))
+	tmp, _ := os.ReadDir(filepath.Join(dir, "tmp"))
+	if len(entries) != 1 || len(tmp) != 0 {
+		t.Fatalf("entries %v, temporary folders left %v", entries, tmp)
+	}
+}
