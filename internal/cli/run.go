@@ -104,33 +104,11 @@ func runDev(g *globals, parent context.Context, args []string, sf *stateFlags, o
 		return execute(context.WithoutCancel(ctx), g, ws, p, ws.pipeline, af, "apply")
 	}
 	applyErr := applyOnce()
-	if applyErr != nil && !errors.Is(applyErr, errSilent) {
-		fmt.Fprintf(g.streams.Err, "Error: %v\n", applyErr)
-	}
-	// A failed first apply of some components keeps what started: the
-	// restart watcher retries the rest by their restart policy.
-	goOn := applyErr == nil || somethingRuns(ws)
-	if applyErr != nil && goOn && ctx.Err() == nil {
-		fmt.Fprintln(out, "\nWhat started keeps running; the restart watcher retries the components that failed (above) by their restart policy.")
-	}
+	goOn := afterFirstApply(ctx, g, ws, applyErr)
 
 	if ctx.Err() == nil && goOn {
 		fmt.Fprintf(out, "\nFollowing the logs; Ctrl-C %s.\n\n", map[bool]string{true: "stops following and leaves the pipeline running", false: "destroys the pipeline"}[o.keep])
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			followLogs(ctx, g, ws)
-		}()
-		if o.watch && ws.file != "" {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				watchPipelineFile(ctx, g, ws, sf, applyOnce)
-			}()
-		}
-		<-ctx.Done()
-		wg.Wait()
+		followUntilDone(ctx, g, ws, sf, o, applyOnce)
 	}
 	stopSignals()
 
@@ -138,27 +116,70 @@ func runDev(g *globals, parent context.Context, args []string, sf *stateFlags, o
 	if applyErr != nil {
 		result = errSilent
 	}
-	if o.keep {
+	stop := func() {
 		stopServe()
 		<-serveDone
+	}
+	if o.keep {
+		stop()
 		if inProcess {
-			if cp, err := ensureControlPlane(context.WithoutCancel(parent), ws, ""); err != nil {
-				fmt.Fprintf(g.streams.Err, "Warning: the pipeline keeps running without a control plane: %v\n", err)
-			} else {
-				fmt.Fprintf(out, "\nThe pipeline keeps running; its control plane now runs in the background on %s.\n", cp.Endpoint)
-			}
+			handOver(context.WithoutCancel(parent), g, ws)
 		}
 		return result
 	}
 	fmt.Fprintln(out, "\nDestroying the pipeline...")
-	dctx := context.WithoutCancel(parent)
-	if err := destroyAll(dctx, g, ws, af); err != nil {
+	if err := destroyAll(context.WithoutCancel(parent), g, ws, af); err != nil {
 		fmt.Fprintf(g.streams.Err, "Error: destroy: %v\n", err)
 		result = errSilent
 	}
-	stopServe()
-	<-serveDone
+	stop()
 	return result
+}
+
+// handOver starts a control plane in the background for what `run --keep`
+// leaves running, once run's own has stopped: on the address the
+// components were given (serve.PreferredListen).
+func handOver(ctx context.Context, g *globals, ws *workspace) {
+	cp, err := ensureControlPlane(ctx, ws, "")
+	if err != nil {
+		fmt.Fprintf(g.streams.Err, "Warning: the pipeline keeps running without a control plane: %v\n", err)
+		return
+	}
+	fmt.Fprintf(g.streams.Out, "\nThe pipeline keeps running; its control plane now runs in the background on %s.\n", cp.Endpoint)
+	if cp.Moved != "" {
+		fmt.Fprintf(g.streams.Out, "Its address %s was taken: the components learn the new one at their next start.\n", cp.Moved)
+	}
+}
+
+// afterFirstApply reports run's first apply and whether run goes on: after
+// a success, or a failure of some components while others run (the
+// restart watcher retries the failed ones by their restart policy).
+func afterFirstApply(ctx context.Context, g *globals, ws *workspace, applyErr error) bool {
+	if applyErr == nil {
+		return true
+	}
+	if !errors.Is(applyErr, errSilent) {
+		fmt.Fprintf(g.streams.Err, "Error: %v\n", applyErr)
+	}
+	if !somethingRuns(ws) {
+		return false
+	}
+	if ctx.Err() == nil {
+		fmt.Fprintln(g.streams.Out, "\nWhat started keeps running; the restart watcher retries the components that failed (above) by their restart policy.")
+	}
+	return true
+}
+
+// followUntilDone follows the logs (and, with --watch, the pipeline file)
+// until ctx ends.
+func followUntilDone(ctx context.Context, g *globals, ws *workspace, sf *stateFlags, o devOptions, applyOnce func() error) {
+	var wg sync.WaitGroup
+	wg.Go(func() { followLogs(ctx, g, ws) })
+	if o.watch && ws.file != "" {
+		wg.Go(func() { watchPipelineFile(ctx, g, ws, sf, applyOnce) })
+	}
+	<-ctx.Done()
+	wg.Wait()
 }
 
 // somethingRuns reports whether a component of ws runs or is pending

@@ -257,13 +257,18 @@ func (r *Reconciler) one(ctx context.Context, rec *state.Record, saved []byte) t
 
 // unwatched reports whether this is the loop's first look at the instance
 // in the current stretch of observation, at an instance that started
-// before it: whatever it finds ended did so while nobody watched.
+// before it: whatever it finds ended did so while nobody watched. (An
+// instance started within startSlack of the loop's start is one the loop
+// was there for: an apply starts the control plane, then its components.)
 func (r *Reconciler) unwatched(rec *state.Record, tr *tracked) bool {
 	if !tr.looked.IsZero() && !tr.looked.Before(r.since) {
 		return false
 	}
-	return rec.StartedAt.Before(r.since)
+	return rec.StartedAt.Before(r.since.Add(-startSlack))
 }
+
+// startSlack: see unwatched.
+const startSlack = time.Second
 
 // tracker returns the component's tracker, restored from what was saved
 // when the loop first meets it, with pol as its policy. A new instance in
