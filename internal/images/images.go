@@ -33,6 +33,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -44,6 +45,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
 // EnvCacheDir overrides the cache folder.
@@ -186,9 +188,12 @@ func (s *Store) Resolve(ctx context.Context, ref, pull string) (Resolved, error)
 // registryError names the registry of a failed call, marking the calls
 // that never reached it.
 func registryError(registry string, err error) error {
-	var terr interface{ Temporary() bool }
-	var nerr interface{ Timeout() bool }
-	if errors.As(err, &nerr) || errors.As(err, &terr) || isDialError(err) {
+	var answered *transport.Error
+	if errors.As(err, &answered) {
+		return fmt.Errorf("registry %s: %w", registry, err)
+	}
+	var nerr net.Error
+	if errors.As(err, &nerr) || isDialError(err) {
 		return &UnreachableError{Registry: registry, Err: err}
 	}
 	return fmt.Errorf("registry %s: %w", registry, err)

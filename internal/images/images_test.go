@@ -259,3 +259,12 @@ func TestConcurrentEnsureOfOneImageMakesOneEntry(t *testing.T) {
 		t.Fatalf("entries %v, temporary folders left %v", entries, tmp)
 	}
 }
+
+func TestMissingTagIsTheRegistrysAnswerNotUnreachable(t *testing.T) {
+	reg := registrytest.Start(t)
+	_, err := images.New(t.TempDir()).Resolve(context.Background(), reg.Host+"/team/none:v9", images.PullMissing)
+	var ue *images.UnreachableError
+	if err == nil || errors.As(err, &ue) || !strings.Contains(err.Error(), "registry "+reg.Host) {
+		t.Fatalf("want the registry's answer, naming it, got %v", err)
+	}
+}
