@@ -89,6 +89,16 @@ func (s *Store) guard(fn func() error) (err error) {
 	return fn()
 }
 
+// closeOnPanic closes db (releasing its file lock, which would otherwise
+// block this process's next open) when a panic passes, and lets the panic
+// go on to guard.
+func closeOnPanic(db *bolt.DB) {
+	if r := recover(); r != nil {
+		_ = db.Close()
+		panic(r)
+	}
+}
+
 var metaKeys = map[string]bool{
 	string(keyLineage): true, string(keySerial): true, string(keyPipeline): true,
 	string(keyVersion): true, string(keyCreated): true, string(keySum): true,

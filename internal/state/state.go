@@ -258,6 +258,7 @@ func (s *Store) updateLocked(fn func(*bolt.Tx) error) error {
 		if err != nil {
 			return err
 		}
+		defer closeOnPanic(db)
 		err = db.Update(func(tx *bolt.Tx) error {
 			if !known {
 				if err := s.checkInvariants(tx); err != nil {
@@ -297,6 +298,7 @@ func (s *Store) view(fn func(*bolt.Tx) error) error {
 		if err != nil {
 			return err
 		}
+		defer closeOnPanic(db)
 		err = db.View(func(tx *bolt.Tx) error {
 			if !known {
 				if err := s.checkInvariants(tx); err != nil {
