@@ -37,6 +37,7 @@ type collector struct {
 	tokensRefreshed, flushes, flushErrors, refusals            *prometheus.Desc
 	registered, alive, unmanaged, unauthenticated              *prometheus.Desc
 	compRegistered, compAlive, compHealthy, compLastHeartbeat  *prometheus.Desc
+	attestations, attestationFailures, attested                *prometheus.Desc
 }
 
 const ns = "flowctl_controlplane"
@@ -47,22 +48,25 @@ func newCollector(cp *controlplane.Server, expected controlplane.ExpectedCompone
 	}
 	return &collector{
 		cp: cp, expected: expected, log: log,
-		registrations:     d("registrations_total", "Successful registrations (Register and RegisterComponent)."),
-		heartbeats:        d("heartbeats_total", "Accepted heartbeats, both protocols."),
-		unregistrations:   d("unregistrations_total", "UnregisterComponent calls that removed a registration."),
-		unknownService:    d("unknown_service_total", "Heartbeats and status queries naming a service id the registry does not hold."),
-		tokensRefreshed:   d("tokens_refreshed_total", "Component tokens refreshed past half their life."),
-		flushes:           d("state_flushes_total", "Writes of the registry to the state file."),
-		flushErrors:       d("state_flush_errors_total", "Failed writes of the registry to the state file (retried)."),
-		refusals:          d("refusals_total", "Calls refused, by reason (missing, bad_signature, expired, impersonation, ...).", "reason"),
-		registered:        d("registrations", "Registrations held, alive or not."),
-		alive:             d("registrations_alive", "Registrations whose last heartbeat is within 3 cadences."),
-		unmanaged:         d("registrations_unmanaged", "Registrations attributed to no pipeline component."),
-		unauthenticated:   d("registrations_unauthenticated", "Registrations made without a token (auth mode permissive)."),
-		compRegistered:    d("component_registered", "1 when the pipeline component has a registration, else 0.", "component"),
-		compAlive:         d("component_alive", "1 when the pipeline component has an alive registration, else 0.", "component"),
-		compHealthy:       d("component_healthy", "1 when the pipeline component has a healthy registration (alive, not reporting unhealthy, stopping or starting), else 0.", "component"),
-		compLastHeartbeat: d("component_last_heartbeat_timestamp_seconds", "Unix time of the component's last heartbeat (absent before the first).", "component"),
+		registrations:       d("registrations_total", "Successful registrations (Register and RegisterComponent)."),
+		heartbeats:          d("heartbeats_total", "Accepted heartbeats, both protocols."),
+		unregistrations:     d("unregistrations_total", "UnregisterComponent calls that removed a registration."),
+		unknownService:      d("unknown_service_total", "Heartbeats and status queries naming a service id the registry does not hold."),
+		tokensRefreshed:     d("tokens_refreshed_total", "Component tokens refreshed past half their life."),
+		flushes:             d("state_flushes_total", "Writes of the registry to the state file."),
+		flushErrors:         d("state_flush_errors_total", "Failed writes of the registry to the state file (retried)."),
+		refusals:            d("refusals_total", "Calls refused, by reason (missing, bad_signature, expired, impersonation, ...).", "reason"),
+		registered:          d("registrations", "Registrations held, alive or not."),
+		alive:               d("registrations_alive", "Registrations whose last heartbeat is within 3 cadences."),
+		unmanaged:           d("registrations_unmanaged", "Registrations attributed to no pipeline component."),
+		unauthenticated:     d("registrations_unauthenticated", "Registrations made without a token and not attested (auth mode permissive)."),
+		attested:            d("registrations_attested", "Registrations made without a token by an attested component instance."),
+		attestations:        d("attestations_total", "Connections proven to come from a component instance (once per connection)."),
+		attestationFailures: d("attestation_failures_total", "Attempts to attest a connection that proved nothing (each retry while the state catches up counts)."),
+		compRegistered:      d("component_registered", "1 when the pipeline component has a registration, else 0.", "component"),
+		compAlive:           d("component_alive", "1 when the pipeline component has an alive registration, else 0.", "component"),
+		compHealthy:         d("component_healthy", "1 when the pipeline component has a healthy registration (alive, not reporting unhealthy, stopping or starting), else 0.", "component"),
+		compLastHeartbeat:   d("component_last_heartbeat_timestamp_seconds", "Unix time of the component's last heartbeat (absent before the first).", "component"),
 	}
 }
 
@@ -73,6 +77,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.tokensRefreshed, c.flushes, c.flushErrors, c.refusals,
 		c.registered, c.alive, c.unmanaged, c.unauthenticated,
 		c.compRegistered, c.compAlive, c.compHealthy, c.compLastHeartbeat,
+		c.attestations, c.attestationFailures, c.attested,
 	} {
 		ch <- d
 	}
@@ -108,6 +113,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.alive, float64(m.Alive))
 	gauge(c.unmanaged, float64(m.Unmanaged))
 	gauge(c.unauthenticated, float64(m.Unauthenticated))
+	gauge(c.attested, float64(m.Attested))
+	counter(c.attestations, m.Attestations)
+	counter(c.attestationFailures, m.AttestationFailures)
 
 	// Every component the state has gets a series, registered or not, so
 	// that "component_healthy == 0" alerts on one that never registered.
