@@ -159,6 +159,13 @@ func (p *Provider) replaceOtherKind(ctx context.Context, c k8s.Interface, hd han
 		}
 		other := hd
 		other.Kind = kind
+		w, err := p.getWorkload(ctx, c, other)
+		if err != nil {
+			return err
+		}
+		if w == nil {
+			continue
+		}
 		if err := p.deleteWorkload(ctx, c, other, 30*time.Second); err != nil {
 			return err
 		}

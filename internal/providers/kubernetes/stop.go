@@ -8,7 +8,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	k8s "k8s.io/client-go/kubernetes"
 
 	"github.com/flowctl/flowctl/internal/providers"
@@ -94,9 +93,10 @@ func (p *Provider) deleteWorkload(ctx context.Context, c k8s.Interface, hd handl
 	return p.waitGone(ctx, c, hd, resource)
 }
 
-// waitGone polls until the workload and the component's pods are gone.
+// waitGone polls until the workload is gone. Deleted in the foreground,
+// a workload goes only after its dependents (ReplicaSets, then pods, each
+// blocking their owner's deletion): once it is gone, so are its pods.
 func (p *Provider) waitGone(ctx context.Context, c k8s.Interface, hd handle, resource string) error {
-	sel := labels.SelectorFromSet(labels.Set{LabelPipeline: hd.Pipeline, LabelComponent: hd.Address}).String()
 	for {
 		var err error
 		switch hd.Kind {
@@ -106,14 +106,9 @@ func (p *Provider) waitGone(ctx context.Context, c k8s.Interface, hd handle, res
 			_, err = c.AppsV1().Deployments(hd.Namespace).Get(ctx, hd.Name, metav1.GetOptions{})
 		}
 		if apierrors.IsNotFound(err) {
-			pods, perr := c.CoreV1().Pods(hd.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
-			if perr != nil {
-				return p.explain(hd.cluster(), "list", "pods", hd.Namespace, perr)
-			}
-			if len(pods.Items) == 0 {
-				return nil
-			}
-		} else if err != nil {
+			return nil
+		}
+		if err != nil {
 			return p.explain(hd.cluster(), "get", resource, hd.Namespace, err)
 		}
 		select {

@@ -147,6 +147,7 @@ func up() (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("up.sh: %v\n%s", err, stderr.String())
 	}
+	watchdog(scripts, dir)
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	kubeconfig := strings.TrimPrefix(lines[len(lines)-1], "KUBECONFIG=")
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
@@ -160,6 +161,19 @@ func up() (*Cluster, error) {
 	}
 	return &Cluster{Dir: dir, Kubeconfig: kubeconfig, Config: cfg, Client: client,
 		Kubectl: filepath.Join(CacheDir(), "bin", "kubectl"), PodLog: filepath.Join(dir, "logs", "pod.log")}, nil
+}
+
+// watchdog stops the cluster in dir once this test process is gone, in
+// case it dies without running Main's cleanup (killed at -timeout): a
+// detached shell polls for the process, then runs down.sh. When Main has
+// stopped the cluster already, down.sh finds nothing to do.
+func watchdog(scripts, dir string) {
+	script := fmt.Sprintf("while kill -0 %d 2>/dev/null; do sleep 2; done; bash %q %q; rmdir %q 2>/dev/null",
+		os.Getpid(), filepath.Join(scripts, "down.sh"), dir, filepath.Dir(dir))
+	cmd := exec.Command("setsid", "bash", "-c", script)
+	if err := cmd.Start(); err == nil {
+		go func() { _ = cmd.Wait() }()
+	}
 }
 
 // Name returns a fresh DNS-label name with prefix, for a namespace or a
