@@ -257,26 +257,16 @@ func (c *checker) node(p []byte, id uint64, depth int, lo, hi []byte, what strin
 	}
 	keys := make([][]byte, count)
 	for i := range count {
-		el := pageHeaderSize + i*elementSize
-		e := p[el : el+elementSize]
-		var pos, ksize, vsize uint64
-		if flags == flagBranch {
-			pos, ksize = uint64(ne.Uint32(e[0:])), uint64(ne.Uint32(e[4:]))
-		} else {
-			pos, ksize, vsize = uint64(ne.Uint32(e[4:])), uint64(ne.Uint32(e[8:])), uint64(ne.Uint32(e[12:]))
-			if f := ne.Uint32(e[0:]); f&^flagBucketLeaf != 0 {
-				return fmt.Errorf("%s: page %d element %d has unknown flags %#x", what, id, i, f)
-			}
+		key, val, bucket, err := element(p, flags, i)
+		if err != nil {
+			return fmt.Errorf("%s: page %d %w", what, id, err)
 		}
-		if el+pos+ksize+vsize > uint64(len(p)) {
-			return fmt.Errorf("%s: page %d element %d lies past the page's end", what, id, i)
-		}
-		keys[i] = p[el+pos : el+pos+ksize]
-		if (i > 0 && bytes.Compare(keys[i-1], keys[i]) >= 0) || (lo != nil && bytes.Compare(keys[i], lo) < 0) || (hi != nil && bytes.Compare(keys[i], hi) >= 0) {
+		keys[i] = key
+		if (i > 0 && bytes.Compare(keys[i-1], key) >= 0) || (lo != nil && bytes.Compare(key, lo) < 0) || (hi != nil && bytes.Compare(key, hi) >= 0) {
 			return fmt.Errorf("%s: page %d: key %d is out of order", what, id, i)
 		}
-		if flags == flagLeaf && ne.Uint32(e[0:])&flagBucketLeaf != 0 {
-			if err := c.bucket(p[el+pos+ksize:el+pos+ksize+vsize], fmt.Sprintf("bucket %q", keys[i])); err != nil {
+		if bucket {
+			if err := c.bucket(val, fmt.Sprintf("bucket %q", key)); err != nil {
 				return err
 			}
 		}
@@ -284,23 +274,50 @@ func (c *checker) node(p []byte, id uint64, depth int, lo, hi []byte, what strin
 	if flags == flagLeaf {
 		return nil
 	}
-	for i := range count {
+	return c.children(p, depth, keys, lo, hi, what)
+}
+
+// children checks the subtrees of a branch page p whose keys are keys: the
+// subtree of key i holds the keys from key i to key i+1 (the first from
+// lo, the last up to hi).
+func (c *checker) children(p []byte, depth int, keys [][]byte, lo, hi []byte, what string) error {
+	for i := range keys {
 		e := p[pageHeaderSize+i*elementSize:]
-		var next []byte
-		if i+1 < count {
-			next = keys[i+1]
-		} else {
-			next = hi
-		}
-		low := keys[i]
+		low, next := keys[i], hi
 		if i == 0 {
 			low = lo // the first key of a branch need not be its subtree's smallest
+		}
+		if i+1 < len(keys) {
+			next = keys[i+1]
 		}
 		if err := c.tree(ne.Uint64(e[8:]), depth+1, low, next, what); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// element reads element i of a branch or leaf page p: its key, its value
+// (leaf only), and whether the value is a nested bucket.
+func element(p []byte, flags uint16, i uint64) (key, val []byte, bucket bool, err error) {
+	el := pageHeaderSize + i*elementSize
+	e := p[el : el+elementSize]
+	var pos, ksize, vsize uint64
+	if flags == flagBranch {
+		pos, ksize = uint64(ne.Uint32(e[0:])), uint64(ne.Uint32(e[4:]))
+	} else {
+		pos, ksize, vsize = uint64(ne.Uint32(e[4:])), uint64(ne.Uint32(e[8:])), uint64(ne.Uint32(e[12:]))
+		f := ne.Uint32(e[0:])
+		if f&^flagBucketLeaf != 0 {
+			return nil, nil, false, fmt.Errorf("element %d has unknown flags %#x", i, f)
+		}
+		bucket = f&flagBucketLeaf != 0
+	}
+	if el+pos+ksize+vsize > uint64(len(p)) {
+		return nil, nil, false, fmt.Errorf("element %d lies past the page's end", i)
+	}
+	k := el + pos
+	return p[k : k+ksize], p[k+ksize : k+ksize+vsize], bucket, nil
 }
 
 // bucket checks a nested bucket from its value: a header, then either a
