@@ -123,7 +123,24 @@ func (e *versionError) Error() string {
 	return fmt.Sprintf("state format version %d is newer than this flowctl understands (%d)", e.version, FormatVersion)
 }
 
+// boltCheckMaxSize bounds the files bbolt's own consistency check
+// (tx.Check: every page reachable or free, none both, none twice) runs on
+// when a file is first opened; beyond it the page walk (verifyBolt) alone
+// stands.
+const boltCheckMaxSize = 8 << 20
+
 func invariants(tx *bolt.Tx) error {
+	if tx.Size() <= boltCheckMaxSize {
+		var first error
+		for err := range tx.Check() {
+			if first == nil {
+				first = err
+			}
+		}
+		if first != nil {
+			return fmt.Errorf("bbolt's consistency check: %v", first)
+		}
+	}
 	known := map[string]bool{}
 	for _, b := range allBuckets {
 		known[string(b)] = true
