@@ -92,12 +92,13 @@ func TestStatusFollowsRealityAndTheControlPlane(t *testing.T) {
 		t.Fatalf("no token secret: %v", err)
 	}
 
-	// A component killed outside flowctl (no serve, so nothing restarts it).
+	// A component killed outside flowctl (no serve, so nothing restarts
+	// it): a failure, not a stop.
 	victim := childOf(f.records()["sink.out"].Handle)
 	if err := syscall.Kill(victim.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "status to see sink.out stopped", func() bool {
-		return f.status().states()["sink.out"] == "stopped"
+	waitFor(t, 30*time.Second, "status to see sink.out failed", func() bool {
+		return f.status().states()["sink.out"] == "failed"
 	})
 }
