@@ -179,8 +179,9 @@ func TestRegistrationAtFirstInstantIsAttributedEveryRound(t *testing.T) {
 // A local process that is no component, claiming a component's id
 // without a token, is refused: it cannot be attested.
 func TestUnrelatedProcessClaimingAComponentIDIsRefused(t *testing.T) {
+	testutil.BuildBinaries(t, testutil.WithEcoComponent()) // before the clock of the sleeper starts
 	c := newCP(t, controlplane.AuthRequired)
-	sleeper := exec.Command("sleep", "60")
+	sleeper := exec.Command("sleep", "600")
 	if err := sleeper.Start(); err != nil {
 		t.Fatal(err)
 	}
