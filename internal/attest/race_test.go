@@ -64,6 +64,7 @@ func newCP(t testing.TB, mode controlplane.AuthMode) *cp {
 		// comes within a test.
 		ExpectedRefresh: time.Hour,
 		PendingWait:     10 * time.Second,
+		AttestWait:      10 * time.Second,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -129,7 +129,7 @@ func (cs *connState) store(x *expectedIndex, att *Attested, why string) {
 // calls as soon as it starts, possibly before apply has recorded its
 // instance: while attestation fails for want of a record (not because
 // nothing can attest), the expected components are re-read and the
-// attestation tried again, for at most PendingWait. ids are ids the call
+// attestation tried again, for at most AttestWait. ids are ids the call
 // claims; one the index does not have is waited for too.
 func (s *Server) attestCall(ctx context.Context, ids []string) (*Attested, string, *expectedIndex) {
 	x := s.expected.Load()
@@ -147,7 +147,7 @@ func (s *Server) attestCall(ctx context.Context, ids []string) (*Attested, strin
 		}
 	}
 	// Real time, as the pending wait of tokens (awaitInstance).
-	deadline := time.Now().Add(s.opts.PendingWait)
+	deadline := time.Now().Add(s.opts.AttestWait)
 	for {
 		att, why, final := s.attestOnce(ctx, x, peerAP, localAP, ids)
 		if att != nil || final || !time.Now().Before(deadline) || s.pause(ctx) != nil {

@@ -82,6 +82,12 @@ type Options struct {
 	// before it is refused (default 5s): a component registers as soon as
 	// it starts, possibly before apply has recorded it.
 	PendingWait time.Duration
+	// AttestWait is how long a call without a token that cannot be
+	// attested yet (its instance not yet recorded, an id the state does not
+	// have) waits for the state to catch up before it is decided (default
+	// 15s). A component that is one is admitted as soon as its record is
+	// written; anything else is refused when the wait ends.
+	AttestWait time.Duration
 	// ExpectedRefresh is how often Expected is re-read (default 2s); it is
 	// also re-read when a token names an unknown component or instance.
 	ExpectedRefresh time.Duration
@@ -150,6 +156,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.PendingWait <= 0 {
 		opts.PendingWait = 5 * time.Second
+	}
+	if opts.AttestWait <= 0 {
+		opts.AttestWait = 15 * time.Second
 	}
 	if opts.ExpectedRefresh <= 0 {
 		opts.ExpectedRefresh = 2 * time.Second
