@@ -270,3 +270,33 @@ func TestDayTwoAFailedApplyAndDestroyLeaveNoControlPlane(t *testing.T) {
 		t.Fatal("the control plane still runs after destroy")
 	}
 }
+
+// Finding 1 of #13, the unhealthy case: a control plane whose process
+// lives but answers nothing (stopped) is restarted by apply, on its
+// address.
+func TestDayTwoAControlPlaneThatDoesNotAnswerIsRestarted(t *testing.T) {
+	f := newFixture(t)
+	f.writePipeline([]comp{{kind: "source", id: "a"}})
+	f.apply()
+	mute := f.serveRecord()
+	if err := syscall.Kill(mute.Process.PID, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(mute.Process.PID, syscall.SIGKILL) })
+	r := f.must(0, "plan")
+	want := fmt.Sprintf("control plane will be restarted (pid %d does not answer on %s", mute.Process.PID, mute.Endpoint())
+	if !strings.Contains(r.out, want) || !strings.Contains(r.out, "control plane to restart.") {
+		t.Fatalf("plan does not restart a control plane that does not answer:\n%s", r)
+	}
+	r = f.apply()
+	if !strings.Contains(r.out, "Control plane started in the background on "+mute.Endpoint()) {
+		t.Fatalf("apply did not restart the control plane on %s:\n%s", mute.GRPC, r)
+	}
+	if mute.Alive() {
+		t.Fatal("the control plane that did not answer still runs")
+	}
+	if cp := f.serveRecord(); cp == nil || !cp.Alive() || cp.GRPC != mute.GRPC {
+		t.Fatalf("control plane after apply: %+v", cp)
+	}
+	f.assertConverged([]string{"source.a"})
+}

@@ -97,7 +97,7 @@ func Ensure(ctx context.Context, o EnsureOptions) (*ControlPlane, error) {
 		return nil, err
 	}
 	if rec != nil {
-		if dialCheck(ctx, rec.Endpoint(), answerTimeout) == nil {
+		if answers(ctx, rec.Endpoint(), answerTimeout) == nil {
 			return &ControlPlane{Endpoint: rec.Endpoint()}, nil
 		}
 		// Alive but not answering: it serves nobody; a new one will.
@@ -143,7 +143,7 @@ func ObserveControlPlane(ctx context.Context, store *state.Store, named string) 
 		}
 	default:
 		seen.Running = true
-		if err := dialCheck(ctx, rec.Endpoint(), answerTimeout); err != nil {
+		if err := answers(ctx, rec.Endpoint(), answerTimeout); err != nil {
 			seen.Detail = fmt.Sprintf("pid %d does not answer on %s: %v", rec.Process.PID, rec.Endpoint(), err)
 			seen.Listen = rec.GRPC
 			break
@@ -164,6 +164,35 @@ func dialCheck(ctx context.Context, addr string, timeout time.Duration) error {
 		return err
 	}
 	return conn.Close()
+}
+
+// http2Preface is what an HTTP/2 client (gRPC) sends first: the
+// connection preface and an empty SETTINGS frame.
+const http2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+// answers reports whether the server at addr answers a connection: it
+// sends the start of an HTTP/2 connection and waits for any reply (a gRPC
+// server's SETTINGS, or a TLS server's alert). A process that is stopped
+// or hung still has its connections accepted by the kernel, but never
+// answers.
+func answers(ctx context.Context, addr string, timeout time.Duration) error {
+	d := net.Dialer{Timeout: timeout}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(timeout)); err != nil {
+		return err
+	}
+	if _, err := conn.Write([]byte(http2Preface)); err != nil {
+		return err
+	}
+	var b [1]byte
+	if _, err := conn.Read(b[:]); err != nil {
+		return fmt.Errorf("no answer within %s", timeout)
+	}
+	return nil
 }
 
 // AutoListen is the gRPC address of a control plane flowctl starts:
@@ -311,6 +340,8 @@ func stopProcess(rec *Record) error {
 		}
 		return fmt.Errorf("stop the control plane (pid %d): %w", rec.Process.PID, err)
 	}
+	// A stopped process (SIGSTOP) handles the SIGTERM once continued.
+	_ = procinfo.Signal(rec.Process, syscall.SIGCONT)
 	deadline := time.Now().Add(stopTimeout)
 	for procinfo.Alive(rec.Process) {
 		if time.Now().After(deadline) {
