@@ -187,7 +187,7 @@ func (b *bench) flowctlRound(r int, t *times) error {
 	var p strings.Builder
 	fmt.Fprintf(&p, "pipeline %q {\n  executor = \"kubernetes\"\n  kubernetes {\n    kubeconfig = %q\n    namespace = %q\n  }\n}\n", name, b.kubeconfig, name)
 	for i := 0; i < b.n; i++ {
-		fmt.Fprintf(&p, "\nsource \"c%d\" {\n  image = \"flowctl.bench/tc:1\"\n  env = { INDEX = \"%d\" }\n}\n", i, i)
+		fmt.Fprintf(&p, "\nsource \"c%d\" {\n  image = \"flowctl.bench/tc:1\"\n  env = { INDEX = \"%d\" }\n  restart {\n    policy = \"always\"\n  }\n}\n", i, i)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "pipeline.hcl"), []byte(p.String()), 0o644); err != nil {
 		return err

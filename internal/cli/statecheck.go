@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/flowctl/flowctl/internal/config"
+	"github.com/flowctl/flowctl/internal/providers/kubernetes"
 	"github.com/flowctl/flowctl/internal/providers/nomad"
 	"github.com/flowctl/flowctl/internal/providers/registry"
 	"github.com/flowctl/flowctl/internal/state"
@@ -33,6 +34,8 @@ func freshStateCheck(p *config.Pipeline, statePath string) func(why string) erro
 		reg := registry.New(registry.Options{
 			StateDir: filepath.Dir(statePath),
 			Nomad:    nomad.Options{Settings: p.Nomad, PipelineNamespace: p.Namespace},
+			Kubernetes: kubernetes.Options{Settings: p.Kubernetes, PipelineNamespace: p.Namespace,
+				WorkDir: filepath.Dir(p.File)},
 		})
 		used := map[string]bool{}
 		for _, c := range p.Components {

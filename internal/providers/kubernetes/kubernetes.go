@@ -45,6 +45,8 @@ package kubernetes
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -251,9 +253,30 @@ func (p *Provider) ComponentAddress(pipeline string, c *config.Component, port i
 	return net.JoinHostPort(ObjectName(pipeline, c.ID)+"."+ns+".svc", strconv.Itoa(port))
 }
 
-// ObjectName is the name of a component's workload and Service. It is not
-// made valid by force: a name the API server refuses is an error at plan.
-func ObjectName(pipeline, id string) string { return strings.ToLower(pipeline + "-" + id) }
+// ObjectName is the name of a component's workload and Service:
+// PIPELINE-ID in lower case. A name longer than a Service's 63 characters
+// keeps the id whole and shortens the pipeline's part, with 8 hex digits
+// of a hash of the whole name between them, so that it stays unique.
+// Nothing else is changed: a name the API server refuses (an id with '_')
+// is an error at plan, by its dry run.
+func ObjectName(pipeline, id string) string {
+	name := strings.ToLower(pipeline + "-" + id)
+	if len(name) <= maxName {
+		return name
+	}
+	sum := sha256.Sum256([]byte(name))
+	tag := "-" + hex.EncodeToString(sum[:4]) + "-"
+	lid := strings.ToLower(id)
+	keep := maxName - len(tag) - len(lid)
+	if keep < 1 {
+		return strings.TrimRight(name[:maxName-len(tag)+1], "-") + tag[:len(tag)-1]
+	}
+	return strings.TrimRight(name[:keep], "-") + tag + lid
+}
+
+// maxName is the longest Service name (an RFC 1035 label), which a Job's
+// name must also respect (it becomes a pod label value).
+const maxName = 63
 
 // Preflight implements providers.Preflighter: the API server answers and
 // the namespace is not terminating, before an apply changes anything.

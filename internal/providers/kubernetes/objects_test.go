@@ -77,3 +77,17 @@ func TestRestartPolicyChoosesTheWorkload(t *testing.T) {
 		}
 	}
 }
+
+func TestLongNamesAreShortenedUniquely(t *testing.T) {
+	long := strings.Repeat("p", 60)
+	a, b := ObjectName(long, "ledger"), ObjectName(long, "ledgers")
+	if len(a) > 63 || len(b) > 63 || a == b || !strings.HasPrefix(a, long[:40]) || !strings.HasSuffix(a, "-ledger") {
+		t.Errorf("names %q and %q", a, b)
+	}
+	if c := ObjectName("p", strings.Repeat("x", 70)); len(c) > 63 {
+		t.Errorf("a long id: %q", c)
+	}
+	if got := ObjectName("TTP", "Ledger_2"); got != "ttp-ledger_2" {
+		t.Errorf("a short name is only lower-cased: %q", got)
+	}
+}
