@@ -288,3 +288,28 @@ func TestAConnectionIsAttestedOnce(t *testing.T) {
 		t.Fatalf("%d attestations for one connection (registration and %d heartbeats)", m.Attestations, m.Heartbeats)
 	}
 }
+
+// An attested component that claims another component's id is refused
+// as impersonation: the attestation, not the id, says who it is.
+func TestAttestedComponentClaimingAnotherIDIsRefused(t *testing.T) {
+	testutil.BuildBinaries(t, testutil.WithEcoComponent())
+	c := newCP(t, controlplane.AuthRequired)
+	other := exec.Command("sleep", "600")
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = other.Process.Kill(); _ = other.Wait() })
+	cmd, line := eco(t, "ECO_MODE=v1", "ECO_ID=cur", "FLOWCTL_ENDPOINT="+c.addr)
+	c.exp.Set(
+		controlplane.ExpectedComponent{Address: "source.old", ID: "old", InstanceID: "i-old", Provider: process.Name, Handle: processHandle(t, "source.old", cmd.Process.Pid)},
+		controlplane.ExpectedComponent{Address: "processor.cur", ID: "cur", InstanceID: "i-cur", Provider: process.Name, Handle: processHandle(t, "processor.cur", other.Process.Pid)},
+	)
+	got := line()
+	if !strings.HasPrefix(got, "refused:") || !strings.Contains(got, controlplane.ReasonImpersonation) ||
+		!strings.Contains(got, fmt.Sprintf("attested as source.old (pid %d); it cannot act as processor.cur", cmd.Process.Pid)) {
+		t.Fatalf("eco said %q", got)
+	}
+	if regs := c.srv.Snapshot(); len(regs) != 0 {
+		t.Fatalf("registered: %+v", regs)
+	}
+}
