@@ -260,3 +260,63 @@ func TestTokenlessComponentsRunUnderFlowctlRun(t *testing.T) {
 	}
 	f.assertNoProcesses()
 }
+
+// The YAML spelling: `PORT: ":${self.port}"` and fixed_ports, applied in
+// one go, each component attested.
+func TestTokenlessComponentsFromYAMLApplyInOneGo(t *testing.T) {
+	f := newFixture(t)
+	eco := testutil.BuildBinaries(t, testutil.WithEcoComponent()).EcoComponent
+	fp, fh := freePort(t), freePort(t)
+	f.write("pipeline.yaml", fmt.Sprintf(`apiVersion: flowctl/v1
+kind: Pipeline
+metadata:
+  name: %[1]s
+spec:
+  driver: process
+  sources:
+    - id: old
+      command: [%[2]q]
+      register: true
+      env:
+        ECO_MODE: legacy
+  processors:
+    - id: colon
+      command: [%[2]q]
+      inputs: [old]
+      register: true
+      env:
+        ECO_MODE: colon
+        PORT: ":${self.port}"
+  sinks:
+    - id: fixed
+      command: [%[2]q]
+      inputs: [colon]
+      register: true
+      fixed_ports:
+        PORT: %[3]d
+        HEALTH_PORT: %[4]d
+      health_check: /health
+      env:
+        ECO_MODE: fixed
+        ECO_FIXED_PORT: "%[3]d"
+        ECO_FIXED_HEALTH: "%[4]d"
+`, f.name, eco, fp, fh))
+	f.apply()
+	recs := f.records()
+	regs := f.registrations()
+	for _, a := range []string{"source.old", "processor.colon", "sink.fixed"} {
+		want := "attested:pid " + strconv.Itoa(childOf(recs[a].Handle).PID)
+		if got := attestedAs(regs, a); got != want {
+			t.Errorf("%s: proof %q, want %q", a, got, want)
+		}
+	}
+	if p := recs["sink.fixed"].Ports; p["PORT"] != fp || p["HEALTH_PORT"] != fh {
+		t.Errorf("sink.fixed recorded ports %v, want %d and %d", p, fp, fh)
+	}
+	port := recs["processor.colon"].Ports["PORT"]
+	c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		t.Fatalf("processor.colon does not listen on its recorded port %d: %v", port, err)
+	}
+	_ = c.Close()
+}
