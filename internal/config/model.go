@@ -197,7 +197,7 @@ type Component struct {
 	// Register says the component registers with the control plane: apply
 	// then counts it ready only once registered and healthy. Setting
 	// ENABLE_FLOWCTL=true in env says the same.
-	Register         bool     `json:"register,omitempty"`
+	Register bool `json:"register,omitempty"`
 	// Auth is the component's own auth mode (AuthModes), stricter or
 	// looser than the pipeline's; "" follows the pipeline's.
 	Auth string `json:"auth,omitempty"`
@@ -208,10 +208,10 @@ type Component struct {
 	// PORT and HEALTH_PORT say (FixedPortNames): flowctl records and
 	// injects them instead of allocating, and two process components with
 	// one fixed port are an error.
-	FixedPorts map[string]int `json:"fixed_ports,omitempty"`
-	Secrets          []string `json:"secrets,omitempty"`
-	InputEventTypes  []string `json:"input_event_types,omitempty"`
-	OutputEventTypes []string `json:"output_event_types,omitempty"`
+	FixedPorts       map[string]int `json:"fixed_ports,omitempty"`
+	Secrets          []string       `json:"secrets,omitempty"`
+	InputEventTypes  []string       `json:"input_event_types,omitempty"`
+	OutputEventTypes []string       `json:"output_event_types,omitempty"`
 
 	// DeclRange is the component's block or list item; Ranges holds the
 	// ranges of its attributes by name ("image", "inputs", "env.FOO",
