@@ -321,7 +321,7 @@ func TestNewStartWithoutInstanceRefreshesExpected(t *testing.T) {
 	list := pipelineComponents()
 	list[1].InstanceID = "i-ttp-new"
 	h.expected.Set(list...)
-	h.clock.Advance(time.Second) // past minForcedRefresh
+	h.clock.Advance(time.Second)
 	if _, err := h.legacy.Register(as(h.token("processor.ttp", "i-ttp-new")), &flowctlpb.ServiceInfo{}); err != nil {
 		t.Fatal(err)
 	}
@@ -930,7 +930,7 @@ func TestPendingInstanceIsAccepted(t *testing.T) {
 	list := pipelineComponents()
 	list[1].InstanceID = "i-ttp-next"
 	h.expected.Set(list...)
-	h.clock.Advance(time.Second) // past minForcedRefresh
+	h.clock.Advance(time.Second)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}

@@ -41,9 +41,10 @@ func (c *ExpectedComponent) equal(o *ExpectedComponent) bool {
 }
 
 // ExpectedComponents tells the server which components the pipeline has.
-// It is called at start, every Options.ExpectedRefresh, and (rate-limited)
-// when a token names a component or instance the server does not know, so
-// an implementation may read the state file each time.
+// It is called at start, every Options.ExpectedRefresh, and whenever a call
+// names a component, instance or id the server does not know, or cannot be
+// attested yet (callers asking at once share one read), so an
+// implementation may read the state file each time.
 type ExpectedComponents interface {
 	ExpectedComponents() ([]ExpectedComponent, error)
 }
