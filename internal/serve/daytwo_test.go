@@ -119,3 +119,16 @@ func putRecord(t *testing.T, store *state.Store, rec *Record) {
 		t.Fatal(err)
 	}
 }
+
+// BenchmarkObserveControlPlane is what every plan pays to see the control
+// plane: the serve record, and an answer from a live one.
+func BenchmarkObserveControlPlane(b *testing.B) {
+	store := newState(b)
+	start(b, store, Options{})
+	for b.Loop() {
+		seen, err := ObserveControlPlane(b.Context(), store, "")
+		if err != nil || !seen.Answering {
+			b.Fatalf("%+v %v", seen, err)
+		}
+	}
+}
