@@ -381,3 +381,31 @@ func TestForbiddenNamesTheVerbAndResource(t *testing.T) {
 		t.Errorf("start as nobody: %v", err)
 	}
 }
+
+func TestTerminatingNamespaceIsNamedAndNothingIsApplied(t *testing.T) {
+	cl := k8stest.Shared(t)
+	ctx := context.Background()
+	ns := k8stest.Name("term")
+	// A finalizer of the test's own holds the namespace in Terminating.
+	obj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Finalizers: []string{"flowctl.test/hold"}}}
+	if _, err := cl.Client.CoreV1().Namespaces().Create(ctx, obj, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if got, err := cl.Client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err == nil {
+			got.Finalizers = nil
+			_, _ = cl.Client.CoreV1().Namespaces().Update(ctx, got, metav1.UpdateOptions{})
+		}
+	})
+	if err := cl.Client.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p := New(Options{Settings: &config.Kubernetes{Kubeconfig: cl.Kubeconfig, Namespace: ns}})
+	_, err := p.Start(ctx, testSpec("always"))
+	if err == nil || !strings.Contains(err.Error(), "namespace "+ns+" is terminating") {
+		t.Fatalf("start in a terminating namespace: %v", err)
+	}
+	if l, _ := cl.Client.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{}); len(l.Items) != 0 {
+		t.Errorf("applied %d deployments", len(l.Items))
+	}
+}
