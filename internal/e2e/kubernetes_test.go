@@ -71,8 +71,8 @@ type kcomp struct {
 	executor string
 	// job keeps the default restart policy (on-failure): a Job. Otherwise
 	// the policy is always: a Deployment.
-	job bool
-	extra    string
+	job   bool
+	extra string
 }
 
 func (c kcomp) addr() string { return c.kind + "." + c.id }
