@@ -207,7 +207,7 @@ func TestKubernetesLifecyclePlanApplyNoOpEnvChangeImageChangeDestroy(t *testing.
 	if r := kf.run("plan", "-detailed-exitcode"); r.code != 0 {
 		t.Fatalf("plan after the changes is not empty\n%s", r)
 	}
-	if r := kf.must(0, "status"); !strings.Contains(r.out, "sink.store") || !strings.Contains(r.out, "running") {
+	if r := kf.must(0, "status"); !strings.Contains(r.out, "sink.store") || !strings.Contains(r.out, "deployment: ready 1/1, restarts 0, node kwok-node-0") {
 		t.Errorf("status:\n%s", r)
 	}
 	kf.must(0, "destroy", "-auto-approve")

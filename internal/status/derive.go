@@ -291,6 +291,11 @@ func runningState(rec *state.Record, obs providers.Observed, rs registrations) v
 	case latest != nil && latest.Status == controlplane.StatusStarting:
 		v.state, v.detail = StateStarting, "reports starting"
 	}
+	if v.detail == "" {
+		// What the executor says of it (a cluster's ready/desired
+		// replicas, restarts, node), when nothing above needs saying.
+		v.detail = obs.Detail
+	}
 	return v
 }
 
