@@ -71,13 +71,15 @@ func (s *Store) engineDigest(ctx context.Context, r name.Reference) (string, boo
 	if !ok {
 		return "", false
 	}
-	if d := repoDigestFor(r, repoDigests); d != "" {
+	if d := RepoDigestFor(r, repoDigests); d != "" {
 		return d, true
 	}
 	return id, id != ""
 }
 
-func repoDigestFor(r name.Reference, repoDigests []string) string {
+// RepoDigestFor is the digest an engine's RepoDigests list ("repo@sha256:…")
+// gives for r's repository; "" when none does.
+func RepoDigestFor(r name.Reference, repoDigests []string) string {
 	for _, rd := range repoDigests {
 		repo, digest, ok := strings.Cut(rd, "@")
 		if !ok {
@@ -97,7 +99,7 @@ func (s *Store) engineImage(ctx context.Context, r name.Reference, digest string
 		return nil
 	}
 	repoDigests, id, ok := s.engine.Lookup(ctx, r.Name())
-	if !ok || (id != digest && repoDigestFor(r, repoDigests) != digest) {
+	if !ok || (id != digest && RepoDigestFor(r, repoDigests) != digest) {
 		return nil
 	}
 	img, err := s.engine.Image(ctx, r)

@@ -100,16 +100,7 @@ func registryDigest(ref string, repoDigests []string) string {
 	if err != nil {
 		return ""
 	}
-	for _, rd := range repoDigests {
-		repo, digest, ok := strings.Cut(rd, "@")
-		if !ok {
-			continue
-		}
-		if pr, err := name.NewRepository(repo); err == nil && pr.Name() == r.Context().Name() {
-			return digest
-		}
-	}
-	return ""
+	return images.RepoDigestFor(r, repoDigests)
 }
 
 func orNone(s string) string {
