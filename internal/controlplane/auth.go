@@ -284,14 +284,19 @@ func (s *Server) refreshExpected(forced bool) error {
 	x := newExpectedIndex(list, s.now())
 	old := s.expected.Load()
 	x.seq, x.gen = seq, old.gen
-	if !x.sameAs(old) {
+	changed := !x.sameAs(old)
+	if changed {
 		x.gen++
+	}
+	// Stored before the signal: the loop that re-attributes reads the
+	// index it is told about, never the one it replaces.
+	s.expected.Store(x)
+	if changed {
 		select {
 		case s.changed <- struct{}{}:
-		default:
+		default: // a signal is pending already; it will read this index
 		}
 	}
-	s.expected.Store(x)
 	return nil
 }
 
