@@ -132,6 +132,9 @@ func Open(path, pipeline string, opts ...Option) (*Store, error) {
 	f, _ := files.LoadOrStore(key, new(sharedFile))
 	s.file = f.(*sharedFile)
 	fi, err := os.Stat(path)
+	if err == nil && fi.Size() == 0 && settleEmpty(path, s.openTimeout) > 0 {
+		fi, err = os.Stat(path) // another process was creating it
+	}
 	switch {
 	case err != nil && (pipeline == "" || !errors.Is(err, os.ErrNotExist)):
 		return nil, fmt.Errorf("state file %s: %w", path, err)
