@@ -347,7 +347,8 @@ func (y *ylNodes) merge(v *yaml.Node, who string, depth int) []ylEntry {
 }
 
 // fields reads mapping n, whose known keys are keys: it returns the known
-// entries by key and warns about every other key. section names n within who
+// entries by key, reports a near miss of a known key (ylSuggest) as an error
+// and warns about every other key. section names n within who
 // ("health", "ports[0]"), or is empty at who's top.
 func (y *ylNodes) fields(n *yaml.Node, who, section string, keys []string) map[string]ylEntry {
 	out := map[string]ylEntry{}
@@ -360,16 +361,23 @@ func (y *ylNodes) fields(n *yaml.Node, who, section string, keys []string) map[s
 		if section != "" {
 			in = " in " + section
 		}
-		detail := fmt.Sprintf("%sunknown key %q%s is ignored", ylPrefix(who), e.key, in)
+		// A near miss of a known key is a typo whose value would be lost
+		// (a misspelt "sinks" drops every sink): an error. A key far from
+		// every known one is someone else's extension: a warning.
 		if s := ylSuggest(e.key, keys); s != "" {
-			detail += fmt.Sprintf("; did you mean %q?", s)
+			y.diags = append(y.diags, errorf(y.rng(e.k), "Misspelt key",
+				"%sunknown key %q%s; did you mean %q?", ylPrefix(who), e.key, in, s))
+			continue
 		}
-		y.diags = append(y.diags, warnf(y.rng(e.k), "Unknown key", "%s", detail))
+		y.diags = append(y.diags, warnf(y.rng(e.k), "Unknown key",
+			"%sunknown key %q%s is ignored", ylPrefix(who), e.key, in))
 	}
 	return out
 }
 
-// ylSuggest returns the known key closest to key, if it is a likely typo.
+// ylSuggest returns the known key closest to key, if it is a likely typo: one
+// that differs only in case, or within two edits (case-insensitive) that are
+// fewer than key's length (so "x" is not a typo of "id").
 func ylSuggest(key string, known []string) string {
 	best, bestDist := "", 3
 	for _, k := range known {
