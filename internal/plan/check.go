@@ -12,8 +12,9 @@ import (
 // checkPlans asks each provider that can (providers.PlanChecker) to judge
 // the components the plan would create or change on it: those state does
 // not record, whose spec changed, whose executor changed, or whose object
-// is gone or changed outside flowctl.
-func checkPlans(ctx context.Context, in Input, r Reality) error {
+// is gone or changed outside flowctl. What they say the system would change
+// of existing objects is kept in r.ClusterChanges.
+func checkPlans(ctx context.Context, in Input, r *Reality) error {
 	if in.Desired == nil {
 		return nil
 	}
@@ -37,8 +38,15 @@ func checkPlans(ctx context.Context, in Input, r Reality) error {
 			return err
 		}
 		if pc, ok := prov.(providers.PlanChecker); ok {
-			if err := pc.CheckPlan(ctx, in.Desired, byProvider[name]); err != nil {
+			changes, err := pc.CheckPlan(ctx, in.Desired, byProvider[name])
+			if err != nil {
 				return fmt.Errorf("the %s executor refuses the plan: %w", name, err)
+			}
+			for addr, paths := range changes {
+				if r.ClusterChanges == nil {
+					r.ClusterChanges = map[string][]string{}
+				}
+				r.ClusterChanges[addr] = paths
 			}
 		}
 	}

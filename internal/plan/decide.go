@@ -18,7 +18,7 @@ import (
 // it ignores r's objects and takes state as the truth.
 func Decide(in Input, r Reality) (*Plan, error) {
 	if in.Options.NoRefresh {
-		r.Observed, r.Listed = nil, nil
+		r.Observed, r.Listed, r.ClusterChanges = nil, nil, nil
 	}
 	d := newDecider(in, r)
 	unrecorded := d.see()
@@ -112,6 +112,9 @@ func (d *decider) desiredChanges(unrecorded []Listed) []*Change {
 	for _, addr := range sortedKeys(d.desired) {
 		c := d.desired[addr]
 		ch := decideComponent(c, d.records[addr], d.r.Observed[addr], d.replace[addr], d.r.SelfRestarting[c.Executor], d.in.Meta.TokenGeneration)
+		if ch.Action == Update || ch.Action == Replace {
+			ch.ClusterChanges = d.r.ClusterChanges[addr]
+		}
 		if ch.Action == Create {
 			d.adoptTwin(ch, c, unrecorded)
 		}

@@ -24,6 +24,10 @@ type Reality struct {
 	// SelfRestarting names the executors that run their components' health
 	// checks and restart policies themselves (providers.SelfRestarter).
 	SelfRestarting map[string]bool
+	// ClusterChanges holds, by address, the paths of an existing object's
+	// fields its executor's dry run says would change
+	// (providers.PlanChecker).
+	ClusterChanges map[string][]string
 }
 
 // Listed is one object a provider listed, and which provider.
@@ -52,7 +56,7 @@ func Observe(ctx context.Context, in Input) (Reality, error) {
 		return Reality{}, err
 	}
 	r.Observed, r.Listed = observed, listed
-	if err := checkPlans(ctx, in, r); err != nil {
+	if err := checkPlans(ctx, in, &r); err != nil {
 		return Reality{}, err
 	}
 	return r, nil

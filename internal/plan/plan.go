@@ -75,6 +75,10 @@ type Change struct {
 	Upstreams []string `json:"upstreams,omitempty"`
 	// Observed is what the plan saw of the existing object.
 	Observed *providers.Observed `json:"observed,omitempty"`
+	// ClusterChanges are the paths of the existing object's fields its
+	// executor's dry run says an update or replace would change
+	// (providers.PlanChecker); paths only, never values.
+	ClusterChanges []string `json:"cluster_changes,omitempty"`
 }
 
 // AttrChange is one attribute's old and new value, rendered as text.

@@ -99,6 +99,9 @@ func Render(w io.Writer, p *Plan, opts RenderOptions) {
 		sym := ch.Action.Symbol()
 		fmt.Fprintf(w, "%s %s %q {\n", paint(ch.Action.color(), fmt.Sprintf("%3s", sym)), kind, id)
 		renderAttrs(w, ch, paint)
+		if len(ch.ClusterChanges) > 0 {
+			fmt.Fprintf(w, "        # the cluster would change: %s\n", strings.Join(ch.ClusterChanges, ", "))
+		}
 		fmt.Fprintln(w, "    }")
 	}
 	fmt.Fprintln(w)

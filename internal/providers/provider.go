@@ -252,7 +252,9 @@ type WorkloadAttester interface {
 // changing anything, the objects an apply would create or update (a
 // Kubernetes server-side dry run: names, quotas, admission). plan calls it
 // with the desired components it would create, update or replace on this
-// provider; an error fails the plan, before any apply.
+// provider; an error fails the plan, before any apply. It returns, by
+// component address, the paths of the existing objects' fields the system
+// would change (e.g. "spec.replicas"): paths only, never values.
 type PlanChecker interface {
-	CheckPlan(ctx context.Context, p *config.Pipeline, components []*config.Component) error
+	CheckPlan(ctx context.Context, p *config.Pipeline, components []*config.Component) (map[string][]string, error)
 }

@@ -193,12 +193,12 @@ func TestCheckPlanRefusesWhatTheAPIServerWould(t *testing.T) {
 	pl := &config.Pipeline{Name: "ttp"}
 	bad := testSpec("always").Component
 	bad.ID = "ledger_v2" // a flowctl id, not a Kubernetes name
-	err := p.CheckPlan(ctx, pl, []*config.Component{bad})
+	_, err := p.CheckPlan(ctx, pl, []*config.Component{bad})
 	if err == nil || !strings.Contains(err.Error(), "ttp-ledger_v2") || !strings.Contains(err.Error(), "source.ledger_v2") {
 		t.Errorf("a bad name: %v", err)
 	}
 	good := testSpec("always").Component
-	if err := p.CheckPlan(ctx, pl, []*config.Component{good}); err != nil {
+	if _, err := p.CheckPlan(ctx, pl, []*config.Component{good}); err != nil {
 		t.Fatalf("a good component: %v", err)
 	}
 	if l, _ := cl.Client.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{}); len(l.Items) != 0 {
@@ -212,7 +212,7 @@ func TestCheckPlanRefusesWhatTheAPIServerWould(t *testing.T) {
 	// The quota controller fills in its status before admission enforces it.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		err = p.CheckPlan(ctx, pl, []*config.Component{good})
+		_, err = p.CheckPlan(ctx, pl, []*config.Component{good})
 		if err != nil || time.Now().After(deadline) {
 			break
 		}

@@ -115,6 +115,13 @@ func (p *Provider) Observe(ctx context.Context, h providers.Handle) (providers.O
 	}
 	o := observed(w, pods)
 	o.Handle = h
+	if (!o.Running && !(w.finished && !w.failed)) || (o.Health != providers.HealthHealthy && stalled(pods, w.instance)) {
+		// A rollout that stalls or fails: the pods' Warning events say
+		// why as well as their status does (FailedScheduling, BackOff).
+		if ev := p.podWarnings(ctx, c, hd.Namespace, pods, w.instance); len(ev) > 0 {
+			o.Detail += "; events: " + strings.Join(ev, "; ")
+		}
+	}
 	return o, nil
 }
 
@@ -267,6 +274,30 @@ func podCondition(pod *corev1.Pod) string {
 		}
 	}
 	return ""
+}
+
+// stalled says a pod of the current instance waits on something that may
+// not come: it is not scheduled, or a container waits for a reason other
+// than being created. Only then are events worth reading while a rollout
+// is under way.
+func stalled(pods []corev1.Pod, instance string) bool {
+	for i := range pods {
+		pod := &pods[i]
+		if instance != "" && pod.Annotations[AnnotationInstance] != instance {
+			continue
+		}
+		for _, c := range pod.Status.Conditions {
+			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse {
+				return true
+			}
+		}
+		for _, cs := range pod.Status.ContainerStatuses {
+			if wt := cs.State.Waiting; wt != nil && wt.Reason != "" && wt.Reason != "ContainerCreating" && wt.Reason != "PodInitializing" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // List implements providers.Provider: the Deployments and Jobs in the

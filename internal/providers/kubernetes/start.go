@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	k8s "k8s.io/client-go/kubernetes"
 
@@ -84,7 +85,7 @@ func (p *Provider) Start(ctx context.Context, spec providers.ComponentSpec) (pro
 	if err := p.replaceOtherKind(ctx, c, hd); err != nil {
 		return nil, err
 	}
-	if err := p.applyObjects(ctx, k, c, o, false); err != nil {
+	if _, err := p.applyObjects(ctx, k, c, o, false, false); err != nil {
 		return nil, err
 	}
 	return encodeHandle(hd), nil
@@ -125,27 +126,43 @@ func (p *Provider) ensureNamespace(ctx context.Context, k clusterKey, c k8s.Inte
 	return p.explain(k, "apply", "namespaces", ns, err)
 }
 
+// applied are the objects as the API server returned them from an apply.
+type applied struct {
+	secret, workload, service runtime.Object
+}
+
 // applyObjects applies the Secret, the workload and the Service, in that
-// order (the pods reference the Secret).
-func (p *Provider) applyObjects(ctx context.Context, k clusterKey, c k8s.Interface, o *objects, dryRun bool) error {
+// order (the pods reference the Secret). skipWorkload leaves the workload
+// out (a dry run against a Job that apply replaces rather than updates).
+func (p *Provider) applyObjects(ctx context.Context, k clusterKey, c k8s.Interface, o *objects, dryRun, skipWorkload bool) (applied, error) {
+	var out applied
 	opts := applyOptions(dryRun)
-	if _, err := c.CoreV1().Secrets(o.ns).Apply(ctx, o.secret, opts); err != nil {
-		return p.explain(k, "apply", "secrets", o.ns, err)
+	sec, err := c.CoreV1().Secrets(o.ns).Apply(ctx, o.secret, opts)
+	if err != nil {
+		return out, p.explain(k, "apply", "secrets", o.ns, err)
 	}
-	switch o.kind {
-	case KindJob:
-		if _, err := c.BatchV1().Jobs(o.ns).Apply(ctx, o.job, opts); err != nil {
-			return p.explain(k, "apply", "jobs", o.ns, err)
+	out.secret = sec
+	switch {
+	case skipWorkload:
+	case o.kind == KindJob:
+		j, err := c.BatchV1().Jobs(o.ns).Apply(ctx, o.job, opts)
+		if err != nil {
+			return out, p.explain(k, "apply", "jobs", o.ns, err)
 		}
+		out.workload = j
 	default:
-		if _, err := c.AppsV1().Deployments(o.ns).Apply(ctx, o.deployment, opts); err != nil {
-			return p.explain(k, "apply", "deployments", o.ns, err)
+		d, err := c.AppsV1().Deployments(o.ns).Apply(ctx, o.deployment, opts)
+		if err != nil {
+			return out, p.explain(k, "apply", "deployments", o.ns, err)
 		}
+		out.workload = d
 	}
-	if _, err := c.CoreV1().Services(o.ns).Apply(ctx, o.service, opts); err != nil {
-		return p.explain(k, "apply", "services", o.ns, err)
+	svc, err := c.CoreV1().Services(o.ns).Apply(ctx, o.service, opts)
+	if err != nil {
+		return out, p.explain(k, "apply", "services", o.ns, err)
 	}
-	return nil
+	out.service = svc
+	return out, nil
 }
 
 // replaceOtherKind removes what stands in the way of the workload about to
