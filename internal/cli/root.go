@@ -63,9 +63,7 @@ func NewRootCommand(s Streams, build BuildInfo) *cobra.Command {
 	root.SetOut(s.Out)
 	root.SetErr(s.Err)
 	root.SetVersionTemplate("flowctl {{.Version}}\n")
-	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
-		return fmt.Errorf("%w\nRun '%s --help' for usage", err, cmd.CommandPath())
-	})
+	root.SetFlagErrorFunc(flagError)
 	root.PersistentFlags().BoolVar(&g.noColor, "no-color", false, "disable coloured output (also NO_COLOR)")
 	root.AddCommand(
 		newVersionCommand(g),
