@@ -51,8 +51,13 @@ func newApplyCommand(g *globals) *cobra.Command {
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
-				if b, err := os.ReadFile(args[0]); err == nil && plan.IsPlanFile(b) {
-					return runApplyPlanFile(cmd.Context(), g, args[0], &sf, &af)
+				if b, err := os.ReadFile(args[0]); err == nil {
+					switch classifyPlanFile(args[0], b) {
+					case planFile:
+						return runApplyPlanFile(cmd.Context(), g, args[0], &sf, &af)
+					case damagedPlan:
+						return damagedPlanError(args[0], b)
+					}
 				}
 			}
 			return runApply(cmd.Context(), g, args, &sf, &pf, &af, false)
@@ -107,7 +112,7 @@ func runApply(ctx context.Context, g *globals, args []string, sf *stateFlags, pf
 		return err
 	}
 	out := g.streams.Out
-	plan.Render(out, p, plan.RenderOptions{Color: g.color(out)})
+	renderPlan(out, p, g.color(out))
 	if !p.HasChanges() {
 		if destroy {
 			// Nothing to destroy, but a control plane may be left: destroy

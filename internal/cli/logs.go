@@ -3,8 +3,10 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -70,12 +72,17 @@ func newLogsCommand(g *globals) *cobra.Command {
 				Timestamps: timestamps,
 				JSON:       output == "json",
 			}, prefixAddresses(ws, addrs))
-			opts.Warn = func(addr string, err error) {
-				fmt.Fprintf(g.streams.Err, "Warning: %v\n", err)
-			}
+			unread := &unreadLogs{w: g.streams.Err, seen: map[string]bool{}}
+			opts.Warn = unread.report
 			inv := &logs.StateInventory{Store: ws.store, Providers: ws.providers}
 			readers := func(name string) (logs.Reader, error) { return ws.providers.Get(name) }
-			return logs.Run(ctx, inv, readers, opts, printer.Print)
+			if err := logs.Run(ctx, inv, readers, opts, printer.Print); err != nil {
+				return err
+			}
+			if unread.any() {
+				return errSilent // what could be read was shown; why the rest was not, too
+			}
+			return nil
 		},
 	}
 	fs := cmd.Flags()
@@ -133,4 +140,30 @@ func prefixAddresses(ws *workspace, addrs []string) []string {
 func fileExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
+}
+
+// unreadLogs reports the logs that could not be read, each reason once: an
+// unreachable engine is one error, not one per component. Any makes logs
+// exit 1.
+type unreadLogs struct {
+	mu   sync.Mutex
+	w    io.Writer
+	seen map[string]bool
+}
+
+func (u *unreadLogs) report(_ string, err error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	msg := err.Error()
+	if u.seen[msg] {
+		return
+	}
+	u.seen[msg] = true
+	fmt.Fprintf(u.w, "Error: %s\n", msg)
+}
+
+func (u *unreadLogs) any() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.seen) > 0
 }

@@ -4,8 +4,6 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
-
-	"github.com/flowctl/flowctl/internal/plan"
 )
 
 func newShowCommand(g *globals) *cobra.Command {
@@ -13,9 +11,14 @@ func newShowCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "show [-json] PLANFILE",
 		Short: "Show a saved plan",
-		Args:  cobra.ExactArgs(1),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				return nil
+			}
+			return fmt.Errorf("show needs one argument, a plan file saved with 'flowctl plan -out FILE' (got %d)", len(args))
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := plan.ReadFile(args[0])
+			f, err := readPlanArg(args[0])
 			if err != nil {
 				return err
 			}
@@ -24,7 +27,7 @@ func newShowCommand(g *globals) *cobra.Command {
 			}
 			fmt.Fprintf(g.streams.Out, "Saved plan for pipeline %s (%s), made %s against state serial %d.\n\n",
 				f.Plan.Pipeline, f.PipelineFile, f.CreatedAt.Local().Format("2006-01-02 15:04:05"), f.Plan.Serial)
-			plan.Render(g.streams.Out, f.Plan, plan.RenderOptions{Color: g.color(g.streams.Out)})
+			renderPlan(g.streams.Out, f.Plan, g.color(g.streams.Out))
 			return nil
 		},
 	}

@@ -83,6 +83,9 @@ type hclOwner struct {
 // loadHCL reads the native format into the model as written: no defaults,
 // no normalisation, no validation (LoadBytes does those).
 func loadHCL(src []byte, filename string, opts LoadOptions) (*Pipeline, hcl.Diagnostics) {
+	if diags := checkHCLNesting(src, filename); diags.HasErrors() {
+		return nil, diags
+	}
 	file, diags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
 	if diags.HasErrors() || file == nil {
 		return nil, diags

@@ -319,6 +319,10 @@ func (l *hclLoader) readVarFile(path string, given map[string]varCandidate) {
 			Summary: "Cannot read variables file", Detail: fmt.Sprintf("-var-file %s: %v", path, errors.Unwrap(err))})
 		return
 	}
+	if diags := checkHCLNesting(src, path); diags.HasErrors() {
+		l.diags = append(l.diags, diags...)
+		return
+	}
 	var file *hcl.File
 	var diags hcl.Diagnostics
 	if strings.HasSuffix(strings.ToLower(path), ".json") {

@@ -16,6 +16,9 @@ import (
 // that stop it from being formatted safely (hclwrite would format broken
 // text too, and could make it worse). filename names src in diagnostics.
 func ReformatHCL(src []byte, filename string) ([]byte, hcl.Diagnostics) {
+	if diags := checkHCLNesting(src, filename); diags.HasErrors() {
+		return nil, diags
+	}
 	if _, diags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos); diags.HasErrors() {
 		return nil, diags
 	}

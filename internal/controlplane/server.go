@@ -196,7 +196,9 @@ func New(opts Options) (*Server, error) {
 	}
 	go s.flushLoop()
 	go s.refreshLoop()
-	s.log.Info("control plane ready", "auth", string(opts.AuthMode), "registrations", s.reg.len())
+	// Not "ready": the caller has yet to bind its listeners (serve logs
+	// "control plane serving" once it has).
+	s.log.Debug("control plane registry loaded", "auth", string(opts.AuthMode), "registrations", s.reg.len())
 	return s, nil
 }
 
