@@ -52,11 +52,11 @@ func newApplyCommand(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
 				if b, err := os.ReadFile(args[0]); err == nil {
-					switch classifyPlanFile(args[0], b) {
-					case planFile:
+					switch plan.Classify(args[0], b) {
+					case plan.SavedPlan:
 						return runApplyPlanFile(cmd.Context(), g, args[0], &sf, &af)
-					case damagedPlan:
-						return damagedPlanError(args[0], b)
+					case plan.DamagedPlan:
+						return plan.DamagedError(args[0], b)
 					}
 				}
 			}
@@ -112,7 +112,7 @@ func runApply(ctx context.Context, g *globals, args []string, sf *stateFlags, pf
 		return err
 	}
 	out := g.streams.Out
-	renderPlan(out, p, g.color(out))
+	plan.Render(out, p, plan.RenderOptions{Color: g.color(out)})
 	if !p.HasChanges() {
 		if destroy {
 			// Nothing to destroy, but a control plane may be left: destroy

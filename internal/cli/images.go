@@ -2,9 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -70,7 +67,7 @@ func newImagesListCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			used := imagesInUse(s.Dir())
+			used := s.InUse()
 			rows := make([]imageRow, 0, len(list))
 			for _, img := range list {
 				rows = append(rows, imageRow{Digest: img.Digest, References: img.References, Source: img.Source, Size: img.Size, Extracted: img.Extracted, Path: img.Root, InUse: used[img.Digest]})
@@ -105,7 +102,7 @@ func newImagesPruneCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			removed, err := s.Prune(imagesInUse(s.Dir()))
+			removed, err := s.Prune(s.InUse())
 			for _, d := range removed {
 				fmt.Fprintf(g.streams.Out, "removed %s\n", d)
 			}
@@ -118,29 +115,6 @@ func newImagesPruneCommand(g *globals) *cobra.Command {
 	}
 	cache.add(cmd)
 	return cmd
-}
-
-// imagesInUse names the cache entries a live process runs a binary of
-// (its /proc/PID/exe lies in the entry).
-func imagesInUse(dir string) map[string]bool {
-	used := map[string]bool{}
-	if real, err := filepath.EvalSymlinks(dir); err == nil {
-		dir = real // /proc/PID/exe names the real path
-	}
-	prefix := filepath.Join(dir, "sha256") + string(filepath.Separator)
-	procs, _ := os.ReadDir("/proc")
-	for _, p := range procs {
-		if _, err := strconv.Atoi(p.Name()); err != nil {
-			continue
-		}
-		exe, err := os.Readlink(filepath.Join("/proc", p.Name(), "exe"))
-		if err != nil || !strings.HasPrefix(exe, prefix) {
-			continue
-		}
-		hex, _, _ := strings.Cut(strings.TrimPrefix(exe, prefix), string(filepath.Separator))
-		used["sha256:"+hex] = true
-	}
-	return used
 }
 
 func humanSize(n int64) string {

@@ -75,7 +75,7 @@ func newPlanCommand(g *globals) *cobra.Command {
 					return err
 				}
 			} else {
-				renderPlan(g.streams.Out, p, g.color(g.streams.Out))
+				plan.Render(g.streams.Out, p, plan.RenderOptions{Color: g.color(g.streams.Out)})
 				if out != "" {
 					fmt.Fprintf(g.streams.Out, "\nSaved the plan to %s. To perform exactly these actions, run:\n    flowctl apply %s\n", out, out)
 				}

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 
+	"github.com/flowctl/flowctl/internal/plan"
 	"github.com/spf13/cobra"
 )
 
@@ -18,7 +19,7 @@ func newShowCommand(g *globals) *cobra.Command {
 			return fmt.Errorf("show needs one argument, a plan file saved with 'flowctl plan -out FILE' (got %d)", len(args))
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := readPlanArg(args[0])
+			f, err := plan.ReadArg(args[0])
 			if err != nil {
 				return err
 			}
@@ -27,7 +28,7 @@ func newShowCommand(g *globals) *cobra.Command {
 			}
 			fmt.Fprintf(g.streams.Out, "Saved plan for pipeline %s (%s), made %s against state serial %d.\n\n",
 				f.Plan.Pipeline, f.PipelineFile, f.CreatedAt.Local().Format("2006-01-02 15:04:05"), f.Plan.Serial)
-			renderPlan(g.streams.Out, f.Plan, g.color(g.streams.Out))
+			plan.Render(g.streams.Out, f.Plan, plan.RenderOptions{Color: g.color(g.streams.Out)})
 			return nil
 		},
 	}

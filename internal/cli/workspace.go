@@ -69,7 +69,7 @@ func openWorkspace(g *globals, args []string, f *stateFlags, allowStateOnly bool
 		if sp == "" {
 			sp = state.DefaultPath(path, p.Name)
 		}
-		st, err := state.Open(sp, p.Name, f.stateOptions(freshStateCheck(p, sp))...)
+		st, err := state.Open(sp, p.Name, f.stateOptions(registry.FreshStateCheck(p, sp))...)
 		if err != nil {
 			return nil, err
 		}

@@ -80,6 +80,11 @@ func Render(w io.Writer, p *Plan, opts RenderOptions) {
 		fmt.Fprintf(w, "Note: a %s object %s of pipeline %s belongs to another state file (lineage %s); flowctl leaves it alone.\n", f.Provider, f.Address, p.Pipeline, f.Lineage)
 	}
 	if !p.HasChanges() {
+		if p.Destroy {
+			// A destroy compares nothing with the configuration.
+			fmt.Fprintln(w, paint(ansiGreen+ansiBold, "No components to destroy."))
+			return
+		}
 		fmt.Fprintln(w, paint(ansiGreen+ansiBold, "No changes.")+" The pipeline matches the configuration and what is running.")
 		return
 	}

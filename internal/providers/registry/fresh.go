@@ -1,4 +1,4 @@
-package cli
+package registry
 
 import (
 	"context"
@@ -13,7 +13,6 @@ import (
 	"github.com/flowctl/flowctl/internal/config"
 	"github.com/flowctl/flowctl/internal/providers/kubernetes"
 	"github.com/flowctl/flowctl/internal/providers/nomad"
-	"github.com/flowctl/flowctl/internal/providers/registry"
 	"github.com/flowctl/flowctl/internal/state"
 )
 
@@ -21,17 +20,17 @@ import (
 // runs?" before a state file is created.
 const freshListTimeout = 30 * time.Second
 
-// freshStateCheck is the check state.Open makes before it gives a missing
+// FreshStateCheck is the check state.Open makes (state.WithFreshCheck) before it gives a missing
 // or empty state file a fresh lineage: the pipeline's executors must hold
 // no object of it that carries a lineage. Such objects were made by a
 // state this file should hold (it was deleted or emptied); a fresh lineage
 // would make them another state's, and the next apply would start a second
 // set beside them.
-func freshStateCheck(p *config.Pipeline, statePath string) func(why string) error {
+func FreshStateCheck(p *config.Pipeline, statePath string) func(why string) error {
 	return func(why string) error {
 		ctx, cancel := context.WithTimeout(context.Background(), freshListTimeout)
 		defer cancel()
-		reg := registry.New(registry.Options{
+		reg := New(Options{
 			StateDir: filepath.Dir(statePath),
 			Nomad:    nomad.Options{Settings: p.Nomad, PipelineNamespace: p.Namespace},
 			Kubernetes: kubernetes.Options{Settings: p.Kubernetes, PipelineNamespace: p.Namespace,
