@@ -72,8 +72,6 @@ type kcomp struct {
 	extra    string
 }
 
-func (c kcomp) addr() string { return c.kind + "." + c.id }
-
 // writeK writes pipeline.hcl: executor kubernetes, the components cs.
 func (kf *kfix) writeK(cs []kcomp) {
 	var b strings.Builder

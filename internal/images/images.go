@@ -338,8 +338,8 @@ func (s *Store) Prune(keep map[string]bool) ([]string, error) {
 func (s *Store) pruneVerified(keep map[string]bool) {
 	files, _ := os.ReadDir(filepath.Join(s.dir, "verified"))
 	for _, f := range files {
-		hex, _, _ := strings.Cut(f.Name(), "-")
-		if !keep["sha256:"+hex] {
+		sum, _, _ := strings.Cut(f.Name(), "-")
+		if !keep["sha256:"+sum] {
 			_ = os.Remove(filepath.Join(s.dir, "verified", f.Name()))
 		}
 	}

@@ -239,10 +239,10 @@ func NewKey(t testing.TB) *Key {
 	return &Key{priv: priv, PublicPEM: pub}
 }
 
-// WritePublic writes the public key to dir/name and returns the path.
-func (k *Key) WritePublic(t testing.TB, dir, name string) string {
+// WritePublic writes the public key to dir/file and returns the path.
+func (k *Key) WritePublic(t testing.TB, dir, file string) string {
 	t.Helper()
-	p := filepath.Join(dir, name)
+	p := filepath.Join(dir, file)
 	if err := os.WriteFile(p, k.PublicPEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
