@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -108,12 +109,27 @@ var metaKeys = map[string]bool{
 // is what flowctl wrote.
 func (s *Store) checkInvariants(tx *bolt.Tx) error {
 	if err := invariants(tx); err != nil {
+		if errors.Is(err, errUninitialised) {
+			return err
+		}
 		if _, ok := err.(*versionError); ok {
 			return fmt.Errorf("open state %s: %w", s.path, err)
 		}
 		return &DamagedError{Path: s.path, Problem: err.Error()}
 	}
 	return nil
+}
+
+// errUninitialised is a bbolt file with no bucket at all: a creation cut
+// short between bbolt's first pages and flowctl's first transaction (a
+// kill -9 at that moment). It holds nothing, so it is treated as an empty
+// file, not as damage.
+var errUninitialised = errors.New("the file was created but never initialised")
+
+// hasBuckets says whether the file holds any bucket.
+func hasBuckets(tx *bolt.Tx) bool {
+	k, _ := tx.Cursor().First()
+	return k != nil
 }
 
 // versionError is a file of a newer flowctl: not damage.
@@ -140,6 +156,9 @@ func invariants(tx *bolt.Tx) error {
 		if first != nil {
 			return fmt.Errorf("bbolt's consistency check: %v", first)
 		}
+	}
+	if !hasBuckets(tx) {
+		return errUninitialised
 	}
 	known := map[string]bool{}
 	for _, b := range allBuckets {

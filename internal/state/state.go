@@ -152,7 +152,16 @@ func Open(path, pipeline string, opts ...Option) (*Store, error) {
 	}
 	var m Meta
 	if err := s.View(func(tx *Tx) error { m = tx.Meta(); return nil }); err != nil {
-		return nil, err
+		if !errors.Is(err, errUninitialised) {
+			return nil, err
+		}
+		if pipeline == "" {
+			return nil, &DamagedError{Path: path, Problem: errUninitialised.Error()}
+		}
+		if err := s.create(pipeline, "was created but never initialised"); err != nil {
+			return nil, err
+		}
+		return s, nil
 	}
 	if pipeline != "" && m.Pipeline != pipeline {
 		return nil, fmt.Errorf("open state %s: the file belongs to pipeline %q, not %q", path, m.Pipeline, pipeline)
