@@ -97,18 +97,7 @@ func (df *dockerFixture) writeDocker(cs []dcomp) {
 		if len(c.inputs) > 0 {
 			fmt.Fprintf(&b, "  inputs = [%s]\n", strings.Join(c.inputs, ", "))
 		}
-		if len(c.env) > 0 {
-			b.WriteString("  env = {\n")
-			keys := make([]string, 0, len(c.env))
-			for k := range c.env {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			for _, k := range keys {
-				fmt.Fprintf(&b, "    %s = %q\n", k, c.env[k])
-			}
-			b.WriteString("  }\n")
-		}
+		writeEnvBlock(&b, c.env)
 		switch c.health {
 		case "-":
 		case "":

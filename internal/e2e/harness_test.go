@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -145,18 +146,7 @@ func (f *fixture) hcl(cs []comp) string {
 		if len(c.inputs) > 0 {
 			fmt.Fprintf(&b, "  inputs  = [%s]\n", strings.Join(c.inputs, ", "))
 		}
-		if len(c.env) > 0 {
-			b.WriteString("  env = {\n")
-			keys := make([]string, 0, len(c.env))
-			for k := range c.env {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			for _, k := range keys {
-				fmt.Fprintf(&b, "    %s = %q\n", k, c.env[k])
-			}
-			b.WriteString("  }\n")
-		}
+		writeEnvBlock(&b, c.env)
 		switch c.health {
 		case "-":
 		case "":
@@ -523,3 +513,16 @@ func (f *fixture) assertNoProcesses() {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// writeEnvBlock writes a component's env attribute, keys sorted, when it
+// has any.
+func writeEnvBlock(b *strings.Builder, env map[string]string) {
+	if len(env) == 0 {
+		return
+	}
+	b.WriteString("  env = {\n")
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		fmt.Fprintf(b, "    %s = %q\n", k, env[k])
+	}
+	b.WriteString("  }\n")
+}

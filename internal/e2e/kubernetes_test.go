@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -101,18 +100,7 @@ func (kf *kfix) writeK(cs []kcomp) {
 		if len(c.inputs) > 0 {
 			fmt.Fprintf(&b, "  inputs = [%s]\n", strings.Join(c.inputs, ", "))
 		}
-		if len(c.env) > 0 {
-			b.WriteString("  env = {\n")
-			keys := make([]string, 0, len(c.env))
-			for k := range c.env {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			for _, k := range keys {
-				fmt.Fprintf(&b, "    %s = %q\n", k, c.env[k])
-			}
-			b.WriteString("  }\n")
-		}
+		writeEnvBlock(&b, c.env)
 		b.WriteString(c.extra)
 		b.WriteString("}\n")
 	}
