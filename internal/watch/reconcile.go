@@ -358,8 +358,10 @@ func (r *Reconciler) record(addr, instance string, d Decision) {
 		r.setStatus(addr, instance, state.StatusFailed, d.Reason+"; "+next, d.ExitCode)
 	case ActCrashloop:
 		log.Warn("restart watcher: crash loop", "reason", d.Reason, "restarts", d.Attempt)
-		r.setStatus(addr, instance, state.StatusCrashloop, fmt.Sprintf("%s after %d restarts", d.Reason, d.Attempt), d.ExitCode)
-		r.history(&state.Event{Operation: lockOperation, Address: addr, Action: "crashloop", Reason: d.Reason, Result: "failed", Attempt: d.Attempt})
+		// The status and its history row are one write: a reader that
+		// sees the crash loop also sees its row.
+		r.setStatusAndLog(addr, instance, state.StatusCrashloop, fmt.Sprintf("%s after %d restarts", d.Reason, d.Attempt), d.ExitCode,
+			&state.Event{Operation: lockOperation, Address: addr, Action: "crashloop", Reason: d.Reason, Result: "failed", Attempt: d.Attempt})
 	default:
 		// The policy leaves it as it ended; plan shows what it needs.
 		log.Info("restart watcher: component ended; its restart policy leaves it", "reason", d.Reason)
@@ -675,7 +677,18 @@ func (r *Reconciler) save(addr string, tr *tracked) {
 // setStatus records a status on the component's record, if it is still the
 // instance the watcher looked at.
 func (r *Reconciler) setStatus(addr, instance, status, reason string, code *int) {
+	r.setStatusAndLog(addr, instance, status, reason, code, nil)
+}
+
+// setStatusAndLog is setStatus that also appends ev (when not nil) to the
+// history in the same transaction.
+func (r *Reconciler) setStatusAndLog(addr, instance, status, reason string, code *int, ev *state.Event) {
 	err := r.opts.Store.Update(func(tx *state.Tx) error {
+		if ev != nil {
+			if err := tx.AppendHistory(ev); err != nil {
+				return err
+			}
+		}
 		cur, err := tx.Component(addr)
 		if err != nil || cur == nil || cur.InstanceID != instance || cur.Status == state.StatusCreating || cur.Status == state.StatusStopped {
 			return err
