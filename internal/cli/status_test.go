@@ -16,7 +16,6 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/flowctl/flowctl/internal/controlplane"
-	"github.com/flowctl/flowctl/internal/relay"
 	"github.com/flowctl/flowctl/internal/serve"
 	"github.com/flowctl/flowctl/internal/state"
 	"github.com/flowctl/flowctl/internal/status"
@@ -260,21 +259,6 @@ func (c *cancelAfter) Write(p []byte) (int, error) {
 	return c.Buffer.Write(p)
 }
 
-func TestHumanDuration(t *testing.T) {
-	for d, want := range map[time.Duration]string{
-		0:                             "0s",
-		45 * time.Second:              "45s",
-		3*time.Minute + 2*time.Second: "3m02s",
-		2*time.Hour + 5*time.Minute:   "2h05m",
-		76 * time.Hour:                "3d4h",
-		-time.Second:                  "0s",
-	} {
-		if got := humanDuration(d); got != want {
-			t.Errorf("%s: %q, want %q", d, got, want)
-		}
-	}
-}
-
 func TestTokensRotate(t *testing.T) {
 	store := statusState(t)
 	secretPath := tokens.DefaultSecretPath(store.Path())
@@ -312,69 +296,3 @@ func TestTokensRotate(t *testing.T) {
 	}
 }
 
-// fixedStatusDocs are status documents at a fixed time, one per control
-// plane situation the table tells apart.
-func fixedStatusDocs() map[string]*status.Doc {
-	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-	secs := func(d time.Duration) *float64 { s := d.Seconds(); return &s }
-	components := []status.Component{
-		{
-			Address: "source.ledger", Executor: "process", State: status.StateRunning, Health: "healthy",
-			RegisteredAs:  []status.Registration{{ServiceID: "ledger", Protocol: "v1", AttributedBy: "token", Alive: true, Healthy: true, Status: "healthy"}},
-			LastHeartbeat: now.Add(-5 * time.Second), HeartbeatAgeSeconds: secs(5 * time.Second),
-			Restarts: 1, StartedAt: now.Add(-26 * time.Hour), UptimeSeconds: secs(26 * time.Hour),
-			Auth: "token", InState: true, InPipeline: true,
-		},
-		{
-			Address: "processor.ttp", Executor: "docker", State: status.StateRestarting, Detail: "backoff: exited code=2, attempt 3 of 5, next attempt in 4s",
-			RegisteredAs: []status.Registration{
-				{ServiceID: "ttp", Protocol: "legacy", AttributedBy: "health_port", Status: "unknown"},
-				{ServiceID: "ttp-2", Protocol: "v1", AttributedBy: "component_id", Status: "degraded"},
-			},
-			LastHeartbeat: now.Add(-3*time.Minute - 12*time.Second), HeartbeatAgeSeconds: secs(3*time.Minute + 12*time.Second),
-			Restarts: 3, Health: "no-heartbeat", Auth: "unauthenticated", InState: true, InPipeline: true,
-		},
-		{Address: "sink.out", Executor: "process", State: status.StateStopped, Detail: "exited with code 1", RegisteredAs: []status.Registration{}, InState: true, InPipeline: true},
-		{Address: "sink.new", State: status.StateMissing, Detail: "not applied", RegisteredAs: []status.Registration{}, InPipeline: true},
-	}
-	return map[string]*status.Doc{
-		"serve-running": {
-			Pipeline: "ttp", Lineage: "3f1c2a9e-lineage", Serial: 7, StateFile: "/work/.flowctl/ttp.state.db", Time: now,
-			ControlPlane: status.ControlPlane{Running: true, PID: 4242, StartedAt: now.Add(-2*time.Hour - 5*time.Minute), GRPC: "127.0.0.1:8080", HTTP: "127.0.0.1:8081", TLS: true, AuthMode: "required"},
-			Components:   components,
-			Unmanaged: []status.Unmanaged{
-				{ServiceID: "stray", Protocol: "legacy", Type: "processor", ClaimedID: "ghost", Alive: true, LastHeartbeat: now.Add(-45 * time.Second), Auth: "unauthenticated", RemoteAddr: "127.0.0.1:50312"},
-				{ServiceID: "quiet", Protocol: "v1", Auth: "unauthenticated"},
-			},
-			DataFlows: []relay.Edge{
-				{From: "source.ledger", To: "processor.ttp", Events: 1200, Bytes: 98304, LastAt: now.Add(-2 * time.Second)},
-				{From: "processor.ttp", To: "sink.out", Events: 0, Bytes: 0},
-			},
-		},
-		"serve-killed": {
-			Pipeline: "ttp", Lineage: "3f1c2a9e-lineage", Serial: 7, StateFile: "/work/.flowctl/ttp.state.db", Time: now,
-			ControlPlane: status.ControlPlane{PID: 4242, StartedAt: now.Add(-time.Hour), GRPC: "127.0.0.1:8080", AuthMode: "permissive"},
-			Components:   components[2:],
-			Unmanaged:    []status.Unmanaged{},
-			DataFlows:    []relay.Edge{},
-		},
-		"empty": {
-			Pipeline: "ttp", Lineage: "3f1c2a9e-lineage", StateFile: ".flowctl/ttp.state.db", Time: now,
-			Components: []status.Component{}, Unmanaged: []status.Unmanaged{}, DataFlows: []relay.Edge{},
-		},
-	}
-}
-
-func TestStatusTableAndJSONMatchGoldenFiles(t *testing.T) {
-	for name, doc := range fixedStatusDocs() {
-		t.Run(name, func(t *testing.T) {
-			for output, golden := range map[string]string{"table": name + ".golden", "json": name + ".json.golden"} {
-				var b bytes.Buffer
-				if err := writeStatus(&b, doc, output, false); err != nil {
-					t.Fatal(err)
-				}
-				assertGolden(t, filepath.Join("status", golden), b.String())
-			}
-		})
-	}
-}
