@@ -91,4 +91,3 @@ func renderStatus(ctx context.Context, g *globals, ws *workspace, output string,
 	}
 	return status.Write(g.streams.Out, doc, output, compact)
 }
-

@@ -295,4 +295,3 @@ func TestTokensRotate(t *testing.T) {
 		t.Fatalf("generation %d after a second rotation", gen)
 	}
 }
-
