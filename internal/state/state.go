@@ -56,6 +56,8 @@ type Store struct {
 	now         func() time.Time
 	readOnly    bool
 	freshCheck  func(why string) error
+	// ifExists: Open creates nothing (IfExists).
+	ifExists bool
 	// created says Open gave the file a fresh lineage.
 	created bool
 	// file is shared by every Store of this process on the same file.
@@ -107,6 +109,16 @@ func ReadOnly() Option { return func(s *Store) { s.readOnly = true } }
 func WithFreshCheck(check func(why string) error) Option {
 	return func(s *Store) { s.freshCheck = check }
 }
+
+// ErrNoState is wrapped by Open's error, with IfExists, when there is no
+// state yet.
+var ErrNoState = errors.New("there is no state yet")
+
+// IfExists makes Open create nothing: where it would give a missing, empty
+// or never-initialised file a fresh lineage it returns an error wrapping
+// ErrNoState instead. Plan uses it to plan from an empty state without
+// writing one.
+func IfExists() Option { return func(s *Store) { s.ifExists = true } }
 
 // DefaultPath is the state file of pipeline name beside pipelineFile:
 // .flowctl/<name>.state.db.
@@ -172,6 +184,9 @@ func Open(path, pipeline string, opts ...Option) (*Store, error) {
 // create gives a missing or empty file its buckets and a fresh lineage,
 // once freshCheck agrees.
 func (s *Store) create(pipeline, why string) error {
+	if s.ifExists {
+		return fmt.Errorf("state file %s %s: %w", s.path, why, ErrNoState)
+	}
 	if s.freshCheck != nil {
 		if err := s.freshCheck(why); err != nil {
 			return err
