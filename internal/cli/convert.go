@@ -110,9 +110,9 @@ func convertPipeline(g *globals, p *config.Pipeline, format, out string) ([]byte
 	data, err := config.Convert(p, format, name)
 	var cerr *config.ConversionError
 	if errors.As(err, &cerr) && cerr.Hash == "" {
-		pr := newDiagPrinter(g.color(g.streams.Err))
-		pr.addSource(cerr.Name, cerr.Text)
-		if err := pr.print(g.streams.Err, cerr.Diags); err != nil {
+		pr := config.NewDiagPrinter(g.color(g.streams.Err))
+		pr.AddSource(cerr.Name, cerr.Text)
+		if err := pr.Print(g.streams.Err, cerr.Diags); err != nil {
 			return nil, err
 		}
 	}

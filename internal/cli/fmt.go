@@ -75,9 +75,9 @@ func fmtFile(g *globals, path string, opts fmtOptions) (bool, error) {
 	}
 	out, diags := config.ReformatHCL(src, path)
 	if diags.HasErrors() {
-		p := newDiagPrinter(g.color(g.streams.Err))
-		p.addSource(path, src)
-		if err := p.print(g.streams.Err, diags); err != nil {
+		p := config.NewDiagPrinter(g.color(g.streams.Err))
+		p.AddSource(path, src)
+		if err := p.Print(g.streams.Err, diags); err != nil {
 			return false, err
 		}
 		return false, errSilent
@@ -104,9 +104,9 @@ func fmtStdin(g *globals, opts fmtOptions) error {
 	}
 	out, diags := config.ReformatHCL(src, "<stdin>")
 	if diags.HasErrors() {
-		p := newDiagPrinter(g.color(g.streams.Err))
-		p.addSource("<stdin>", src)
-		if err := p.print(g.streams.Err, diags); err != nil {
+		p := config.NewDiagPrinter(g.color(g.streams.Err))
+		p.AddSource("<stdin>", src)
+		if err := p.Print(g.streams.Err, diags); err != nil {
 			return err
 		}
 		return errSilent

@@ -53,13 +53,13 @@ func addVarFlags(fs *pflag.FlagSet, vars *[]config.VarArg) {
 func loadValidPipeline(g *globals, path string, vars []config.VarArg) (*config.Pipeline, error) {
 	p, diags := config.Load(path, config.LoadOptions{Vars: vars})
 	if len(diags) > 0 {
-		if err := newDiagPrinter(g.color(g.streams.Err)).print(g.streams.Err, diags); err != nil {
+		if err := config.NewDiagPrinter(g.color(g.streams.Err)).Print(g.streams.Err, diags); err != nil {
 			return nil, err
 		}
 	}
 	if diags.HasErrors() || p == nil {
-		errs, warns := countDiagnostics(diags)
-		fmt.Fprintf(g.streams.Err, "%s is not valid: %s\n", path, summaryLine(errs, warns))
+		errs, warns := config.CountDiagnostics(diags)
+		fmt.Fprintf(g.streams.Err, "%s is not valid: %s\n", path, config.SummaryLine(errs, warns))
 		return nil, errSilent
 	}
 	return p, nil

@@ -46,11 +46,11 @@ func runValidate(g *globals, args []string, vars []config.VarArg, asJSON bool) e
 		if !asJSON {
 			return err
 		}
-		diags = hcl.Diagnostics{errorDiagnostic("No pipeline file", err)}
+		diags = hcl.Diagnostics{config.ErrorDiagnostic("No pipeline file", err)}
 	} else {
 		_, diags = config.Load(path, config.LoadOptions{Vars: vars})
 	}
-	errs, warns := countDiagnostics(diags)
+	errs, warns := config.CountDiagnostics(diags)
 	if asJSON {
 		report := validateReport{
 			FormatVersion: "1.0",
@@ -64,13 +64,13 @@ func runValidate(g *globals, args []string, vars []config.VarArg, asJSON bool) e
 		}
 	} else {
 		out := g.streams.Out
-		if err := newDiagPrinter(g.color(out)).print(out, diags); err != nil {
+		if err := config.NewDiagPrinter(g.color(out)).Print(out, diags); err != nil {
 			return err
 		}
 		if errs == 0 {
 			fmt.Fprintln(out, "Success! The pipeline is valid.")
 		} else {
-			fmt.Fprintln(out, summaryLine(errs, warns))
+			fmt.Fprintln(out, config.SummaryLine(errs, warns))
 		}
 	}
 	if errs > 0 {

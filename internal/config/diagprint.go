@@ -1,4 +1,4 @@
-package cli
+package config
 
 import (
 	"fmt"
@@ -7,30 +7,29 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
-
-	"github.com/flowctl/flowctl/internal/config"
 )
 
-// diagPrinter renders diagnostics with the source snippet they point at. It
+// DiagPrinter renders diagnostics with the source snippet they point at. It
 // reads each file named by a diagnostic once, unless its source was given.
-type diagPrinter struct {
+type DiagPrinter struct {
 	files map[string]*hcl.File
 	color bool
 }
 
-func newDiagPrinter(color bool) *diagPrinter {
-	return &diagPrinter{files: map[string]*hcl.File{}, color: color}
+// NewDiagPrinter returns a printer; color adds terminal colours.
+func NewDiagPrinter(color bool) *DiagPrinter {
+	return &DiagPrinter{files: map[string]*hcl.File{}, color: color}
 }
 
-// addSource supplies the text of a file that is not on disk (or not yet).
-func (p *diagPrinter) addSource(name string, src []byte) {
+// AddSource supplies the text of a file that is not on disk (or not yet).
+func (p *DiagPrinter) AddSource(name string, src []byte) {
 	p.files[name] = &hcl.File{Bytes: src}
 }
 
-// print writes every diagnostic, sorted, each followed by a blank line.
-func (p *diagPrinter) print(w io.Writer, diags hcl.Diagnostics) error {
+// Print writes every diagnostic, sorted, each followed by a blank line.
+func (p *DiagPrinter) Print(w io.Writer, diags hcl.Diagnostics) error {
 	sorted := append(hcl.Diagnostics(nil), diags...)
-	config.SortDiagnostics(sorted)
+	SortDiagnostics(sorted)
 	for _, d := range sorted {
 		if d.Subject != nil {
 			p.load(d.Subject.Filename)
@@ -60,7 +59,7 @@ func withColumn(text string, r *hcl.Range) string {
 	return strings.Replace(text, old, fmt.Sprintf("  on %s:%d:%d", r.Filename, r.Start.Line, r.Start.Column), 1)
 }
 
-func (p *diagPrinter) load(name string) {
+func (p *DiagPrinter) load(name string) {
 	if _, ok := p.files[name]; ok || name == "" {
 		return
 	}
@@ -70,11 +69,11 @@ func (p *diagPrinter) load(name string) {
 		p.files[name] = nil
 		return
 	}
-	p.addSource(name, src)
+	p.AddSource(name, src)
 }
 
-// countDiagnostics returns the numbers of errors and warnings.
-func countDiagnostics(diags hcl.Diagnostics) (errs, warns int) {
+// CountDiagnostics returns the numbers of errors and warnings.
+func CountDiagnostics(diags hcl.Diagnostics) (errs, warns int) {
 	for _, d := range diags {
 		if d.Severity == hcl.DiagError {
 			errs++
@@ -85,8 +84,8 @@ func countDiagnostics(diags hcl.Diagnostics) (errs, warns int) {
 	return errs, warns
 }
 
-// summaryLine says "1 error, 2 warnings".
-func summaryLine(errs, warns int) string {
+// SummaryLine says "1 error, 2 warnings".
+func SummaryLine(errs, warns int) string {
 	return plural(errs, "error") + ", " + plural(warns, "warning")
 }
 
@@ -97,7 +96,7 @@ func plural(n int, word string) string {
 	return fmt.Sprintf("%d %ss", n, word)
 }
 
-// errorDiagnostic turns a plain error into a diagnostic without a position.
-func errorDiagnostic(summary string, err error) *hcl.Diagnostic {
+// ErrorDiagnostic turns a plain error into a diagnostic without a position.
+func ErrorDiagnostic(summary string, err error) *hcl.Diagnostic {
 	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: err.Error()}
 }
