@@ -6,14 +6,13 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
 	"github.com/spf13/cobra"
 
+	"github.com/flowctl/flowctl/internal/config"
 	"github.com/flowctl/flowctl/internal/controlplane"
 	"github.com/flowctl/flowctl/internal/logs"
 	"github.com/flowctl/flowctl/internal/plan"
@@ -206,47 +205,23 @@ func followLogs(ctx context.Context, g *globals, ws *workspace) {
 // watchPipelineFile re-plans and applies on every save of ws's pipeline
 // file. A file that does not load is reported; what runs is left alone.
 func watchPipelineFile(ctx context.Context, g *globals, ws *workspace, sf *stateFlags, applyOnce func() error) {
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		fmt.Fprintf(g.streams.Err, "Warning: --watch: %v\n", err)
-		return
-	}
-	defer w.Close()
-	// Editors save by writing a new file and renaming it: watch the folder.
-	dir, file := filepath.Dir(ws.file), filepath.Clean(ws.file)
-	if err := w.Add(dir); err != nil {
-		fmt.Fprintf(g.streams.Err, "Warning: --watch: %v\n", err)
-		return
-	}
-	var timer <-chan time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case ev, ok := <-w.Events:
-			if !ok {
-				return
-			}
-			if filepath.Clean(ev.Name) == file && ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename) != 0 {
-				timer = time.After(watchDebounce)
-			}
-		case <-w.Errors:
-		case <-timer:
-			timer = nil
-			fmt.Fprintf(g.streams.Out, "\n%s changed: planning.\n", ws.file)
-			p, err := loadValidPipeline(g, ws.file, sf.vars)
-			if err != nil {
-				if !errors.Is(err, errSilent) {
-					fmt.Fprintf(g.streams.Err, "Error: %v\n", err)
-				}
-				fmt.Fprintln(g.streams.Out, "The pipeline keeps running as it is.")
-				continue
-			}
-			ws.pipeline = p
-			if err := applyOnce(); err != nil && !errors.Is(err, errSilent) {
+	err := config.WatchFile(ctx, ws.file, watchDebounce, func() {
+		fmt.Fprintf(g.streams.Out, "\n%s changed: planning.\n", ws.file)
+		p, err := loadValidPipeline(g, ws.file, sf.vars)
+		if err != nil {
+			if !errors.Is(err, errSilent) {
 				fmt.Fprintf(g.streams.Err, "Error: %v\n", err)
 			}
+			fmt.Fprintln(g.streams.Out, "The pipeline keeps running as it is.")
+			return
 		}
+		ws.pipeline = p
+		if err := applyOnce(); err != nil && !errors.Is(err, errSilent) {
+			fmt.Fprintf(g.streams.Err, "Error: %v\n", err)
+		}
+	})
+	if err != nil {
+		fmt.Fprintf(g.streams.Err, "Warning: --watch: %v\n", err)
 	}
 }
 
