@@ -25,6 +25,10 @@ var errBatchMember = errors.New("a call of the batch failed")
 // rolled back and run again without it — so fn must have no effect outside
 // tx, or only effects that are the same when repeated.
 func (s *Store) Batch(fn func(tx *Tx) error) error {
+	if s.file == nil {
+		// A database serialises its own writers, without a file to share.
+		return s.Update(fn)
+	}
 	c := &batchCall{fn: fn, done: make(chan error, 1)}
 	f := s.file
 	f.batchMu.Lock()
@@ -50,7 +54,7 @@ func (s *Store) commit(calls []*batchCall) {
 		failed := -1
 		err := s.updateLocked(func(btx *bolt.Tx) error {
 			for i, c := range calls {
-				if err := s.run(btx, c.fn); err != nil {
+				if err := s.run(boltKV{btx}, c.fn); err != nil {
 					failed = i
 					return errBatchMember
 				}
@@ -64,7 +68,7 @@ func (s *Store) commit(calls []*batchCall) {
 			return
 		}
 		c := calls[failed]
-		c.done <- s.updateLocked(func(btx *bolt.Tx) error { return s.run(btx, c.fn) })
+		c.done <- s.updateLocked(func(btx *bolt.Tx) error { return s.run(boltKV{btx}, c.fn) })
 		calls = append(calls[:failed:failed], calls[failed+1:]...)
 	}
 }

@@ -13,13 +13,12 @@ func (tx *Tx) AmendHistory(e *Event) error {
 	if e.Seq == 0 {
 		return errors.New("amend history: the event has no sequence number")
 	}
-	b := tx.btx.Bucket(bucketHistory)
-	if b.Get(itob(e.Seq)) == nil {
+	if tx.kv.get(bkHistory, itob(e.Seq)) == nil {
 		return fmt.Errorf("amend history: no event %d", e.Seq)
 	}
 	v, err := json.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("encode history event: %w", err)
 	}
-	return b.Put(itob(e.Seq), v)
+	return tx.kv.put(bkHistory, itob(e.Seq), v)
 }

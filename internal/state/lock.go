@@ -2,14 +2,12 @@ package state
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"time"
 
 	"github.com/google/uuid"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/flowctl/flowctl/internal/procinfo"
 )
@@ -42,8 +40,9 @@ func (e *LockedError) Error() string {
 
 // Lock is a held operation lock.
 type Lock struct {
-	store *Store
-	Info  LockInfo
+	store   *Store
+	Info    LockInfo
+	release func() error
 }
 
 // LockOptions configures Acquire.
@@ -86,27 +85,7 @@ func (s *Store) Acquire(ctx context.Context, opts LockOptions) (*Lock, error) {
 	}
 	start := time.Now()
 	for {
-		var holder *LockInfo
-		var broken *LockInfo
-		err := s.update(func(tx *bolt.Tx) error {
-			b := tx.Bucket(bucketLock)
-			if v := b.Get(keyLock); v != nil {
-				var cur LockInfo
-				if err := json.Unmarshal(v, &cur); err != nil {
-					return fmt.Errorf("decode lock: %w", err)
-				}
-				if cur.Host != host || procinfo.Alive(procinfo.Identity{PID: cur.PID, StartTicks: cur.StartTicks}) {
-					holder = &cur
-					return nil
-				}
-				broken = &cur
-			}
-			v, err := json.Marshal(info)
-			if err != nil {
-				return err
-			}
-			return b.Put(keyLock, v)
-		})
+		holder, broken, release, err := s.be.tryLock(info)
 		if err != nil {
 			return nil, fmt.Errorf("acquire lock: %w", err)
 		}
@@ -114,7 +93,7 @@ func (s *Store) Acquire(ctx context.Context, opts LockOptions) (*Lock, error) {
 			if broken != nil && opts.OnBreak != nil {
 				opts.OnBreak(*broken)
 			}
-			return &Lock{store: s, Info: info}, nil
+			return &Lock{store: s, Info: info, release: release}, nil
 		}
 		limit := opts.Timeout
 		if holder.Brief {
@@ -133,62 +112,13 @@ func (s *Store) Acquire(ctx context.Context, opts LockOptions) (*Lock, error) {
 
 // Release gives the lock back. Releasing a lock that was force-unlocked and
 // taken by someone else leaves theirs alone.
-func (l *Lock) Release() error {
-	return l.store.update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketLock)
-		v := b.Get(keyLock)
-		if v == nil {
-			return nil
-		}
-		var cur LockInfo
-		if err := json.Unmarshal(v, &cur); err != nil {
-			return fmt.Errorf("decode lock: %w", err)
-		}
-		if cur.ID != l.Info.ID {
-			return nil
-		}
-		return b.Delete(keyLock)
-	})
-}
+func (l *Lock) Release() error { return l.release() }
 
 // LockHolder returns the current holder, or nil when the state is unlocked.
-func (s *Store) LockHolder() (*LockInfo, error) {
-	var out *LockInfo
-	err := s.view(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketLock).Get(keyLock)
-		if v == nil {
-			return nil
-		}
-		out = &LockInfo{}
-		return json.Unmarshal(v, out)
-	})
-	return out, err
-}
+func (s *Store) LockHolder() (*LockInfo, error) { return s.be.lockHolder() }
 
 // ErrLockMismatch is returned by ForceUnlock when id is not the holder's.
 var ErrLockMismatch = errors.New("lock ID does not match the holder")
 
 // ForceUnlock removes the lock if its ID is id, and records it in history.
-func (s *Store) ForceUnlock(id string) (*LockInfo, error) {
-	var removed *LockInfo
-	err := s.Update(func(tx *Tx) error {
-		b := tx.btx.Bucket(bucketLock)
-		v := b.Get(keyLock)
-		if v == nil {
-			return errors.New("the state is not locked")
-		}
-		var cur LockInfo
-		if err := json.Unmarshal(v, &cur); err != nil {
-			return fmt.Errorf("decode lock: %w", err)
-		}
-		if cur.ID != id {
-			return fmt.Errorf("%w: the lock is held by %s", ErrLockMismatch, cur.String())
-		}
-		removed = &cur
-		if err := b.Delete(keyLock); err != nil {
-			return err
-		}
-		return tx.AppendHistory(&Event{Operation: "force-unlock", Detail: "removed lock of " + cur.String()})
-	})
-	return removed, err
-}
+func (s *Store) ForceUnlock(id string) (*LockInfo, error) { return s.be.forceUnlock(s, id) }

@@ -49,8 +49,11 @@ var (
 // for the control plane, registrations.
 const FileMode = 0o600
 
-// Store is a state file. It holds no open handle between calls.
+// Store is a state: a bbolt file, or a workspace of a PostgreSQL database
+// (OpenPG). A file Store holds no open handle between calls.
 type Store struct {
+	// be keeps the state: the file (boltFile) or the database.
+	be          backend
 	path        string
 	openTimeout time.Duration
 	now         func() time.Time
@@ -133,10 +136,8 @@ func DefaultPath(pipelineFile, name string) string {
 // work from the state file alone). Open checks the whole file: a damaged
 // one is a *DamagedError.
 func Open(path, pipeline string, opts ...Option) (*Store, error) {
-	s := &Store{path: path, openTimeout: 10 * time.Second, now: time.Now}
-	for _, o := range opts {
-		o(s)
-	}
+	s := configure(path, opts)
+	s.be = boltFile{s}
 	key := path
 	if abs, err := filepath.Abs(path); err == nil {
 		key = abs
@@ -179,6 +180,14 @@ func Open(path, pipeline string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("open state %s: the file belongs to pipeline %q, not %q", path, m.Pipeline, pipeline)
 	}
 	return s, nil
+}
+
+func configure(path string, opts []Option) *Store {
+	s := &Store{path: path, openTimeout: 10 * time.Second, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // create gives a missing or empty file its buckets and a fresh lineage,
@@ -241,8 +250,18 @@ func (s *Store) create(pipeline, why string) error {
 // lineage.
 func (s *Store) Created() bool { return s.created }
 
-// Path is the file's path.
+// Path is the file's path. For a state in a database it is the file the
+// state would have on this machine: flowctl keeps what is local to this
+// machine (logs, the control plane's secrets) beside it.
 func (s *Store) Path() string { return s.path }
+
+// String names the state in messages: the file's path, or the database
+// workspace (never a password).
+func (s *Store) String() string { return s.be.describe() }
+
+// Close releases what the store holds open between calls (a database's
+// connections); a file store holds nothing.
+func (s *Store) Close() error { return s.be.close() }
 
 // ReadOnly says the store was opened with the ReadOnly option.
 func (s *Store) ReadOnly() bool { return s.readOnly }
@@ -349,33 +368,35 @@ func (s *Store) view(fn func(*bolt.Tx) error) error {
 // error. The serial is incremented once if fn changed the recorded world
 // (component records' desired parts, or the set of records).
 func (s *Store) Update(fn func(tx *Tx) error) error {
-	return s.update(func(btx *bolt.Tx) error { return s.run(btx, fn) })
+	if s.readOnly {
+		return fmt.Errorf("%s: %w", s.be.describe(), errReadOnly)
+	}
+	return s.be.update(func(k kv) error { return s.run(k, fn) })
 }
 
-// run runs fn in btx and moves the serial if fn changed the recorded world.
-func (s *Store) run(btx *bolt.Tx, fn func(tx *Tx) error) error {
-	tx := &Tx{btx: btx, now: s.now}
+// run runs fn in k and moves the serial if fn changed the recorded world.
+func (s *Store) run(k kv, fn func(tx *Tx) error) error {
+	tx := &Tx{kv: k, now: s.now}
 	if err := fn(tx); err != nil {
 		return err
 	}
 	if tx.changed {
-		meta := btx.Bucket(bucketMeta)
-		return meta.Put(keySerial, itob(btoi(meta.Get(keySerial))+1))
+		return k.put(bkMeta, keySerial, itob(btoi(k.get(bkMeta, keySerial))+1))
 	}
 	return nil
 }
 
 // View runs fn in a read-only transaction.
 func (s *Store) View(fn func(tx *Tx) error) error {
-	return s.view(func(btx *bolt.Tx) error {
-		return fn(&Tx{btx: btx, now: s.now})
+	return s.be.view(func(k kv) error {
+		return fn(&Tx{kv: k, now: s.now})
 	})
 }
 
 // Tx is a transaction on the state. It is valid only inside the function
 // passed to Update or View.
 type Tx struct {
-	btx     *bolt.Tx
+	kv      kv
 	now     func() time.Time
 	changed bool
 }
@@ -394,13 +415,13 @@ type Meta struct {
 
 // Meta returns the file's lineage, serial and pipeline.
 func (tx *Tx) Meta() Meta {
-	m := tx.btx.Bucket(bucketMeta)
-	created, _ := time.Parse(time.RFC3339Nano, string(m.Get(keyCreated)))
+	get := func(k []byte) []byte { return tx.kv.get(bkMeta, k) }
+	created, _ := time.Parse(time.RFC3339Nano, string(get(keyCreated)))
 	return Meta{
-		Lineage:       string(m.Get(keyLineage)),
-		Serial:        btoi(m.Get(keySerial)),
-		Pipeline:      string(m.Get(keyPipeline)),
-		FormatVersion: btoi(m.Get(keyVersion)),
+		Lineage:       string(get(keyLineage)),
+		Serial:        btoi(get(keySerial)),
+		Pipeline:      string(get(keyPipeline)),
+		FormatVersion: btoi(get(keyVersion)),
 		CreatedAt:     created,
 
 		TokenGeneration: tx.TokenGeneration(),
@@ -409,7 +430,7 @@ func (tx *Tx) Meta() Meta {
 
 // Component returns the record at addr, or nil.
 func (tx *Tx) Component(addr string) (*Record, error) {
-	v := tx.btx.Bucket(bucketComponents).Get([]byte(addr))
+	v := tx.kv.get(bkComponents, []byte(addr))
 	if v == nil {
 		return nil, nil
 	}
@@ -423,7 +444,7 @@ func (tx *Tx) Component(addr string) (*Record, error) {
 // Components returns every record, sorted by address.
 func (tx *Tx) Components() ([]*Record, error) {
 	var out []*Record
-	err := tx.btx.Bucket(bucketComponents).ForEach(func(k, v []byte) error {
+	err := tx.kv.forEach(bkComponents, func(k, v []byte) error {
 		var r Record
 		if err := json.Unmarshal(v, &r); err != nil {
 			return fmt.Errorf("decode record %s: %w", k, err)
@@ -441,10 +462,9 @@ func (tx *Tx) PutComponent(r *Record) error {
 	if r.Address == "" {
 		return errors.New("put component: empty address")
 	}
-	b := tx.btx.Bucket(bucketComponents)
 	now := tx.now().UTC()
 	var old Record
-	if v := b.Get([]byte(r.Address)); v != nil {
+	if v := tx.kv.get(bkComponents, []byte(r.Address)); v != nil {
 		if err := json.Unmarshal(v, &old); err != nil {
 			return fmt.Errorf("decode record %s: %w", r.Address, err)
 		}
@@ -465,25 +485,23 @@ func (tx *Tx) PutComponent(r *Record) error {
 	if err != nil {
 		return fmt.Errorf("encode record %s: %w", r.Address, err)
 	}
-	return b.Put([]byte(r.Address), v)
+	return tx.kv.put(bkComponents, []byte(r.Address), v)
 }
 
 // DeleteComponent forgets the record at addr; it is not an error when there
 // is none.
 func (tx *Tx) DeleteComponent(addr string) error {
-	b := tx.btx.Bucket(bucketComponents)
-	if b.Get([]byte(addr)) == nil {
+	if tx.kv.get(bkComponents, []byte(addr)) == nil {
 		return nil
 	}
 	tx.changed = true
-	return b.Delete([]byte(addr))
+	return tx.kv.del(bkComponents, []byte(addr))
 }
 
 // AppendHistory adds an event at the end of the history, stamping its time
 // and sequence number.
 func (tx *Tx) AppendHistory(e *Event) error {
-	b := tx.btx.Bucket(bucketHistory)
-	seq, err := b.NextSequence()
+	seq, err := tx.kv.nextSequence(bkHistory)
 	if err != nil {
 		return err
 	}
@@ -495,19 +513,22 @@ func (tx *Tx) AppendHistory(e *Event) error {
 	if err != nil {
 		return fmt.Errorf("encode history event: %w", err)
 	}
-	return b.Put(itob(seq), v)
+	return tx.kv.put(bkHistory, itob(seq), v)
 }
 
 // History returns the last n events, oldest first (all of them when n <= 0).
 func (tx *Tx) History(n int) ([]*Event, error) {
-	c := tx.btx.Bucket(bucketHistory).Cursor()
 	var out []*Event
-	for k, v := c.Last(); k != nil && (n <= 0 || len(out) < n); k, v = c.Prev() {
+	err := tx.kv.last(bkHistory, n, func(k, v []byte) error {
 		var e Event
 		if err := json.Unmarshal(v, &e); err != nil {
-			return nil, fmt.Errorf("decode history event %d: %w", btoi(k), err)
+			return fmt.Errorf("decode history event %d: %w", btoi(k), err)
 		}
 		out = append(out, &e)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
 	return out, nil
@@ -517,39 +538,23 @@ func (tx *Tx) History(n int) ([]*Event, error) {
 // plane's registry, the watcher's backoff), under namespace and key. It
 // returns nil when there is none.
 func (tx *Tx) GetData(namespace, key string) []byte {
-	b := tx.btx.Bucket(bucketData).Bucket([]byte(namespace))
-	if b == nil {
-		return nil
-	}
-	return append([]byte(nil), b.Get([]byte(key))...)
+	return append([]byte(nil), tx.kv.get(bkDataPrefix+namespace, []byte(key))...)
 }
 
 // PutData writes a value under namespace and key. It never moves the serial:
 // such data describe the running world, not the desired one.
 func (tx *Tx) PutData(namespace, key string, value []byte) error {
-	b, err := tx.btx.Bucket(bucketData).CreateBucketIfNotExists([]byte(namespace))
-	if err != nil {
-		return err
-	}
-	return b.Put([]byte(key), value)
+	return tx.kv.put(bkDataPrefix+namespace, []byte(key), value)
 }
 
 // DeleteData removes namespace/key.
 func (tx *Tx) DeleteData(namespace, key string) error {
-	b := tx.btx.Bucket(bucketData).Bucket([]byte(namespace))
-	if b == nil {
-		return nil
-	}
-	return b.Delete([]byte(key))
+	return tx.kv.del(bkDataPrefix+namespace, []byte(key))
 }
 
 // ForEachData calls fn for every key of namespace, in key order.
 func (tx *Tx) ForEachData(namespace string, fn func(key string, value []byte) error) error {
-	b := tx.btx.Bucket(bucketData).Bucket([]byte(namespace))
-	if b == nil {
-		return nil
-	}
-	return b.ForEach(func(k, v []byte) error { return fn(string(k), v) })
+	return tx.kv.forEach(bkDataPrefix+namespace, func(k, v []byte) error { return fn(string(k), v) })
 }
 
 func itob(v uint64) []byte {
