@@ -2,9 +2,7 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -72,52 +70,14 @@ func newStateShowCommand(g *globals) *cobra.Command {
 				return fmt.Errorf("%s is not in the state", args[0])
 			}
 			if asJSON {
-				b, err := json.MarshalIndent(rec, "", "  ")
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(g.streams.Out, "%s\n", b)
-				return nil
+				return rec.WriteJSON(g.streams.Out)
 			}
-			tw := tabwriter.NewWriter(g.streams.Out, 0, 4, 2, ' ', 0)
-			fmt.Fprintf(tw, "address\t%s\n", rec.Address)
-			fmt.Fprintf(tw, "executor\t%s\n", rec.Provider)
-			fmt.Fprintf(tw, "status\t%s\n", statusText(rec))
-			fmt.Fprintf(tw, "spec hash\t%s\n", rec.SpecHash)
-			fmt.Fprintf(tw, "instance\t%s\n", rec.InstanceID)
-			for _, name := range []string{"PORT", "HEALTH_PORT"} {
-				if p := rec.Ports[name]; p != 0 {
-					fmt.Fprintf(tw, "%s\t%d\n", name, p)
-				}
-			}
-			fmt.Fprintf(tw, "handle\t%s\n", rec.Handle)
-			if !rec.StartedAt.IsZero() {
-				fmt.Fprintf(tw, "started\t%s\n", rec.StartedAt.Local().Format("2006-01-02 15:04:05"))
-			}
-			fmt.Fprintf(tw, "restarts\t%d\n", rec.RestartCount)
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			if len(rec.Spec) > 0 {
-				var pretty any
-				if json.Unmarshal(rec.Spec, &pretty) == nil {
-					b, _ := json.MarshalIndent(pretty, "", "  ")
-					fmt.Fprintf(g.streams.Out, "spec:\n%s\n", b)
-				}
-			}
-			return nil
+			return rec.WriteText(g.streams.Out)
 		},
 	}
 	sf.add(cmd.Flags(), true)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the record as JSON")
 	return cmd
-}
-
-func statusText(r *state.Record) string {
-	if r.StatusReason != "" {
-		return r.Status + " (" + r.StatusReason + ")"
-	}
-	return r.Status
 }
 
 func newStateRmCommand(g *globals) *cobra.Command {
