@@ -37,7 +37,7 @@ func newConvertCommand(g *globals) *cobra.Command {
 }
 
 func runConvert(g *globals, args []string, to, out string, vars []config.VarArg) error {
-	path, err := config.FindPipelineFile(".", args)
+	path, err := config.FindPipelineFile(".", args, config.NoteTo(g.streams.Err))
 	if err != nil {
 		return err
 	}

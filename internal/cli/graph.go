@@ -31,7 +31,7 @@ func newGraphCommand(g *globals) *cobra.Command {
 			if !slices.Contains(graphFormats, format) {
 				return fmt.Errorf("--format %q: use one of %s", format, strings.Join(graphFormats, ", "))
 			}
-			path, err := config.FindPipelineFile(".", args)
+			path, err := config.FindPipelineFile(".", args, config.NoteTo(g.streams.Err))
 			if err != nil {
 				return err
 			}

@@ -41,7 +41,7 @@ func newValidateCommand(g *globals) *cobra.Command {
 
 func runValidate(g *globals, args []string, vars []config.VarArg, asJSON bool) error {
 	var diags hcl.Diagnostics
-	path, err := config.FindPipelineFile(".", args)
+	path, err := config.FindPipelineFile(".", args, config.NoteTo(g.streams.Err))
 	if err != nil {
 		if !asJSON {
 			return err

@@ -56,7 +56,7 @@ type workspace struct {
 // when --state names an existing state file.
 func openWorkspace(g *globals, args []string, f *stateFlags, allowStateOnly bool) (*workspace, error) {
 	ws := &workspace{}
-	path, perr := config.FindPipelineFile(".", args)
+	path, perr := config.FindPipelineFile(".", args, config.NoteTo(g.streams.Err))
 	switch {
 	case perr == nil:
 		p, err := loadValidPipeline(g, path, f.vars)
