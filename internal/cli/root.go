@@ -53,8 +53,16 @@ func NewRootCommand(s Streams, build BuildInfo) *cobra.Command {
 		Use:   "flowctl",
 		Short: "Plan and apply streaming data pipelines",
 		Long: "flowctl runs streaming data pipelines the way Terraform manages infrastructure:\n" +
-			"a pipeline file (HCL or flowctl/v1 YAML) says what should run, and flowctl\n" +
-			"validates it, shows its graph, and converts between the two formats.",
+			"a pipeline file (HCL or flowctl/v1 YAML) says which sources, processors and\n" +
+			"sinks run — as local processes, Docker containers, Nomad jobs or Kubernetes\n" +
+			"workloads — and how they connect.\n\n" +
+			"  validate, graph, fmt, convert   check, draw, format and convert a pipeline file\n" +
+			"  plan, apply, destroy            compare the file with what runs, make it so, tear it down\n" +
+			"  status, logs, history           what runs and how it is doing, its logs, what flowctl did\n" +
+			"  serve, run                      the control plane components register with; dev mode\n" +
+			"  state, show, images, tokens     the state file, saved plans, cached images, token secret\n\n" +
+			"Without a FILE, a command uses the pipeline file in the current folder\n" +
+			"(pipeline.hcl when pipeline.yaml beside it holds the same pipeline).",
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		Version:       build.Version,
