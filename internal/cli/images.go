@@ -2,9 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"strings"
-	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -40,17 +37,6 @@ func newImagesCommand(g *globals) *cobra.Command {
 	return cmd
 }
 
-// imageRow is one entry as `images list -json` prints it.
-type imageRow struct {
-	Digest     string    `json:"digest"`
-	References []string  `json:"references"`
-	Source     string    `json:"source"`
-	Size       int64     `json:"size"`
-	Extracted  time.Time `json:"extracted"`
-	Path       string    `json:"path"`
-	InUse      bool      `json:"in_use"`
-}
-
 func newImagesListCommand(g *globals) *cobra.Command {
 	var cache imagesCacheFlag
 	var asJSON bool
@@ -63,24 +49,11 @@ func newImagesListCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			list, err := s.List()
+			rows, err := s.Rows()
 			if err != nil {
 				return err
 			}
-			used := s.InUse()
-			rows := make([]imageRow, 0, len(list))
-			for _, img := range list {
-				rows = append(rows, imageRow{Digest: img.Digest, References: img.References, Source: img.Source, Size: img.Size, Extracted: img.Extracted, Path: img.Root, InUse: used[img.Digest]})
-			}
-			if asJSON {
-				return writeJSON(g.streams.Out, rows)
-			}
-			tw := tabwriter.NewWriter(g.streams.Out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "DIGEST\tREFERENCE\tSIZE\tIN USE\tEXTRACTED")
-			for _, r := range rows {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\n", r.Digest[:min(len(r.Digest), 19)], strings.Join(r.References, ","), humanSize(r.Size), r.InUse, r.Extracted.Format(time.RFC3339))
-			}
-			return tw.Flush()
+			return images.WriteRows(g.streams.Out, rows, asJSON)
 		},
 	}
 	cache.add(cmd)
@@ -115,16 +88,4 @@ func newImagesPruneCommand(g *globals) *cobra.Command {
 	}
 	cache.add(cmd)
 	return cmd
-}
-
-func humanSize(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }
