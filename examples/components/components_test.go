@@ -18,9 +18,13 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/flowctl/flowctl/internal/testutil"
+	"github.com/flowctl/flowctl/internal/tokens"
 	"github.com/flowctl/flowctl/pkg/component"
+	"github.com/flowctl/flowctl/pkg/contract"
 	flowctlv1 "github.com/flowctl/flowctl/proto/gen/flowctl/v1"
 )
 
@@ -43,6 +47,32 @@ func build(t *testing.T) (dir string) {
 	return dir
 }
 
+// dataKey is the data-plane key of these tests: the components get its
+// public half, as flowctl gives it, and the tests call them with a data
+// token of the relay, as flowctl's relay does.
+var dataKey = sync.OnceValue(func() *tokens.DataKey {
+	k, err := tokens.NewDataKey()
+	if err != nil {
+		panic(err)
+	}
+	return k
+})
+
+// dialData connects to a component's data plane as the relay.
+func dialData(t *testing.T, addr string) *grpc.ClientConn {
+	t.Helper()
+	tok, err := tokens.NewDataIssuer(dataKey(), "").Issue(contract.DataPlaneRelaySubject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := component.Dial(addr, component.WithDataToken(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
 // proc is a running example component.
 type proc struct {
 	name string
@@ -62,7 +92,7 @@ var listening = regexp.MustCompile(`msg="data plane listening" addr=(\S+)`)
 func run(t *testing.T, bin string, env ...string) *proc {
 	t.Helper()
 	p := &proc{name: filepath.Base(bin), cmd: exec.Command(bin), exited: make(chan struct{})}
-	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "LOG_LEVEL=debug"}, env...)
+	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "LOG_LEVEL=debug", contract.EnvDataPlaneKey + "=" + dataKey().PublicString()}, env...)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -142,14 +172,7 @@ func relay(t *testing.T, src, processor, sink *proc, req *flowctlv1.StreamReques
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	dial := func(p *proc) *grpc.ClientConn {
-		c, err := component.Dial(p.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = c.Close() })
-		return c
-	}
+	dial := func(p *proc) *grpc.ClientConn { return dialData(t, p.addr) }
 	srcConn, procConn, sinkConn := dial(src), dial(processor), dial(sink)
 	srcCtx, stopSource := context.WithCancel(ctx)
 	defer stopSource()
@@ -232,11 +255,8 @@ func TestExampleComponentsMoveEventsFromCounterToFile(t *testing.T) {
 	if m.first != "counter-1" || m.last != "counter-80" || m.acked != 80 {
 		t.Fatalf("first pass: %+v", m)
 	}
-	c, err := component.Dial(counter.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = flowctlv1.NewSourceServiceClient(c).SaveState(context.Background(), &flowctlv1.SaveStateRequest{
+	c := dialData(t, counter.addr)
+	_, err := flowctlv1.NewSourceServiceClient(c).SaveState(context.Background(), &flowctlv1.SaveStateRequest{
 		State: map[string]string{component.ResumeTokenKey: m.lastToken},
 	})
 	_ = c.Close()
@@ -288,5 +308,90 @@ func TestExampleComponentsMoveEventsFromCounterToFile(t *testing.T) {
 	}
 	if n != 200 {
 		t.Fatalf("%s holds %d events, want 200", out, n)
+	}
+}
+
+func TestExampleComponentsRefuseCallersWithoutTheRelaysToken(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the example components")
+	}
+	bin := build(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out", "events.ndjson")
+	sink := run(t, filepath.Join(bin, "file-sink"), "FLOWCTL_COMPONENT_ID=file", "FILE_SINK_PATH="+out)
+	counter := run(t, filepath.Join(bin, "counter-source"), "FLOWCTL_COMPONENT_ID=counter", "COUNTER_RATE=0", "COUNTER_COUNT=50",
+		"FLOWCTL_STATE_DIR="+filepath.Join(dir, "state"))
+
+	other, err := tokens.NewDataKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, err := tokens.NewDataIssuer(other, "").Issue(contract.DataPlaneRelaySubject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, err := tokens.NewDataIssuer(dataKey(), "").Issue("sink.file")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for name, tok := range map[string]string{"no token": "", "another key's token": forged} {
+		var opts []grpc.DialOption
+		if tok != "" {
+			opts = append(opts, component.WithDataToken(tok))
+		}
+		dial := func(addr string) *grpc.ClientConn {
+			c, err := component.Dial(addr, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = c.Close() })
+			return c
+		}
+		events, err := flowctlv1.NewSourceServiceClient(dial(counter.addr)).StreamEvents(ctx, &flowctlv1.StreamRequest{ResumeToken: "5"})
+		if err == nil {
+			_, err = events.Recv()
+		}
+		if status.Code(err) != codes.Unauthenticated {
+			t.Errorf("%s: StreamEvents: %v; want Unauthenticated", name, err)
+		}
+		consume, err := flowctlv1.NewConsumerServiceClient(dial(sink.addr)).Consume(ctx)
+		if err == nil {
+			_ = consume.Send(&component.Event{Id: "rt-forged-1", Type: "tick", SourceComponentId: "attacker", Payload: []byte(`{}`)})
+			_, err = consume.CloseAndRecv()
+		}
+		if status.Code(err) != codes.Unauthenticated {
+			t.Errorf("%s: Consume: %v; want Unauthenticated", name, err)
+		}
+	}
+	_, err = flowctlv1.NewSourceServiceClient(dialData(t, counter.addr)).SaveState(ctx, &flowctlv1.SaveStateRequest{
+		State: map[string]string{component.ResumeTokenKey: "45"},
+	})
+	if err != nil {
+		t.Fatalf("SaveState by the relay: %v", err)
+	}
+	c, err := component.Dial(counter.addr, component.WithDataToken(peer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, err = flowctlv1.NewSourceServiceClient(c).SaveState(ctx, &flowctlv1.SaveStateRequest{
+		State: map[string]string{component.ResumeTokenKey: "49"},
+	})
+	if status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("SaveState with a component's data token: %v; want PermissionDenied", err)
+	}
+	// The position is still the relay's: a resumed stream starts at 46.
+	m := relay(t, counter, run(t, filepath.Join(bin, "transform-processor"), "FLOWCTL_COMPONENT_ID=upper"), sink, &flowctlv1.StreamRequest{Resume: true}, 0)
+	if m.first != "counter-46" || m.last != "counter-50" {
+		t.Fatalf("resumed pass: %+v", m)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "rt-forged-1") || strings.Contains(string(b), "attacker") {
+		t.Fatalf("the forged event reached the sink's file:\n%s", b)
 	}
 }

@@ -13,13 +13,15 @@ import (
 type injected struct {
 	pipeline, lineage, instanceID, specHash string
 	endpoint, token                         string
+	dataKey                                 string // FLOWCTL_DATA_PLANE_KEY
 	heartbeat                               string
 	ports                                   map[string]int
 }
 
 // buildEnv is the component's final environment: what the contract says
-// components expect, then the user's env (which wins), then the token and
-// control-plane endpoint (which the user cannot override).
+// components expect (the bind address among them), then the user's env
+// (which wins), then the tokens, the data-plane key and the control-plane
+// endpoint (which the user cannot override).
 func buildEnv(prov providers.Provider, c *config.Component, inj injected, resolve func(config.Ref) string) map[string]string {
 	env := map[string]string{}
 	if hp, ok := prov.(providers.HostEnvPasser); ok {
@@ -41,6 +43,7 @@ func buildEnv(prov providers.Provider, c *config.Component, inj injected, resolv
 		contract.EnvInstanceID:        inj.instanceID,
 		contract.EnvSpecHash:          inj.specHash,
 		contract.EnvComponentAddress:  c.Address(),
+		contract.EnvBindAddress:       providers.BindAddressOf(prov, c),
 	} {
 		env[k] = v
 	}
@@ -61,6 +64,9 @@ func buildEnv(prov providers.Provider, c *config.Component, inj injected, resolv
 	if inj.token != "" {
 		env[contract.EnvComponentToken] = inj.token
 		env[contract.EnvPlainComponentToken] = inj.token
+	}
+	if inj.dataKey != "" {
+		env[contract.EnvDataPlaneKey] = inj.dataKey
 	}
 	return env
 }

@@ -26,6 +26,14 @@
 // again from each source's saved position: events after it are delivered
 // again, which a de-duplicating sink absorbs.
 //
+// # Authentication
+//
+// When Options.Token is set, every call the relay makes to a component
+// (StreamEvents, Process, Consume, SaveState) carries the relay's data
+// token as bearer metadata; the SDK's components refuse calls without one
+// (docs/data-plane-auth.md). The token is asked for once per call, that
+// is once per stream or batch, never per event.
+//
 // # Cost per event
 //
 // Events move as the bytes that came off the wire (wire.go): the relay
@@ -51,6 +59,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/flowctl/flowctl/pkg/component"
 	flowctlv1 "github.com/flowctl/flowctl/proto/gen/flowctl/v1"
 )
 
@@ -90,6 +99,9 @@ type Options struct {
 	// Poll is how often the topology is checked for changes (default 1s).
 	Poll time.Duration
 	Log  *slog.Logger
+	// Token returns the relay's data token (subject "relay"), sent with
+	// every call to a component; nil sends none.
+	Token func(ctx context.Context) (string, error)
 }
 
 // Relay runs the flow.
@@ -336,15 +348,19 @@ func (r *Relay) session(parent context.Context, nodes []Node) error {
 			_ = c.Close()
 		}
 	}()
+	dialOpts := []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.ForceCodecV2(codec{})),
+		grpc.WithStaticStreamWindowSize(streamWindow),
+		grpc.WithStaticConnWindowSize(connWindow),
+		grpc.WithWriteBufferSize(socketBuffer),
+		grpc.WithReadBufferSize(socketBuffer),
+	}
+	if r.opts.Token != nil {
+		dialOpts = append(dialOpts, grpc.WithPerRPCCredentials(component.DataTokenCredentials(r.opts.Token)))
+	}
 	for _, n := range nodes {
-		c, err := grpc.NewClient(n.Dial,
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.ForceCodecV2(codec{})),
-			grpc.WithStaticStreamWindowSize(streamWindow),
-			grpc.WithStaticConnWindowSize(connWindow),
-			grpc.WithWriteBufferSize(socketBuffer),
-			grpc.WithReadBufferSize(socketBuffer),
-		)
+		c, err := grpc.NewClient(n.Dial, dialOpts...)
 		if err != nil {
 			return fmt.Errorf("dial %s at %s: %w", n.Address, n.Dial, err)
 		}

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"github.com/flowctl/flowctl/internal/state"
 	"github.com/flowctl/flowctl/internal/tokens"
 	"github.com/flowctl/flowctl/internal/watch"
+	"github.com/flowctl/flowctl/pkg/contract"
 )
 
 // env is what serve's background work runs with.
@@ -34,6 +36,10 @@ type env struct {
 	Meta      state.Meta
 	Logger    *slog.Logger
 	Providers *providers.Registry
+	// DataTokens hands out the relay's data token (subject "relay"),
+	// signed with the data-plane key beside the state file; run loads it
+	// when unset.
+	DataTokens *tokens.DataTokens
 }
 
 // background is what serve runs beside the control plane once it serves:
@@ -49,8 +55,18 @@ type background struct {
 
 func newBackground(watcher bool) *background {
 	b := &background{watch: watcher}
-	b.relay = relay.New(relay.Options{Topology: b.topology})
+	b.relay = relay.New(relay.Options{Topology: b.topology, Token: b.dataToken})
 	return b
+}
+
+// dataToken is the relay's data token, which every call it makes to a
+// component carries.
+func (b *background) dataToken(context.Context) (string, error) {
+	e := b.env.Load()
+	if e == nil || e.DataTokens == nil {
+		return "", errors.New("no data-plane key loaded")
+	}
+	return e.DataTokens.Token()
 }
 
 // collectors are the relay's metrics, for /metrics.
@@ -67,6 +83,13 @@ func backgroundProviders(statePath string, log *slog.Logger) *providers.Registry
 
 // run does the work until ctx ends.
 func (b *background) run(ctx context.Context, e env) {
+	if e.DataTokens == nil {
+		if k, err := tokens.LoadOrCreateDataKey(tokens.DefaultDataKeyPath(e.Store.Path())); err != nil {
+			e.Logger.Error("serve: no data-plane key: the relay cannot call components", "err", err)
+		} else {
+			e.DataTokens = tokens.NewDataIssuer(k, e.Meta.Pipeline).Tokens(contract.DataPlaneRelaySubject)
+		}
+	}
 	b.env.Store(&e)
 	var wg sync.WaitGroup
 	wg.Add(2)

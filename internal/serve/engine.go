@@ -39,14 +39,19 @@ type EngineOptions struct {
 
 // NewEngine builds the apply engine that `flowctl apply` and the restart
 // watcher share: components are told where the control plane is, each
-// instance gets its own token, a component that registers is ready once
-// registered, and sensitive environments are sealed in state.
+// instance gets its own token and the key that verifies the relay's data
+// tokens, a component that registers is ready once registered, and
+// sensitive environments are sealed in state.
 func NewEngine(o EngineOptions) (*apply.Engine, error) {
 	var meta state.Meta
 	if err := o.Store.View(func(tx *state.Tx) error { meta = tx.Meta(); return nil }); err != nil {
 		return nil, fmt.Errorf("read state: %w", err)
 	}
 	iss := tokens.NewIssuer(o.Secret)
+	dataKey, err := tokens.LoadOrCreateDataKey(tokens.DefaultDataKeyPath(o.Store.Path()))
+	if err != nil {
+		return nil, err
+	}
 	refusals := o.Refusals
 	if refusals == nil {
 		store := o.Store
@@ -56,6 +61,7 @@ func NewEngine(o EngineOptions) (*apply.Engine, error) {
 		Store: o.Store, Providers: o.Providers, Log: o.Log,
 		ControlPlane:    o.Endpoint,
 		TokenGeneration: o.Generation,
+		DataPlaneKey:    dataKey.PublicString(),
 		Token: func(c *config.Component, instanceID string) (string, error) {
 			return iss.Issue(tokens.Subject{Address: c.Address(), Pipeline: meta.Pipeline, Lineage: meta.Lineage, InstanceID: instanceID})
 		},

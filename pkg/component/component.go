@@ -5,12 +5,16 @@
 //   - reads the environment flowctl gives every component (Config,
 //     FromEnv): its id, the control-plane endpoint, its token, its ports,
 //     its state folder;
-//   - serves the data-plane gRPC service of its kind on PORT: an
+//   - serves the data-plane gRPC service of its kind on PORT, on the
+//     address FLOWCTL_BIND_ADDRESS names (127.0.0.1 when unset), and
+//     refuses every call that does not carry a data token flowctl signed
+//     (FLOWCTL_DATA_PLANE_KEY verifies it; see DataVerifier): an
 //     EventSource answers SourceService (StreamEvents, GetState/SaveState
 //     backed by a Store), an EventProcessor answers
 //     ProcessorService.Process, an EventSink answers
 //     ConsumerService.Consume; flowctl calls them and moves the events;
-//   - serves GET /health on HEALTH_PORT (200 when healthy, 503 otherwise);
+//   - serves GET /health on HEALTH_PORT, same address (200 when healthy,
+//     503 otherwise);
 //   - registers with the control plane (protocol flowctl.v1) with its
 //     token and its data endpoint, blocking until the control plane
 //     answers, as the public SDK does; keeps the fresh token the control
@@ -22,6 +26,11 @@
 // A component with ENABLE_FLOWCTL unset or not "true" runs without a
 // control plane: nothing registers; /health and the data plane are still
 // served.
+//
+// A component with a data plane and no FLOWCTL_DATA_PLANE_KEY does not
+// start: it could tell no caller from another. To run one by hand, outside
+// flowctl, set FLOWCTL_DATA_PLANE_INSECURE=true (or WithInsecureDataPlane):
+// it then accepts every caller, and says so in its log.
 //
 // Backpressure is gRPC flow control and nothing else: the SDK holds no
 // queue. A source's Emit blocks while its reader is behind, a processor
@@ -103,6 +112,19 @@ type Config struct {
 	// StateDir is FLOWCTL_STATE_DIR, the folder of the component's Store
 	// (DefaultStateDir when empty).
 	StateDir string
+	// BindAddress is FLOWCTL_BIND_ADDRESS, the IP address the data and
+	// health ports listen on (contract.DefaultBindAddress, 127.0.0.1, when
+	// empty).
+	BindAddress string
+	// DataPlaneKey is FLOWCTL_DATA_PLANE_KEY, the public key that verifies
+	// the callers' data tokens (ParseDataPlaneKey).
+	DataPlaneKey string
+	// Pipeline is FLOWCTL_PIPELINE: data tokens of other pipelines are
+	// refused.
+	Pipeline string
+	// InsecureDataPlane is FLOWCTL_DATA_PLANE_INSECURE=true: with no
+	// DataPlaneKey, serve the data plane to any caller.
+	InsecureDataPlane bool
 }
 
 // FromEnv reads Config from the process environment.
@@ -121,6 +143,11 @@ func FromEnv() Config {
 		Endpoint: first(contract.EnvEndpoint),
 		Token:    first(contract.EnvComponentToken, contract.EnvPlainComponentToken),
 		StateDir: os.Getenv(contract.EnvStateDir),
+
+		BindAddress:       os.Getenv(contract.EnvBindAddress),
+		DataPlaneKey:      os.Getenv(contract.EnvDataPlaneKey),
+		Pipeline:          os.Getenv(contract.EnvPipeline),
+		InsecureDataPlane: strings.EqualFold(os.Getenv(contract.EnvDataPlaneInsecure), "true"),
 	}
 	if c.Endpoint == "" {
 		c.Endpoint = contract.DefaultEndpoint
@@ -175,6 +202,7 @@ type Component struct {
 	sinkMu    sync.Mutex // serialises EventSink calls
 	data      *grpc.Server
 	dataLis   net.Listener
+	verifier  *DataVerifier
 
 	eventsIn, eventsOut, eventsFailed atomic.Int64
 
@@ -201,6 +229,15 @@ func WithProcessor(p EventProcessor) Option { return func(c *Component) { c.proc
 
 // WithSink makes the component a sink serving ConsumerService with s.
 func WithSink(s EventSink) Option { return func(c *Component) { c.sink = s } }
+
+// WithDataVerifier checks the callers of the data plane with v rather than
+// with the verifier of Config.DataPlaneKey.
+func WithDataVerifier(v *DataVerifier) Option { return func(c *Component) { c.verifier = v } }
+
+// WithInsecureDataPlane serves the data plane to any caller when no
+// verifier is set (Config.InsecureDataPlane does the same): for tests and
+// for running a component by hand, never under flowctl.
+func WithInsecureDataPlane() Option { return func(c *Component) { c.cfg.InsecureDataPlane = true } }
 
 // New prepares a component; Start (or Run) runs it. It fails when the
 // component has more than one data-plane handler, or one that disagrees
@@ -237,6 +274,17 @@ func New(cfg Config, info Info, opts ...Option) (*Component, error) {
 		c.info.Type = kinds[0]
 	case len(kinds) == 1 && c.info.Type != kinds[0]:
 		return nil, fmt.Errorf("component: info type %v but a %v handler", c.info.Type, kinds[0])
+	}
+	if c.verifier == nil {
+		v, err := c.cfg.DataVerifier()
+		if err != nil {
+			return nil, err
+		}
+		c.verifier = v
+	}
+	if len(kinds) == 1 && c.verifier == nil && !c.cfg.InsecureDataPlane {
+		return nil, fmt.Errorf("component: no %s to verify the callers of the data plane with; flowctl sets it for the components it runs (to run this one by hand, accepting any caller, set %s=true)",
+			contract.EnvDataPlaneKey, contract.EnvDataPlaneInsecure)
 	}
 	return c, nil
 }
@@ -289,7 +337,7 @@ func (c *Component) DataAddr() string {
 	if err != nil {
 		return c.dataLis.Addr().String()
 	}
-	return net.JoinHostPort("127.0.0.1", port)
+	return net.JoinHostPort(c.dialHost(), port)
 }
 
 // endpoint is the data endpoint the component registers.
@@ -298,24 +346,42 @@ func (c *Component) endpoint() string {
 		return a
 	}
 	if c.cfg.Port > 0 {
-		return net.JoinHostPort("127.0.0.1", strconv.Itoa(c.cfg.Port))
+		return net.JoinHostPort(c.dialHost(), strconv.Itoa(c.cfg.Port))
 	}
 	return ""
+}
+
+// bindHost is the IP address the ports listen on.
+func (c *Component) bindHost() string {
+	if c.cfg.BindAddress != "" {
+		return c.cfg.BindAddress
+	}
+	return contract.DefaultBindAddress
+}
+
+// dialHost is how this host reaches the bind address: loopback for the
+// unspecified address.
+func (c *Component) dialHost() string {
+	h := c.bindHost()
+	if ip := net.ParseIP(h); ip != nil && ip.IsUnspecified() {
+		return "127.0.0.1"
+	}
+	return h
 }
 
 // Start serves the data plane (when the component has a handler) and
 // /health and, when Enabled, registers with the control plane (waiting as
 // long as ctx allows for it to answer) and starts heartbeating. The data
-// plane listens on PORT on every interface, or, when PORT is 0, on an
-// ephemeral port of 127.0.0.1. After a failed Start, call Close to release
-// what was started.
+// plane and the health server listen on the bind address
+// (Config.BindAddress, 127.0.0.1 when empty): the data plane on PORT, or,
+// when PORT is 0, on an ephemeral port. After a failed Start, call Close to
+// release what was started.
 func (c *Component) Start(ctx context.Context) error {
 	if srv := c.newDataServer(); srv != nil {
-		addr := "127.0.0.1:0"
-		if c.cfg.Port > 0 {
-			addr = net.JoinHostPort("", strconv.Itoa(c.cfg.Port))
+		if c.verifier == nil {
+			c.log.Warn("data plane serves any caller: no data-plane key (" + contract.EnvDataPlaneInsecure + "=true)")
 		}
-		l, err := net.Listen("tcp", addr)
+		l, err := net.Listen("tcp", net.JoinHostPort(c.bindHost(), strconv.Itoa(c.cfg.Port)))
 		if err != nil {
 			return fmt.Errorf("component: data plane: %w", err)
 		}
@@ -324,7 +390,7 @@ func (c *Component) Start(ctx context.Context) error {
 		c.log.Info("data plane listening", "addr", c.DataAddr(), "kind", c.info.Type.String())
 	}
 	if c.cfg.HealthPort > 0 {
-		l, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(c.cfg.HealthPort)))
+		l, err := net.Listen("tcp", net.JoinHostPort(c.bindHost(), strconv.Itoa(c.cfg.HealthPort)))
 		if err != nil {
 			return fmt.Errorf("component: health server: %w", err)
 		}

@@ -153,15 +153,19 @@ func (c *Component) newDataServer() *grpc.Server {
 		return nil
 	}
 	// Buffers of 128 KiB let one system call carry many events.
-	s := grpc.NewServer(
+	opts := []grpc.ServerOption{
 		grpc.StaticStreamWindowSize(DataStreamWindow),
 		grpc.StaticConnWindowSize(DataConnWindow),
 		grpc.ForceServerCodecV2(eventCodec{}),
-		grpc.WriteBufferSize(128<<10),
-		grpc.ReadBufferSize(128<<10),
+		grpc.WriteBufferSize(128 << 10),
+		grpc.ReadBufferSize(128 << 10),
 		// Close stops the server and must wait for sinks to flush.
 		grpc.WaitForHandlers(true),
-	)
+	}
+	if c.verifier != nil {
+		opts = append(opts, c.verifier.ServerOptions()...)
+	}
+	s := grpc.NewServer(opts...)
 	switch {
 	case c.source != nil:
 		flowctlv1.RegisterSourceServiceServer(s, sourceServer{c: c})

@@ -83,7 +83,9 @@ func start(t testing.TB, id, dir string, handler component.Option) *component.Co
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	c, err := component.New(component.Config{ID: id, StateDir: dir}, component.Info{Name: id}, handler)
+	// The data plane's behaviour is tested here, its authentication in
+	// auth_test.go.
+	c, err := component.New(component.Config{ID: id, StateDir: dir}, component.Info{Name: id}, handler, component.WithInsecureDataPlane())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -585,7 +587,7 @@ func TestRegistersItsDataEndpoint(t *testing.T) {
 	t.Cleanup(srv.Stop)
 
 	c, err := component.New(component.Config{ID: "sink", Enabled: true, Endpoint: l.Addr().String(), Heartbeat: time.Hour},
-		component.Info{Name: "sink"}, component.WithSink(&collector{}))
+		component.Info{Name: "sink"}, component.WithSink(&collector{}), component.WithInsecureDataPlane())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,9 +39,10 @@ func Example() {
 	})
 
 	// Config{} listens on an ephemeral loopback port and registers nowhere;
-	// FromEnv() is what a real component uses.
+	// FromEnv() is what a real component uses. Outside flowctl there is no
+	// data-plane key to verify callers with: the example accepts any.
 	start := func(name string, handler component.Option) *component.Component {
-		c, err := component.New(component.Config{ID: name}, component.Info{Name: name}, handler)
+		c, err := component.New(component.Config{ID: name}, component.Info{Name: name}, handler, component.WithInsecureDataPlane())
 		if err != nil {
 			log.Fatal(err)
 		}

@@ -68,7 +68,7 @@ func TestStoreRefusesACorruptFile(t *testing.T) {
 }
 
 func TestRunClosesWhenItsContextEnds(t *testing.T) {
-	c, err := component.New(component.Config{ID: "sink"}, component.Info{}, component.WithSink(&collector{}))
+	c, err := component.New(component.Config{ID: "sink"}, component.Info{}, component.WithSink(&collector{}), component.WithInsecureDataPlane())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,6 +45,43 @@ const (
 	EnvHealthPort = "HEALTH_PORT"
 )
 
+// Data-plane settings flowctl injects into every component
+// (docs/data-plane-auth.md). EnvDataPlaneKey is not overridable by a
+// pipeline's env; EnvBindAddress is (a pipeline may declare where a
+// component listens).
+const (
+	// EnvDataPlaneKey is the public key that verifies data tokens: the
+	// base64 (standard, padded) of the Ed25519 key's PKIX DER encoding, the
+	// body of a PEM "PUBLIC KEY" block on one line.
+	EnvDataPlaneKey = "FLOWCTL_DATA_PLANE_KEY"
+	// EnvBindAddress is the IP address a component's data and health
+	// ports listen on: 127.0.0.1 for components that share flowctl's host
+	// network, 0.0.0.0 inside a container or a pod (its own network).
+	EnvBindAddress = "FLOWCTL_BIND_ADDRESS"
+	// EnvDataPlaneInsecure set to "true" lets an SDK component serve its
+	// data plane without verifying callers (no EnvDataPlaneKey): for
+	// running a component by hand, never under flowctl.
+	EnvDataPlaneInsecure = "FLOWCTL_DATA_PLANE_INSECURE"
+)
+
+// Data tokens: JWTs (EdDSA, Ed25519) that flowctl issues to the callers of
+// components' data planes, sent as AuthorizationHeader like component
+// tokens.
+const (
+	// DataPlaneAudience is the aud of every data token.
+	DataPlaneAudience = "data-plane"
+	// DataPlaneRelaySubject is the sub of the data token of the relay that
+	// `flowctl serve` runs; only it may move a source's position
+	// (SourceService.SaveState).
+	DataPlaneRelaySubject = "relay"
+	// DataPlaneIssuer is the iss of every data token.
+	DataPlaneIssuer = "flowctl"
+)
+
+// DefaultBindAddress is where a component listens when EnvBindAddress is
+// unset: loopback only.
+const DefaultBindAddress = "127.0.0.1"
+
 // EnvStateDir names the folder where an SDK component keeps its state
 // (pkg/component's Store). flowctl does not inject it: a pipeline sets it
 // in a component's env when the default folder does not suit.

@@ -18,7 +18,7 @@ import (
 // the returned stop, ends it.
 func serve(t *testing.T, s *sink) (addr string, stop func()) {
 	t.Helper()
-	c, err := component.New(component.Config{ID: "file"}, component.Info{Name: "file-sink"}, component.WithSink(s))
+	c, err := component.New(component.Config{ID: "file"}, component.Info{Name: "file-sink"}, component.WithSink(s), component.WithInsecureDataPlane())
 	if err != nil {
 		t.Fatal(err)
 	}
