@@ -213,6 +213,9 @@ func (w *walker) walk(ctx context.Context, p *plan.Plan) (*Result, error) {
 	if err := w.preflight(ctx, rest); err != nil {
 		return nil, err
 	}
+	if err := config.CreateHostFolders(w.WorkDir, p.HostFolders); err != nil {
+		return nil, fmt.Errorf("nothing was changed: %w", err)
+	}
 	w.runDeletes(ctx, deletes)
 	w.runInOrder(ctx, rest)
 	res := tally(append(deletes, rest...))

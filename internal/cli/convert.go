@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/flowctl/flowctl/internal/complete"
 	"github.com/flowctl/flowctl/internal/config"
 )
 
@@ -31,6 +32,7 @@ func newConvertCommand(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&to, "to", "", "target format: hcl or yaml (default: the other one)")
+	complete.Values(cmd, "to", "hcl", "yaml")
 	cmd.Flags().StringVarP(&out, "out", "o", "", "write to this file instead of standard output")
 	addVarFlags(cmd.Flags(), &vars)
 	return cmd

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/flowctl/flowctl/internal/complete"
 	"github.com/flowctl/flowctl/internal/config"
 	"github.com/flowctl/flowctl/internal/graph"
 )
@@ -43,6 +44,7 @@ func newGraphCommand(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "text", "output format: "+strings.Join(graphFormats, ", "))
+	complete.Values(cmd, "format", graphFormats...)
 	addVarFlags(cmd.Flags(), &vars)
 	return cmd
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/flowctl/flowctl/internal/complete"
 	"github.com/flowctl/flowctl/internal/config"
 	"github.com/flowctl/flowctl/internal/logs"
 	"github.com/flowctl/flowctl/internal/state"
@@ -95,6 +96,8 @@ func newLogsCommand(g *globals) *cobra.Command {
 	fs.BoolVar(&noPrefix, "no-prefix", false, "do not start lines with their component")
 	fs.StringVarP(&output, "output", "o", "text", "text or json (one object per line: time, component, stream, line)")
 	fs.BoolVar(&asJSON, "json", false, "same as -o json")
+	complete.Values(cmd, "output", "text", "json")
+	cmd.ValidArgsFunction = complete.AddressArgs(0)
 	return cmd
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/flowctl/flowctl/internal/complete"
 	"github.com/flowctl/flowctl/internal/plan"
 )
 
@@ -18,12 +19,19 @@ type planFlags struct {
 	refresh bool
 }
 
+// add registers them on cmd; destroy has no -replace, and its -target
+// works the other way round: ADDR and what depends on it.
 func (f *planFlags) add(cmd *cobra.Command, withReplace bool) {
-	cmd.Flags().StringArrayVar(&f.targets, "target", nil, "limit the plan to ADDR and what it depends on (repeatable)")
+	target := "limit the plan to ADDR and what it depends on (with -destroy: ADDR and what depends on it; repeatable)"
+	if !withReplace {
+		target = "destroy only ADDR and what depends on it (repeatable)"
+	}
+	cmd.Flags().StringArrayVar(&f.targets, "target", nil, target)
 	if withReplace {
 		cmd.Flags().StringArrayVar(&f.replace, "replace", nil, "replace ADDR even if it is up to date (repeatable)")
 	}
 	cmd.Flags().BoolVar(&f.refresh, "refresh", true, "ask the executors what is running (-refresh=false trusts the state)")
+	complete.AddressFlags(cmd, "target", "replace")
 }
 
 func (f *planFlags) options(destroy bool) plan.Options {

@@ -128,7 +128,11 @@ var singleDashFlag = regexp.MustCompile(`^-([a-z][a-z0-9-]+)(=.*)?$`)
 // Terraform (-json, -var k=v, -check): such an argument is rewritten to the
 // two-dash form when it names a flag of the command being run.
 func singleDashLongFlags(root *cobra.Command, args []string) []string {
-	cmd, _, err := root.Find(args)
+	find := args
+	if len(args) > 0 && (args[0] == cobra.ShellCompRequestCmd || args[0] == cobra.ShellCompNoDescRequestCmd) {
+		find = args[1:] // a shell's completion request for the command after it
+	}
+	cmd, _, err := root.Find(find)
 	if err != nil || cmd == nil {
 		cmd = root
 	}

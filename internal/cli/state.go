@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/flowctl/flowctl/internal/complete"
 	"github.com/flowctl/flowctl/internal/config"
 	"github.com/flowctl/flowctl/internal/state"
 )
@@ -77,6 +78,7 @@ func newStateShowCommand(g *globals) *cobra.Command {
 	}
 	sf.add(cmd.Flags(), true)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the record as JSON")
+	cmd.ValidArgsFunction = complete.AddressArgs(1)
 	return cmd
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/flowctl/flowctl/internal/complete"
 	"github.com/flowctl/flowctl/internal/status"
 )
 
@@ -55,6 +56,7 @@ func newStatusCommand(g *globals) *cobra.Command {
 	fs.StringVar(&sf.statePath, "state", "", "state file (default .flowctl/<pipeline>.state.db beside the pipeline file)")
 	addVarFlags(fs, &sf.vars)
 	fs.StringVarP(&output, "output", "o", "table", "table or json")
+	complete.Values(cmd, "output", "table", "json")
 	fs.BoolVar(&asJSON, "json", false, "same as -o json")
 	fs.BoolVarP(&watch, "watch", "w", false, "redraw every 2s until interrupted")
 	return cmd

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flowctl/flowctl/internal/relay"
+	"github.com/flowctl/flowctl/internal/status"
 	"github.com/flowctl/flowctl/internal/testutil"
 )
 
@@ -100,7 +100,7 @@ func (f *fixture) edgeEvents() map[string]uint64 {
 	f.t.Helper()
 	r := f.must(0, "status", "-o", "json")
 	var st struct {
-		DataFlows []relay.Edge `json:"data_flows"`
+		DataFlows []status.DataFlow `json:"data_flows"`
 	}
 	if err := json.Unmarshal([]byte(r.out), &st); err != nil {
 		f.t.Fatalf("decode status -o json: %v\n%s", err, r)

@@ -47,6 +47,9 @@ type Plan struct {
 	Foreign []Seen `json:"foreign,omitempty"`
 	// ControlPlane is the change the control plane needs (nil: none).
 	ControlPlane *ControlPlaneChange `json:"control_plane,omitempty"`
+	// HostFolders are the bind mounts' host folders that do not exist:
+	// apply creates them (0755) before it starts any component.
+	HostFolders []config.HostFolder `json:"host_folders,omitempty"`
 
 	// Desired is the full desired pipeline (with sensitive values); nil for
 	// a plan read from a file.
@@ -166,7 +169,14 @@ func Make(ctx context.Context, in Input) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Decide(in, r)
+	p, err := Decide(in, r)
+	if err != nil {
+		return nil, err
+	}
+	if p.HostFolders, err = hostFolders(in, p); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // filterTargets keeps the changes -target asks for: the targets and what

@@ -109,6 +109,7 @@ func Render(w io.Writer, p *Plan, opts RenderOptions) {
 		}
 		fmt.Fprintln(w, "    }")
 	}
+	renderHostFolders(w, p, paint)
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, paint(ansiBold, Summary(p)))
 }

@@ -194,6 +194,14 @@ type ReplaceStopper interface {
 	StopForReplace(ctx context.Context, h Handle, grace time.Duration) error
 }
 
+// HostPathMounter is implemented by providers that bind-mount a volume's
+// host_path from the machine flowctl runs on (the docker executor). A
+// plan names the host folders missing there, and apply creates them
+// before it starts any component, as Compose does.
+type HostPathMounter interface {
+	MountsHostPaths() bool
+}
+
 // HostEnvPasser is implemented by providers whose components run on the
 // machine flowctl runs on and inherit part of its environment (so that bare
 // command names resolve and locale and time zone match the user's shell).

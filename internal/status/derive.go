@@ -18,7 +18,7 @@ func derive(f *facts) *Doc {
 	doc := &Doc{
 		Pipeline: f.meta.Pipeline, Lineage: f.meta.Lineage, Serial: f.meta.Serial,
 		StateFile: f.stateFile, Time: f.now.UTC(), ControlPlane: f.controlPlane,
-		Components: []Component{}, DataFlows: f.dataFlows,
+		Components: []Component{}, DataFlows: []DataFlow{},
 	}
 	byAddr := map[string]*state.Record{}
 	for _, r := range f.records {
@@ -57,11 +57,11 @@ func isUp(s State) bool {
 
 // liveEdges keeps the data flows between components state still records:
 // the relay's counters of destroyed ones are history, not flows.
-func liveEdges(edges []relay.Edge, recs map[string]*state.Record) []relay.Edge {
-	out := []relay.Edge{}
+func liveEdges(edges []relay.Edge, recs map[string]*state.Record) []DataFlow {
+	out := []DataFlow{}
 	for _, e := range edges {
 		if recs[e.From] != nil && recs[e.To] != nil {
-			out = append(out, e)
+			out = append(out, DataFlow{From: e.From, To: e.To, Events: e.Events, Bytes: e.Bytes, LastAt: e.LastAt})
 		}
 	}
 	return out

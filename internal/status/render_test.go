@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flowctl/flowctl/internal/relay"
 	"github.com/flowctl/flowctl/internal/testutil/golden"
 )
 
@@ -59,7 +58,7 @@ func fixedStatusDocs() map[string]*Doc {
 				{ServiceID: "stray", Protocol: "legacy", Type: "processor", ClaimedID: "ghost", Alive: true, LastHeartbeat: now.Add(-45 * time.Second), Auth: "unauthenticated", RemoteAddr: "127.0.0.1:50312"},
 				{ServiceID: "quiet", Protocol: "v1", Auth: "unauthenticated"},
 			},
-			DataFlows: []relay.Edge{
+			DataFlows: []DataFlow{
 				{From: "source.ledger", To: "processor.ttp", Events: 1200, Bytes: 98304, LastAt: now.Add(-2 * time.Second)},
 				{From: "processor.ttp", To: "sink.out", Events: 0, Bytes: 0},
 			},
@@ -69,11 +68,11 @@ func fixedStatusDocs() map[string]*Doc {
 			ControlPlane: ControlPlane{PID: 4242, StartedAt: now.Add(-time.Hour), GRPC: "127.0.0.1:8080", AuthMode: "permissive"},
 			Components:   components[2:],
 			Unmanaged:    []Unmanaged{},
-			DataFlows:    []relay.Edge{},
+			DataFlows:    []DataFlow{},
 		},
 		"empty": {
 			Pipeline: "ttp", Lineage: "3f1c2a9e-lineage", StateFile: ".flowctl/ttp.state.db", Time: now,
-			Components: []Component{}, Unmanaged: []Unmanaged{}, DataFlows: []relay.Edge{},
+			Components: []Component{}, Unmanaged: []Unmanaged{}, DataFlows: []DataFlow{},
 		},
 	}
 }

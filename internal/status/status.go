@@ -16,7 +16,6 @@ import (
 
 	"github.com/flowctl/flowctl/internal/config"
 	"github.com/flowctl/flowctl/internal/providers"
-	"github.com/flowctl/flowctl/internal/relay"
 	"github.com/flowctl/flowctl/internal/state"
 )
 
@@ -68,7 +67,18 @@ type Doc struct {
 	Unmanaged []Unmanaged `json:"unmanaged"`
 	// DataFlows are the relay's per-edge counters, as serve last saved
 	// them.
-	DataFlows []relay.Edge `json:"data_flows"`
+	DataFlows []DataFlow `json:"data_flows"`
+}
+
+// DataFlow is one edge of the DAG as the relay counts it: the events and
+// bytes moved from one component to the next, and when the last one went
+// (absent until one has).
+type DataFlow struct {
+	From   string    `json:"from"`
+	To     string    `json:"to"`
+	Events uint64    `json:"events"`
+	Bytes  uint64    `json:"bytes"`
+	LastAt time.Time `json:"last_at,omitzero"`
 }
 
 // ControlPlane says whether a serve is running for the state file.
