@@ -705,12 +705,6 @@ func (r *Reconciler) setStatusAndLog(addr, instance, status, reason string, code
 	}
 }
 
-func (r *Reconciler) history(ev *state.Event) {
-	if err := r.opts.Store.Update(func(tx *state.Tx) error { return tx.AppendHistory(ev) }); err != nil {
-		r.opts.Log.Warn("restart watcher: record history", "err", err)
-	}
-}
-
 func (r *Reconciler) rand() Rand {
 	if r.opts.Rand != nil {
 		return r.opts.Rand
