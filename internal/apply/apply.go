@@ -88,6 +88,10 @@ type Options struct {
 	OpID string
 	// Operation names the operation in history ("apply", "destroy").
 	Operation string
+	// Events, when set, receives each change's start, progress, end and
+	// failure (the -json stream; events.go). It is called from several
+	// goroutines at once.
+	Events func(Event)
 }
 
 // Engine applies plans to one pipeline's state. One engine serves any
@@ -288,6 +292,7 @@ func (w *walker) runInOrder(ctx context.Context, rest []*node) {
 				<-m.done
 				if !m.ok {
 					n.outcome.Skipped = fmt.Sprintf("not started: its upstream %s %s", m.ch.Address, failureWord(m))
+					w.emitSkipped(n)
 					return
 				}
 			}
@@ -397,11 +402,13 @@ func (w *walker) run(ctx context.Context, n *node) {
 	if w.stopped() || ctx.Err() != nil {
 		n.outcome.Skipped = "not started: the operation was interrupted"
 		n.outcome.Canceled = true
+		w.emitSkipped(n)
 		return
 	}
 	start := w.now()
 	verb := progressVerb(n.ch.Action)
 	w.printf("%s: %s...\n", n.ch.Address, verb.ing)
+	w.emit(changeEvent(EventChangeStart, n))
 	tick := time.NewTicker(w.ProgressEvery)
 	finished := make(chan struct{})
 	go func() {
@@ -409,6 +416,9 @@ func (w *walker) run(ctx context.Context, n *node) {
 			select {
 			case <-tick.C:
 				w.printf("%s: Still %s... [%s elapsed]\n", n.ch.Address, strings.ToLower(verb.ing), w.now().Sub(start).Round(time.Second))
+				ev := changeEvent(EventChangeProgress, n)
+				ev.ElapsedMS = w.now().Sub(start).Milliseconds()
+				w.emit(ev)
 			case <-finished:
 				return
 			}
@@ -426,6 +436,9 @@ func (w *walker) run(ctx context.Context, n *node) {
 		n.outcome.Err = err
 		n.outcome.Canceled = ctx.Err() != nil
 		w.printf("%s: %s failed after %s: %v\n", n.ch.Address, verb.noun, round(n.outcome.Elapsed), err)
+		ev := changeEvent(EventChangeError, n)
+		ev.ElapsedMS, ev.Message = n.outcome.Elapsed.Milliseconds(), err.Error()
+		w.emit(ev)
 		return
 	}
 	n.ok = true
@@ -434,6 +447,9 @@ func (w *walker) run(ctx context.Context, n *node) {
 		suffix = " [" + detail + "]"
 	}
 	w.printf("%s: %s complete after %s%s\n", n.ch.Address, verb.noun, round(n.outcome.Elapsed), suffix)
+	ev := changeEvent(EventChangeComplete, n)
+	ev.ElapsedMS, ev.Detail = n.outcome.Elapsed.Milliseconds(), detail
+	w.emit(ev)
 }
 
 func round(d time.Duration) time.Duration {

@@ -28,11 +28,15 @@ type applyFlags struct {
 	// even when nothing of the pipeline runs (flowctl run serves it and
 	// goes on).
 	keepControlPlane bool
+	// asJSON streams events (apply.Event) on stdout; events is the stream.
+	asJSON bool
+	events *apply.JSONStream
 }
 
 func (f *applyFlags) add(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&f.autoApprove, "auto-approve", false, "apply without asking for confirmation")
 	cmd.Flags().IntVar(&f.parallelism, "parallelism", 10, "how many components to change at once")
+	cmd.Flags().BoolVar(&f.asJSON, "json", false, "stream one JSON object per event on stdout, people's text on stderr (needs -auto-approve or a saved plan; docs/commands.md)")
 	cmd.Flags().StringVar(&f.controlPlane, "control-plane", "", "host:port of the control plane components use (default: the pipeline's control_plane, else a flowctl serve started for this state file)")
 }
 
@@ -50,17 +54,19 @@ func newApplyCommand(g *globals) *cobra.Command {
 			"without asking, and refuses it if the state or what is running changed since.",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 1 {
-				if b, err := os.ReadFile(args[0]); err == nil {
-					switch plan.Classify(args[0], b) {
-					case plan.SavedPlan:
-						return runApplyPlanFile(cmd.Context(), g, args[0], &sf, &af)
-					case plan.DamagedPlan:
-						return plan.DamagedError(args[0], b)
+			return withEvents(g, &af, "apply", func(g *globals) error {
+				if len(args) == 1 {
+					if b, err := os.ReadFile(args[0]); err == nil {
+						switch plan.Classify(args[0], b) {
+						case plan.SavedPlan:
+							return runApplyPlanFile(cmd.Context(), g, args[0], &sf, &af)
+						case plan.DamagedPlan:
+							return plan.DamagedError(args[0], b)
+						}
 					}
 				}
-			}
-			return runApply(cmd.Context(), g, args, &sf, &pf, &af, false)
+				return runApply(cmd.Context(), g, args, &sf, &pf, &af, false)
+			})
 		},
 	}
 	sf.add(cmd.Flags(), true)
@@ -83,7 +89,9 @@ func newDestroyCommand(g *globals) *cobra.Command {
 			"when the pipeline file is gone.",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runApply(cmd.Context(), g, args, &sf, &pf, &af, true)
+			return withEvents(g, &af, "destroy", func(g *globals) error {
+				return runApply(cmd.Context(), g, args, &sf, &pf, &af, true)
+			})
 		},
 	}
 	sf.add(cmd.Flags(), true)
@@ -107,7 +115,7 @@ func runApply(ctx context.Context, g *globals, args []string, sf *stateFlags, pf
 	}
 	defer l.Release()
 	ws.controlPlane = af.controlPlane
-	p, err := makePlan(ctx, ws, pf.options(destroy))
+	p, _, err := makePlan(ctx, ws, pf.options(destroy))
 	if err != nil {
 		return err
 	}
@@ -122,6 +130,9 @@ func runApply(ctx context.Context, g *globals, args []string, sf *stateFlags, pf
 		return nil
 	}
 	if !af.autoApprove {
+		if af.events != nil {
+			return fmt.Errorf("%s -json asks nothing: add -auto-approve, or apply a plan saved with 'flowctl plan -out FILE'", op)
+		}
 		ok, err := confirm(g, destroy)
 		if err != nil {
 			return err
@@ -133,6 +144,27 @@ func runApply(ctx context.Context, g *globals, args []string, sf *stateFlags, pf
 	}
 	fmt.Fprintln(out)
 	return execute(ctx, g, ws, p, ws.pipeline, af, op)
+}
+
+// withEvents runs an apply or destroy; with -json its stdout carries only
+// the event stream (text for people goes to stderr), an error is an event
+// too, and the last event is always a summary.
+func withEvents(g *globals, af *applyFlags, op string, run func(g *globals) error) error {
+	if !af.asJSON {
+		return run(g)
+	}
+	af.events = apply.NewJSONStream(g.streams.Out)
+	text := *g
+	text.streams.Out = g.streams.Err
+	start := time.Now()
+	err := run(&text)
+	if err != nil && !errors.Is(err, errSilent) {
+		af.events.Emit(apply.Event{Type: apply.EventError, Operation: op, Message: err.Error()})
+	}
+	if !af.events.Emitted(apply.EventSummary) {
+		af.events.Emit(apply.SummaryEvent(nil, op, time.Since(start), err))
+	}
+	return err
 }
 
 func confirm(g *globals, destroy bool) (bool, error) {
@@ -156,23 +188,28 @@ func runApplyPlanFile(ctx context.Context, g *globals, path string, sf *stateFla
 	if err != nil {
 		return err
 	}
-	desired, err := f.PlannedPipeline(func(path string) (*config.Pipeline, error) { return loadValidPipeline(g, path, sf.vars) })
+	pipelinePath, err := f.PipelinePath(".")
 	if err != nil {
 		return err
 	}
-	statePath := sf.statePath
-	if statePath == "" {
-		statePath = f.StatePath
-	}
 	sfCopy := *sf
-	sfCopy.statePath = statePath
+	if sfCopy.statePath == "" {
+		sfCopy.statePath = f.Resolve(".", f.StatePath)
+	}
+	// Only a plan made with no state may start one.
+	sfCopy.ifExists = f.Plan.Lineage != ""
 	var args []string
-	if f.PipelineFile != "" {
-		if _, err := os.Stat(f.PipelineFile); err == nil {
-			args = []string{f.PipelineFile}
-		}
+	if pipelinePath != "" {
+		args = []string{pipelinePath}
 	}
 	ws, err := openWorkspace(g, args, &sfCopy, true)
+	if err != nil {
+		return err
+	}
+	if ws.store == nil {
+		return fmt.Errorf("the plan was made against the state with lineage %s, and there is no state at %s: apply it where that state is (the same -state, or the pipeline's backend); nothing was done", f.Plan.Lineage, ws.statePath)
+	}
+	desired, err := f.PlannedPipeline(pipelinePath, func(path string) (*config.Pipeline, error) { return loadValidPipeline(g, path, sf.vars) })
 	if err != nil {
 		return err
 	}
@@ -229,6 +266,9 @@ func execute(ctx context.Context, g *globals, ws *workspace, p *plan.Plan, desir
 		}
 	}()
 	eng := apply.New(apply.Wiring{Store: ws.store, Providers: ws.providers})
+	if af.events != nil {
+		af.events.Emit(apply.StartEvent(p, op))
+	}
 	if p.StartsComponents() || p.ControlPlane != nil {
 		var err error
 		if eng, err = connectControlPlane(ctx, g, ws, af.controlPlane); err != nil {
@@ -236,8 +276,14 @@ func execute(ctx context.Context, g *globals, ws *workspace, p *plan.Plan, desir
 		}
 	}
 	opts := apply.Options{WorkDir: ws.workDir, Parallelism: af.parallelism, Out: g.streams.Out, OpID: uuid.NewString(), Operation: op}
+	if af.events != nil {
+		opts.Events = af.events.Emit
+	}
 	start := time.Now()
 	res, err := eng.Apply(ctx, stop, p, desired, opts)
+	if af.events != nil {
+		af.events.Emit(apply.SummaryEvent(res, op, time.Since(start), err))
+	}
 	if op == "destroy" || !af.keepControlPlane {
 		// Nothing left running and nothing pending: the control plane
 		// serves nobody.
@@ -312,6 +358,9 @@ func observeControlPlane(ctx context.Context, ws *workspace, opts plan.Options) 
 	named := ws.controlPlane
 	if named == "" && ws.pipeline != nil {
 		named = ws.pipeline.ControlPlane
+	}
+	if ws.store == nil && named == "" {
+		return &plan.ControlPlaneSeen{Managed: true, Detail: "it is not running"} // no state yet
 	}
 	seen, err := serve.ObserveControlPlane(ctx, ws.store, named)
 	if err != nil {

@@ -56,21 +56,24 @@ func newPlanCommand(g *globals) *cobra.Command {
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			sf.ifExists = true // plan reads a state, never creates one
 			ws, err := openWorkspace(g, args, &sf, destroy)
 			if err != nil {
 				return err
 			}
-			l, err := ws.lock(ctx, g, "plan", sf.lockTimeout)
-			if err != nil {
-				return err
+			if ws.store != nil {
+				l, err := ws.lock(ctx, g, "plan", sf.lockTimeout)
+				if err != nil {
+					return err
+				}
+				defer l.Release()
 			}
-			defer l.Release()
-			p, err := makePlan(ctx, ws, pf.options(destroy))
+			p, in, err := makePlan(ctx, ws, pf.options(destroy))
 			if err != nil {
 				return err
 			}
 			if out != "" {
-				f, err := plan.NewFile(p, ws.file, ws.store.Path(), time.Now())
+				f, err := plan.NewFile(p, plan.FileOptions{PipelineFile: ws.file, StatePath: sf.statePath, Records: in.Records, Now: time.Now()})
 				if err != nil {
 					return err
 				}
@@ -103,18 +106,20 @@ func newPlanCommand(g *globals) *cobra.Command {
 	return cmd
 }
 
-func makePlan(ctx context.Context, ws *workspace, opts plan.Options) (*plan.Plan, error) {
+// makePlan plans for ws, and returns the input it planned from.
+func makePlan(ctx context.Context, ws *workspace, opts plan.Options) (*plan.Plan, plan.Input, error) {
 	in, err := ws.planInput(opts)
 	if err != nil {
-		return nil, err
+		return nil, in, err
 	}
 	for _, t := range append(append([]string(nil), opts.Targets...), opts.Replace...) {
 		if !knownAddress(in, t) {
-			return nil, fmt.Errorf("%s is not a component of the pipeline or the state", t)
+			return nil, in, fmt.Errorf("%s is not a component of the pipeline or the state", t)
 		}
 	}
 	in.ControlPlane = observeControlPlane(ctx, ws, opts)
-	return plan.Make(ctx, in)
+	p, err := plan.Make(ctx, in)
+	return p, in, err
 }
 
 func knownAddress(in plan.Input, addr string) bool {

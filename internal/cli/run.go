@@ -91,7 +91,7 @@ func runDev(g *globals, parent context.Context, args []string, sf *stateFlags, o
 			return err
 		}
 		defer l.Release()
-		p, err := makePlan(ctx, ws, plan.Options{})
+		p, _, err := makePlan(ctx, ws, plan.Options{})
 		if err != nil {
 			return err
 		}
@@ -232,7 +232,7 @@ func destroyAll(ctx context.Context, g *globals, ws *workspace, af *applyFlags) 
 		return err
 	}
 	defer l.Release()
-	p, err := makePlan(ctx, ws, plan.Options{Destroy: true})
+	p, _, err := makePlan(ctx, ws, plan.Options{Destroy: true})
 	if err != nil {
 		return err
 	}

@@ -8,9 +8,12 @@ import (
 )
 
 func newShowCommand(g *globals) *cobra.Command {
-	var asJSON bool
+	var (
+		asJSON bool
+		format string
+	)
 	cmd := &cobra.Command{
-		Use:   "show [-json] PLANFILE",
+		Use:   "show [-json | -format text|json|markdown] PLANFILE",
 		Short: "Show a saved plan",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
@@ -24,7 +27,17 @@ func newShowCommand(g *globals) *cobra.Command {
 				return err
 			}
 			if asJSON {
+				format = "json"
+			}
+			switch format {
+			case "json":
 				return writePlanJSON(g, f.Plan)
+			case "markdown":
+				plan.RenderMarkdown(g.streams.Out, f)
+				return nil
+			case "text":
+			default:
+				return fmt.Errorf("show -format %q: the formats are text, json and markdown", format)
 			}
 			fmt.Fprintf(g.streams.Out, "Saved plan for pipeline %s (%s), made %s against state serial %d.\n\n",
 				f.Plan.Pipeline, f.PipelineFile, f.CreatedAt.Local().Format("2006-01-02 15:04:05"), f.Plan.Serial)
@@ -32,6 +45,7 @@ func newShowCommand(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON (see docs/plan-format.md)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON (see docs/plan-format.md); the same as -format json")
+	cmd.Flags().StringVar(&format, "format", "text", "text, json, or markdown (a collapsible summary for a pull request comment)")
 	return cmd
 }

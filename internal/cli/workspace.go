@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -27,6 +28,9 @@ type stateFlags struct {
 	// readOnly opens the state read-only (state.ReadOnly): for commands
 	// that only read it, which then work on a file flowctl may not write.
 	readOnly bool
+	// ifExists opens the state only if there is one (state.IfExists):
+	// without one the workspace has no store, and plans from empty.
+	ifExists bool
 }
 
 func (f *stateFlags) add(fs *pflag.FlagSet, withVars bool) {
@@ -40,10 +44,13 @@ func (f *stateFlags) add(fs *pflag.FlagSet, withVars bool) {
 // workspace is one pipeline's file, state and executors, as a command sees
 // them.
 type workspace struct {
-	file      string // pipeline file; empty when working from state alone
-	pipeline  *config.Pipeline
-	store     *state.Store
-	stateDir  string
+	file     string // pipeline file; empty when working from state alone
+	pipeline *config.Pipeline
+	store    *state.Store
+	stateDir string
+	// statePath is where the state is, or would be when store is nil
+	// (stateFlags.ifExists and no state yet).
+	statePath string
 	workDir   string
 	providers *providers.Registry
 	// controlPlane is a control plane the operator names (--control-plane):
@@ -70,16 +77,16 @@ func openWorkspace(g *globals, args []string, f *stateFlags, allowStateOnly bool
 			sp = state.DefaultPath(path, p.Name)
 		}
 		st, err := state.Open(sp, p.Name, f.stateOptions(registry.FreshStateCheck(p, sp))...)
-		if err != nil {
+		if err != nil && !(f.ifExists && errors.Is(err, state.ErrNoState)) {
 			return nil, err
 		}
-		ws.store = st
+		ws.store, ws.statePath = st, sp
 	case allowStateOnly && f.statePath != "":
 		st, err := state.Open(f.statePath, "", f.stateOptions(nil)...)
 		if err != nil {
 			return nil, err
 		}
-		ws.store = st
+		ws.store, ws.statePath = st, f.statePath
 		// Relative commands resolved against the pipeline's folder, which is
 		// the state folder's parent by default.
 		ws.workDir = filepath.Dir(filepath.Dir(f.statePath))
@@ -89,7 +96,7 @@ func openWorkspace(g *globals, args []string, f *stateFlags, allowStateOnly bool
 	if abs, err := filepath.Abs(ws.workDir); err == nil {
 		ws.workDir = abs
 	}
-	ws.stateDir = filepath.Dir(ws.store.Path())
+	ws.stateDir = filepath.Dir(ws.statePath)
 	// The docker and nomad providers contact their engine on first use
 	// only: commands on pipelines without such components never need one.
 	// Nomad's connection is the pipeline's nomad block over NOMAD_*.
@@ -108,6 +115,9 @@ func (f *stateFlags) stateOptions(fresh func(why string) error) []state.Option {
 	var opts []state.Option
 	if f.readOnly {
 		opts = append(opts, state.ReadOnly())
+	}
+	if f.ifExists {
+		opts = append(opts, state.IfExists())
 	}
 	if fresh != nil {
 		opts = append(opts, state.WithFreshCheck(fresh))
@@ -133,6 +143,10 @@ func (ws *workspace) lock(ctx context.Context, g *globals, op string, timeout ti
 // planInput gathers what a plan is made from.
 func (ws *workspace) planInput(opts plan.Options) (plan.Input, error) {
 	in := plan.Input{Desired: ws.pipeline, Providers: ws.providers, Options: opts}
+	if ws.store == nil {
+		in.Meta.Pipeline = ws.pipeline.Name // no state yet: plan from empty
+		return in, nil
+	}
 	err := ws.store.View(func(tx *state.Tx) error {
 		in.Meta = tx.Meta()
 		recs, err := tx.Components()

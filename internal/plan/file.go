@@ -2,7 +2,6 @@ package plan
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -14,10 +13,13 @@ import (
 	"time"
 
 	"github.com/flowctl/flowctl/internal/config"
+	"github.com/flowctl/flowctl/internal/state"
 )
 
-// FileFormatVersion is the version of the saved plan format (docs/plan-format.md).
-const FileFormatVersion = 1
+// FileFormatVersion is the version of the saved plan format written
+// (docs/plan-format.md). Version 1 files (absolute paths, staleness by
+// serial) are still read.
+const FileFormatVersion = 2
 
 // fileMarker identifies a saved plan among the files apply accepts.
 const fileMarker = "flowctl-plan"
@@ -29,9 +31,13 @@ type File struct {
 	Format        string    `json:"format"`
 	FormatVersion int       `json:"format_version"`
 	CreatedAt     time.Time `json:"created_at"`
-	// PipelineFile is the absolute path of the pipeline file planned.
+	// PipelineFile is the pipeline file planned: from version 2 relative to
+	// the working directory plan ran in (slash-separated), so that another
+	// checkout applies it from its own working directory; absolute in
+	// version 1.
 	PipelineFile string `json:"pipeline_file"`
-	// StatePath is the state file the plan was made against.
+	// StatePath is the state file named with -state when the plan was made
+	// (relative as PipelineFile); empty: the pipeline's own state.
 	StatePath string `json:"state_path"`
 	// Desired is the normalised pipeline, sensitive values redacted.
 	Desired json.RawMessage `json:"desired"`
@@ -39,27 +45,43 @@ type File struct {
 	// must reload the pipeline file (with the same variables) to get them.
 	HasSensitive bool  `json:"has_sensitive"`
 	Plan         *Plan `json:"plan"`
+	// World is the recorded desired world the plan was made against: every
+	// component the state recorded, with its executor and spec hash
+	// (version 2).
+	World []WorldEntry `json:"world"`
+	// ActsOn is what the plan saw of each recorded component it changes
+	// (version 2).
+	ActsOn []ActedOn `json:"acts_on"`
 	// Checksum is the SHA-256 of the file with this field empty.
 	Checksum string `json:"checksum"`
 }
 
+// FileOptions say where a plan was made.
+type FileOptions struct {
+	// WorkDir is the working directory plan ran in; paths are saved
+	// relative to it.
+	WorkDir string
+	// PipelineFile is the pipeline file planned ("" for none).
+	PipelineFile string
+	// StatePath is the state the operator named with -state ("" for the
+	// pipeline's own).
+	StatePath string
+	// Records are the state's records the plan was made from.
+	Records []*state.Record
+	Now     time.Time
+}
+
 // NewFile wraps a plan for saving.
-func NewFile(p *Plan, pipelineFile, statePath string, now time.Time) (*File, error) {
-	f := &File{Format: fileMarker, FormatVersion: FileFormatVersion, CreatedAt: now.UTC(), Plan: p}
-	if pipelineFile != "" {
-		abs, err := filepath.Abs(pipelineFile)
-		if err != nil {
-			return nil, fmt.Errorf("plan file: %w", err)
-		}
-		f.PipelineFile = abs
+func NewFile(p *Plan, o FileOptions) (*File, error) {
+	f := &File{Format: fileMarker, FormatVersion: FileFormatVersion, CreatedAt: o.Now.UTC(), Plan: p}
+	var err error
+	if f.PipelineFile, err = relativePath(o.WorkDir, o.PipelineFile); err != nil {
+		return nil, err
 	}
-	if statePath != "" {
-		abs, err := filepath.Abs(statePath)
-		if err != nil {
-			return nil, fmt.Errorf("plan file: %w", err)
-		}
-		f.StatePath = abs
+	if f.StatePath, err = relativePath(o.WorkDir, o.StatePath); err != nil {
+		return nil, err
 	}
+	f.World, f.ActsOn = worldOf(o.Records), actsOn(p, o.Records)
 	if p.Desired != nil {
 		red := *p.Desired
 		red.Components = nil
@@ -75,6 +97,70 @@ func NewFile(p *Plan, pipelineFile, statePath string, now time.Time) (*File, err
 		f.Desired = red.CanonicalJSON()
 	}
 	return f, nil
+}
+
+// relativePath is path relative to dir, slash-separated; a path outside
+// dir keeps its ../ steps.
+func relativePath(dir, path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", fmt.Errorf("plan file: %w", err)
+	}
+	if dir == "" {
+		if dir, err = os.Getwd(); err != nil {
+			return "", fmt.Errorf("plan file: %w", err)
+		}
+	}
+	absDir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("plan file: %w", err)
+	}
+	rel, err := filepath.Rel(absDir, abs)
+	if err != nil {
+		return "", fmt.Errorf("plan file: %w", err)
+	}
+	return filepath.ToSlash(rel), nil
+}
+
+// Resolve gives a path saved in the file (PipelineFile, StatePath) as a
+// path for the applying job, whose working directory is dir: relative
+// paths resolve against it; version 1's absolute paths stay as they are.
+// It does not look at the file system.
+func (f *File) Resolve(dir, saved string) string {
+	if saved == "" {
+		return ""
+	}
+	p := filepath.FromSlash(saved)
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(dir, p)
+}
+
+// PipelinePath is the pipeline file the plan names, resolved against dir,
+// the applying job's working directory. It is an error naming both the
+// saved and the resolved path when the file is not there: a plan from
+// another checkout is applied from the same place in this one.
+func (f *File) PipelinePath(dir string) (string, error) {
+	if f.PipelineFile == "" {
+		return "", nil
+	}
+	p := f.Resolve(dir, f.PipelineFile)
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("the plan was made for the pipeline file %s, which is not at %s (%w): apply a saved plan from the folder the plan was made in, in this checkout; nothing was done", f.PipelineFile, p, unwrapPathError(err))
+	}
+	return p, nil
+}
+
+func unwrapPathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 func (f *File) sum() (string, error) {
@@ -154,8 +240,8 @@ func Decode(b []byte) (*File, error) {
 	if f.Format != fileMarker {
 		return nil, errors.New("read plan: not a flowctl plan file")
 	}
-	if f.FormatVersion != FileFormatVersion {
-		return nil, fmt.Errorf("read plan: format version %d; this flowctl reads version %d", f.FormatVersion, FileFormatVersion)
+	if f.FormatVersion < 1 || f.FormatVersion > FileFormatVersion {
+		return nil, fmt.Errorf("read plan: format version %d; this flowctl reads versions 1 to %d", f.FormatVersion, FileFormatVersion)
 	}
 	sum, err := f.sum()
 	if err != nil {
@@ -194,38 +280,6 @@ func (f *File) DesiredPipeline() (*config.Pipeline, error) {
 		return nil, fmt.Errorf("decode planned pipeline: %w", err)
 	}
 	return &p, nil
-}
-
-// StaleError says why a saved plan no longer applies.
-type StaleError struct{ Reasons []string }
-
-func (e *StaleError) Error() string {
-	return "the saved plan is stale: " + strings.Join(e.Reasons, "; ") + "\nRun flowctl plan again, review it, and apply the new plan."
-}
-
-// CheckFresh re-observes reality and compares it, the lineage and the
-// serial with what the saved plan saw. in must carry the current state and
-// the plan's options; in.Desired may be nil.
-func (f *File) CheckFresh(ctx context.Context, in Input) error {
-	var reasons []string
-	p := f.Plan
-	if in.Meta.Lineage != p.Lineage {
-		reasons = append(reasons, fmt.Sprintf("the state file's lineage is %s, the plan was made for %s (another state file)", in.Meta.Lineage, p.Lineage))
-	}
-	if in.Meta.Serial != p.Serial {
-		reasons = append(reasons, fmt.Sprintf("the state changed since the plan was made (serial %d, plan made at serial %d)", in.Meta.Serial, p.Serial))
-	}
-	if len(reasons) == 0 {
-		now, err := Make(ctx, in)
-		if err != nil {
-			return fmt.Errorf("check plan against reality: %w", err)
-		}
-		reasons = append(reasons, realityDiff(p.Reality, now.Reality)...)
-	}
-	if len(reasons) > 0 {
-		return &StaleError{Reasons: reasons}
-	}
-	return nil
 }
 
 // realityDiff says, component by component, how what exists now differs
@@ -290,19 +344,20 @@ func realityDiff(then, now []Seen) []string {
 func describeSeen(s Seen) string { return s.Provider + " object " + s.Fingerprint }
 
 // PlannedPipeline is the desired pipeline the plan was made for. A plan with
-// sensitive values holds none of them: load reads the pipeline file again,
-// which must give exactly the planned specs (else a *StaleError).
-func (f *File) PlannedPipeline(load func(path string) (*config.Pipeline, error)) (*config.Pipeline, error) {
+// sensitive values holds none of them: load reads the pipeline file again
+// (at path, PipelinePath's answer), which must give exactly the planned
+// specs (else a *StaleError).
+func (f *File) PlannedPipeline(path string, load func(path string) (*config.Pipeline, error)) (*config.Pipeline, error) {
 	saved, err := f.DesiredPipeline()
 	if err != nil || saved == nil {
 		return saved, err
 	}
 	desired := saved
 	if f.HasSensitive {
-		if f.PipelineFile == "" {
+		if path == "" {
 			return nil, errors.New("the plan has sensitive values, which plan files never hold, and names no pipeline file to read them from")
 		}
-		desired, err = load(f.PipelineFile)
+		desired, err = load(path)
 		if err != nil {
 			return nil, err
 		}
