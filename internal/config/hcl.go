@@ -31,7 +31,7 @@ var (
 	pipelineSchema = &hcl.BodySchema{
 		Attributes: attrSchemas("executor", "description", "namespace", "labels", "annotations", "config", "component_registry",
 			"trusted_registries", "require_digest", "control_plane", "auth"),
-		Blocks: []hcl.BlockHeaderSchema{{Type: "nomad"}, {Type: "kubernetes"}, {Type: "image_policy"}},
+		Blocks: []hcl.BlockHeaderSchema{{Type: "nomad"}, {Type: "kubernetes"}, {Type: "image_policy"}, {Type: "backend", LabelNames: []string{"type"}}},
 	}
 	componentSchema = &hcl.BodySchema{
 		Attributes: attrSchemas("executor", "type", "image", "command", "args", "env", "config", "inputs", "depends_on",
@@ -189,6 +189,15 @@ func (l *hclLoader) decodePipeline(p *Pipeline, b *hcl.Block) {
 	}
 	if kb := l.single(o, k8s); kb != nil {
 		l.decodeKubernetes(o, p, kb)
+	}
+	var backends []*hcl.Block
+	for _, blk := range content.Blocks {
+		if blk.Type == "backend" {
+			backends = append(backends, blk)
+		}
+	}
+	if bb := l.single(o, backends); bb != nil {
+		l.decodeBackend(o, p, bb)
 	}
 	p.ImagePolicy = l.imagePolicyBlock(o, content.Blocks)
 }

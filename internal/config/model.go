@@ -131,6 +131,10 @@ type Pipeline struct {
 	// Kubernetes is the kubernetes block: the cluster and namespace the
 	// kubernetes executor uses (nil: KUBECONFIG and a namespace per pipeline).
 	Kubernetes *Kubernetes `json:"kubernetes,omitempty"`
+	// Backend is the backend block: where the state is kept (nil: the
+	// default file). Its connection string is never part of the
+	// canonical JSON.
+	Backend *Backend `json:"backend,omitempty"`
 	// Components in canonical order: by kind, then by ID.
 	Components []*Component `json:"components"`
 

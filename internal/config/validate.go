@@ -56,6 +56,7 @@ func Validate(p *Pipeline) hcl.Diagnostics {
 	}
 	diags = append(diags, validateFixedPorts(p)...)
 	diags = append(diags, validateNomad(p)...)
+	diags = append(diags, validateBackend(p)...)
 	diags = append(diags, validateKubernetes(p)...)
 	for _, c := range p.Components {
 		diags = append(diags, validateComponent(p, c, byAddr)...)

@@ -71,6 +71,12 @@ func writeHCLPipeline(body *hclwrite.Body, p *Pipeline) {
 			setString(kb, f.key, *f.dst)
 		}
 	}
+	if be := p.Backend; be != nil {
+		// The connection string is never written (see Backend.ConnStr).
+		bb := b.AppendNewBlock("backend", []string{be.Type}).Body()
+		setString(bb, "schema_name", be.SchemaName)
+		setString(bb, "workspace", be.Workspace)
+	}
 	writeHCLImagePolicy(b, p.ImagePolicy)
 }
 

@@ -51,6 +51,14 @@ func WriteYAML(p *Pipeline) []byte {
 		}
 		spec.set("kubernetes", km.node)
 	}
+	if be := p.Backend; be != nil {
+		// The connection string is never written (see Backend.ConnStr).
+		bm := newMap()
+		bm.strOpt("type", be.Type)
+		bm.strOpt("schema_name", be.SchemaName)
+		bm.strOpt("workspace", be.Workspace)
+		spec.set("backend", bm.node)
+	}
 	yamlImagePolicy(spec, p.ImagePolicy)
 	ids := idsByAddress(p)
 	for _, kind := range Kinds {

@@ -35,7 +35,7 @@ const (
 var (
 	ylTopKeys       = []string{"apiVersion", "kind", "metadata", "spec"}
 	ylMetadataKeys  = []string{"name", "namespace", "labels", "annotations", "description"}
-	ylSpecKeys      = []string{"description", "driver", "executor", "sources", "processors", "sinks", "config", "component_registry", "trusted_registries", "require_digest", "nomad", "kubernetes", "control_plane", "auth", "image_policy"}
+	ylSpecKeys      = []string{"description", "driver", "executor", "sources", "processors", "sinks", "config", "component_registry", "trusted_registries", "require_digest", "nomad", "kubernetes", "backend", "control_plane", "auth", "image_policy"}
 	ylComponentKeys = []string{
 		"id", "type", "config", "image", "command", "args", "env", "inputs", "depends_on",
 		"health_port", "health_check", "health_endpoint", "replicas", "register", "volumes", "restart_policy",
@@ -228,6 +228,9 @@ func (l *yamlLoader) spec(p *Pipeline, m *yaml.Node) {
 	}
 	if e, ok := es["kubernetes"]; ok {
 		l.kubernetes(p, e)
+	}
+	if e, ok := es["backend"]; ok {
+		l.backend(p, e)
 	}
 	if e, ok := es["image_policy"]; ok {
 		p.ImagePolicy = l.imagePolicy(p.Ranges, "", "spec.image_policy", e)
