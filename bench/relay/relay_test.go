@@ -4,16 +4,21 @@
 //
 //   - through internal/relay, as `flowctl serve` moves them (its default
 //     options: per-component queues, the ledger, acknowledged Consume
-//     batches, positions saved in the source);
+//     batches, positions saved in the source; the relay's data token on
+//     every call, verified by the components);
 //   - directly: a hand-written forwarder, StreamEvents → Process → Consume,
 //     one goroutine per hop, with no queue, no ledger and no batching —
 //     the floor of any relay over the SDK.
+//
+// "auth" compares the relay with data-plane authentication on (as serve
+// runs it) and off (components that accept any caller), in the same run.
 //
 // Each event's timestamp is set by the source as it emits it (the SDK's
 // Emit); the sink takes the difference with its arrival time, so latency is
 // end to end, queues and flow-control windows included.
 //
 //	go test -run '^$' -bench 'BenchmarkRelay$' -benchtime 3x ./bench/relay/
+//	go test -run '^$' -bench 'BenchmarkRelay/auth' -benchtime 4x ./bench/relay/
 //	go test -run '^$' -bench 'BenchmarkRelay/path=relay' -cpuprofile cpu.out ./bench/relay/   # one path, b.N events
 package relay
 
@@ -31,7 +36,9 @@ import (
 	"time"
 
 	"github.com/flowctl/flowctl/internal/relay"
+	"github.com/flowctl/flowctl/internal/tokens"
 	"github.com/flowctl/flowctl/pkg/component"
+	"github.com/flowctl/flowctl/pkg/contract"
 	flowctlv1 "github.com/flowctl/flowctl/proto/gen/flowctl/v1"
 )
 
@@ -110,8 +117,9 @@ type flow struct {
 
 // startFlow starts the three components for n events of eventSize bytes,
 // emitted as fast as the flow takes them, or, when rate > 0, at rate
-// events per second.
-func startFlow(b testing.TB, n int, rate float64) *flow {
+// events per second. With a key, the components verify data tokens of
+// that key; without, they accept any caller.
+func startFlow(b testing.TB, n int, rate float64, key *tokens.DataKey) *flow {
 	b.Helper()
 	payload := make([]byte, eventSize)
 	for i := range payload {
@@ -137,15 +145,19 @@ func startFlow(b testing.TB, n int, rate float64) *flow {
 		return []*component.Event{ev}, nil
 	})
 	f := &flow{sink: newLatencySink(n)}
-	f.src = start(b, "source", component.WithSource(src))
-	f.proc = start(b, "processor", component.WithProcessor(proc))
-	f.snk = start(b, "sink", component.WithSink(f.sink))
+	f.src = start(b, "source", component.WithSource(src), key)
+	f.proc = start(b, "processor", component.WithProcessor(proc), key)
+	f.snk = start(b, "sink", component.WithSink(f.sink), key)
 	return f
 }
 
-func start(b testing.TB, id string, handler component.Option) *component.Component {
+func start(b testing.TB, id string, handler component.Option, key *tokens.DataKey) *component.Component {
 	b.Helper()
-	c, err := component.New(component.Config{ID: id, StateDir: b.TempDir()}, component.Info{Name: id}, handler)
+	auth := component.WithInsecureDataPlane()
+	if key != nil {
+		auth = component.WithDataVerifier(component.NewDataVerifier(key.Public()))
+	}
+	c, err := component.New(component.Config{ID: id, StateDir: b.TempDir()}, component.Info{Name: id}, handler, auth)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -190,16 +202,34 @@ wait:
 	return r
 }
 
-// viaRelay moves n events through internal/relay.
-func viaRelay(b testing.TB, n int, rate float64) result {
-	f := startFlow(b, n, rate)
+// viaRelay moves n events through internal/relay, with data-plane
+// authentication, as serve does.
+func viaRelay(b testing.TB, n int, rate float64) result { return relayFlow(b, n, rate, true) }
+
+// viaOpenRelay moves n events through internal/relay, to components that
+// accept any caller.
+func viaOpenRelay(b testing.TB, n int, rate float64) result { return relayFlow(b, n, rate, false) }
+
+func relayFlow(b testing.TB, n int, rate float64, auth bool) result {
+	var opts relay.Options
+	var key *tokens.DataKey
+	if auth {
+		var err error
+		if key, err = tokens.NewDataKey(); err != nil {
+			b.Fatal(err)
+		}
+		src := tokens.NewDataIssuer(key, "").Tokens(contract.DataPlaneRelaySubject)
+		opts.Token = func(context.Context) (string, error) { return src.Token() }
+	}
+	f := startFlow(b, n, rate, key)
 	defer f.close(b)
 	nodes := []relay.Node{
 		{Address: "source.source", ID: "source", Kind: relay.Source, Dial: f.src.DataAddr()},
 		{Address: "processor.processor", ID: "processor", Kind: relay.Processor, Dial: f.proc.DataAddr(), Inputs: []string{"source.source"}},
 		{Address: "sink.sink", ID: "sink", Kind: relay.Sink, Dial: f.snk.DataAddr(), Inputs: []string{"processor.processor"}},
 	}
-	r := relay.New(relay.Options{Topology: func(context.Context) ([]relay.Node, error) { return nodes, nil }})
+	opts.Topology = func(context.Context) ([]relay.Node, error) { return nodes, nil }
+	r := relay.New(opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	cpu0, calls0 := usage()
@@ -214,7 +244,7 @@ func viaRelay(b testing.TB, n int, rate float64) result {
 // direct moves n events with a forwarder of two goroutines and nothing
 // else: the SDK's own cost.
 func direct(b testing.TB, n int, rate float64) result {
-	f := startFlow(b, n, rate)
+	f := startFlow(b, n, rate, nil)
 	defer f.close(b)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -320,6 +350,31 @@ func BenchmarkRelay(b *testing.B) {
 				dir[k].rate(), dir[k].p50, dir[k].p99, dir[k].cpuPerEvent(), dir[k].syscallsPerEvent())
 		}
 	})
+	// Data-plane authentication on vs off, alternating which goes first.
+	b.Run("auth", func(b *testing.B) {
+		var on, off []result
+		i := 0
+		for b.Loop() {
+			if i%2 == 0 {
+				off = append(off, viaOpenRelay(b, roundEvents, 0))
+				on = append(on, viaRelay(b, roundEvents, 0))
+			} else {
+				on = append(on, viaRelay(b, roundEvents, 0))
+				off = append(off, viaOpenRelay(b, roundEvents, 0))
+			}
+			i++
+		}
+		a, o := median(on), median(off)
+		b.ReportMetric(a.rate(), "auth-on-events/s")
+		b.ReportMetric(o.rate(), "auth-off-events/s")
+		b.ReportMetric(a.rate()/o.rate(), "on/off")
+		b.ReportMetric(a.cpuPerEvent(), "auth-on-cpu-us/event")
+		b.ReportMetric(o.cpuPerEvent(), "auth-off-cpu-us/event")
+		for k := range on {
+			b.Logf("round %d: auth on %.0f events/s (%.1f µs CPU per event), off %.0f events/s (%.1f µs)", k+1,
+				on[k].rate(), on[k].cpuPerEvent(), off[k].rate(), off[k].cpuPerEvent())
+		}
+	})
 	// Latency below saturation: pacedRate events per second, where the
 	// queues and windows stay nearly empty.
 	b.Run("paced", func(b *testing.B) {
@@ -339,7 +394,7 @@ func BenchmarkRelay(b *testing.B) {
 	for _, path := range []struct {
 		name string
 		run  func(testing.TB, int, float64) result
-	}{{"relay", viaRelay}, {"direct", direct}} {
+	}{{"relay", viaRelay}, {"relay-open", viaOpenRelay}, {"direct", direct}} {
 		b.Run("path="+path.name, func(b *testing.B) {
 			b.SetBytes(eventSize)
 			r := path.run(b, max(b.N, 1000), 0)
@@ -368,7 +423,7 @@ func median(rs []result) result {
 // TestSmoke moves a few events both ways, so that the benchmark keeps
 // working as the relay and the SDK change.
 func TestSmoke(t *testing.T) {
-	for _, run := range []func(testing.TB, int, float64) result{viaRelay, direct} {
+	for _, run := range []func(testing.TB, int, float64) result{viaRelay, viaOpenRelay, direct} {
 		if r := run(t, 3000, 0); r.events != 3000 || r.p99 <= 0 {
 			t.Errorf("%+v", r)
 		}
