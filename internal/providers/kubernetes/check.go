@@ -213,6 +213,7 @@ var contractEnv = map[string]bool{
 	contract.EnvInstanceID: true, contract.EnvSpecHash: true, contract.EnvComponentAddress: true,
 	contract.EnvComponentToken: true, contract.EnvPlainComponentToken: true, contract.EnvPort: true,
 	contract.EnvHealthPort: true, contract.EnvStateDir: true,
+	contract.EnvDataPlaneKey: true, contract.EnvBindAddress: true,
 }
 
 // dryRunSpec is comp as Start would get it, with what only apply knows
