@@ -395,6 +395,7 @@ func (w *walker) stopped() bool {
 func (w *walker) run(ctx context.Context, n *node) {
 	if n.ch.Action == plan.NoOp {
 		n.ok = true
+		w.rehash(n)
 		return
 	}
 	w.sem <- struct{}{}

@@ -23,6 +23,7 @@ func newStatusCommand(g *globals) *cobra.Command {
 		output string
 		asJSON bool
 		watch  bool
+		sec    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "status [PIPELINE]",
@@ -44,6 +45,13 @@ func newStatusCommand(g *globals) *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
+			if sec {
+				doc, err := status.CollectSecurity(ctx, status.SecurityInput{Input: status.Input{Store: ws.store, Providers: ws.providers, Desired: ws.pipeline, Now: time.Now()}})
+				if err != nil {
+					return err
+				}
+				return status.WriteSecurity(g.streams.Out, doc, output)
+			}
 			if !watch {
 				return renderStatus(ctx, g, ws, output, false)
 			}
@@ -59,6 +67,7 @@ func newStatusCommand(g *globals) *cobra.Command {
 	complete.Values(cmd, "output", "table", "json")
 	fs.BoolVar(&asJSON, "json", false, "same as -o json")
 	fs.BoolVarP(&watch, "watch", "w", false, "redraw every 2s until interrupted")
+	fs.BoolVar(&sec, "security", false, "show what is reachable from where: listeners, auth mode, component ports and where they are bound, registrations without proof")
 	return cmd
 }
 

@@ -143,11 +143,15 @@ func (ws *workspace) lock(ctx context.Context, g *globals, op string, timeout ti
 // planInput gathers what a plan is made from.
 func (ws *workspace) planInput(opts plan.Options) (plan.Input, error) {
 	in := plan.Input{Desired: ws.pipeline, Providers: ws.providers, Options: opts}
+	var err error
+	if in.SpecKey, err = config.StateSpecKey(ws.statePath, ws.pipeline != nil && ws.pipeline.NeedsSpecKey()); err != nil {
+		return in, err
+	}
 	if ws.store == nil {
 		in.Meta.Pipeline = ws.pipeline.Name // no state yet: plan from empty
 		return in, nil
 	}
-	err := ws.store.View(func(tx *state.Tx) error {
+	err = ws.store.View(func(tx *state.Tx) error {
 		in.Meta = tx.Meta()
 		recs, err := tx.Components()
 		in.Records = recs

@@ -19,10 +19,49 @@ func (c *Component) CanonicalJSON() []byte {
 	return b
 }
 
-// SpecHash is the hex SHA-256 of the canonical JSON. It is stored in state and
-// on every object an executor creates, so drift shows from either side.
-func (c *Component) SpecHash() string {
-	sum := sha256.Sum256(c.CanonicalJSON())
+// SpecHash identifies the desired spec: it is stored in state and written
+// on every object an executor creates (label, annotation, job meta,
+// FLOWCTL_SPEC_HASH), so drift shows from either side. A component without
+// sensitive values is hashed as the hex SHA-256 of its canonical JSON,
+// which says nothing its printed spec does not. One with sensitive values
+// is hashed with key (HMAC-SHA256), so that no one without the key can test
+// a guess of a value against the hash; key must then not be nil.
+func (c *Component) SpecHash(key *SpecKey) string {
+	canonical := c.CanonicalJSON()
+	if !c.HasSensitive() {
+		return unkeyedHash(canonical)
+	}
+	if key == nil {
+		// Callers load the key whenever the pipeline has sensitive values
+		// (Pipeline.NeedsSpecKey); hashing them unkeyed would print a
+		// guessable digest.
+		panic(fmt.Sprintf("config: spec hash of %s, which has sensitive values, without a key", c.Address()))
+	}
+	return key.sum(canonical)
+}
+
+// SpecHashAndRedacted returns c.SpecHash(key) and the canonical JSON of
+// c.Redacted(), encoding c once when it has no sensitive values (the
+// redacted spec is then the canonical JSON the hash is taken of).
+func (c *Component) SpecHashAndRedacted(key *SpecKey) (string, []byte) {
+	if c.HasSensitive() {
+		return c.SpecHash(key), c.Redacted().CanonicalJSON()
+	}
+	canonical := c.CanonicalJSON()
+	return unkeyedHash(canonical), canonical
+}
+
+// UnkeyedSpecHash is the hash flowctl before keyed spec hashes recorded for
+// every component: the hex SHA-256 of the canonical JSON, sensitive values
+// included. It is only ever compared with what an older state or object
+// holds (a state written by that version plans no changes), never printed
+// or written.
+func (c *Component) UnkeyedSpecHash() string {
+	return unkeyedHash(c.CanonicalJSON())
+}
+
+func unkeyedHash(b []byte) string {
+	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
 
@@ -37,10 +76,11 @@ func (p *Pipeline) CanonicalJSON() []byte {
 	return b
 }
 
-// Hash is the hex SHA-256 of the pipeline's canonical JSON.
+// Hash is the hex SHA-256 of the pipeline's canonical JSON, sensitive
+// values included: for comparing two pipelines in memory, never to be
+// stored or shown whole.
 func (p *Pipeline) Hash() string {
-	sum := sha256.Sum256(p.CanonicalJSON())
-	return hex.EncodeToString(sum[:])
+	return unkeyedHash(p.CanonicalJSON())
 }
 
 // Redacted returns a deep copy of c with every sensitive env value replaced by

@@ -110,7 +110,7 @@ func differingParts(p, q *Pipeline) []string {
 	seen := map[string]bool{}
 	for _, c := range p.Components {
 		seen[c.Address()] = true
-		if d := q.Component(c.Address()); d == nil || d.SpecHash() != c.SpecHash() {
+		if d := q.Component(c.Address()); d == nil || string(d.CanonicalJSON()) != string(c.CanonicalJSON()) {
 			out = append(out, c.Address())
 		}
 	}

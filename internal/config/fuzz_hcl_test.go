@@ -36,7 +36,7 @@ func FuzzLoadHCL(f *testing.F) {
 		}
 		_ = p.CanonicalJSON()
 		for _, c := range p.Components {
-			_ = c.SpecHash()
+			_ = c.UnkeyedSpecHash()
 			_ = c.Redacted()
 		}
 	})

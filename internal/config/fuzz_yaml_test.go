@@ -43,7 +43,7 @@ func FuzzLoadYAML(f *testing.F) {
 		}
 		canon := p.CanonicalJSON()
 		for _, c := range p.Components {
-			_ = c.SpecHash()
+			_ = c.UnkeyedSpecHash()
 			_ = c.Redacted()
 		}
 		p2, diags2 := LoadBytes([]byte(src), "fuzz.yaml", LoadOptions{Environ: []string{}})

@@ -18,6 +18,9 @@ func checkPlans(ctx context.Context, in Input, r *Reality) error {
 	if in.Desired == nil {
 		return nil
 	}
+	if err := checkSpecKey(in); err != nil {
+		return err
+	}
 	recs := map[string]*state.Record{}
 	for _, rec := range in.Records {
 		recs[rec.Address] = rec
@@ -25,9 +28,9 @@ func checkPlans(ctx context.Context, in Input, r *Reality) error {
 	byProvider := map[string][]*config.Component{}
 	for _, c := range in.Desired.Components {
 		rec := recs[c.Address()]
-		hash, _ := hashAndSpec(c)
+		hash, _ := hashAndSpec(c, in.SpecKey)
 		obs := r.Observed[c.Address()]
-		if rec == nil || rec.SpecHash != hash || rec.Provider != c.Executor ||
+		if rec == nil || !sameSpec(c, rec.SpecHash, hash) || rec.Provider != c.Executor ||
 			(obs != nil && (!obs.Exists || (obs.SpecHash != "" && obs.SpecHash != objectHash(rec)))) {
 			byProvider[c.Executor] = append(byProvider[c.Executor], c)
 		}

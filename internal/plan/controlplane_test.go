@@ -67,7 +67,7 @@ func TestTheControlPlaneOfRunningComponentsIsPartOfReality(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var w world
 			tt.world(&w)
-			p, err := Decide(Input{Desired: base, Meta: state.Meta{Lineage: "L1", Pipeline: "demo"}, Records: w.records, Options: tt.opts, ControlPlane: tt.cp}, w.reality)
+			p, err := Decide(Input{SpecKey: testSpecKey, Desired: base, Meta: state.Meta{Lineage: "L1", Pipeline: "demo"}, Records: w.records, Options: tt.opts, ControlPlane: tt.cp}, w.reality)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -85,7 +85,7 @@ func TestAControlPlaneChangeIsRenderedAndCounted(t *testing.T) {
 	base := loadPipeline(t, basePipeline)
 	var w world
 	w.both(base.Components...)
-	p, err := Decide(Input{Desired: base, Meta: state.Meta{Lineage: "L1", Pipeline: "demo"}, Records: w.records,
+	p, err := Decide(Input{SpecKey: testSpecKey, Desired: base, Meta: state.Meta{Lineage: "L1", Pipeline: "demo"}, Records: w.records,
 		ControlPlane: &ControlPlaneSeen{Managed: true, Detail: "it is not running: pid 4641 exited", Listen: "127.0.0.1:8080"}}, w.reality)
 	if err != nil {
 		t.Fatal(err)

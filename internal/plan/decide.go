@@ -1,8 +1,6 @@
 package plan
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -17,6 +15,9 @@ import (
 // provider: a plan is a function of these values. With Options.NoRefresh
 // it ignores r's objects and takes state as the truth.
 func Decide(in Input, r Reality) (*Plan, error) {
+	if err := checkSpecKey(in); err != nil {
+		return nil, err
+	}
 	if in.Options.NoRefresh {
 		r.Observed, r.Listed, r.ClusterChanges = nil, nil, nil
 	}
@@ -111,7 +112,7 @@ func (d *decider) desiredChanges(unrecorded []Listed) []*Change {
 	var changes []*Change
 	for _, addr := range sortedKeys(d.desired) {
 		c := d.desired[addr]
-		ch := decideComponent(c, d.records[addr], d.r.Observed[addr], d.replace[addr], d.r.SelfRestarting[c.Executor], d.in.Meta.TokenGeneration)
+		ch := decideComponent(c, d.in.SpecKey, d.records[addr], d.r.Observed[addr], d.replace[addr], d.r.SelfRestarting[c.Executor], d.in.Meta.TokenGeneration)
 		if ch.Action == Update || ch.Action == Replace {
 			ch.ClusterChanges = d.r.ClusterChanges[addr]
 		}
@@ -133,7 +134,7 @@ func (d *decider) desiredChanges(unrecorded []Listed) []*Change {
 func (d *decider) adoptTwin(ch *Change, c *config.Component, unrecorded []Listed) {
 	for i, lo := range unrecorded {
 		o := lo.Object
-		if d.adopted[i] || o.Address != ch.Address || lo.Provider != c.Executor || !o.Running || o.SpecHash != ch.SpecHash {
+		if d.adopted[i] || o.Address != ch.Address || lo.Provider != c.Executor || !o.Running || !sameSpec(c, o.SpecHash, ch.SpecHash) {
 			continue
 		}
 		d.adopted[i] = true
@@ -182,11 +183,12 @@ func (d *decider) orphans(unrecorded []Listed) []*Change {
 }
 
 // decideComponent plans desired component c against its record (nil: not
-// in state) and its object as observed (nil: not looked at). selfRestarts
-// says c's executor restarts and checks it itself; tokenGen is the state's
-// token-secret generation (state.Meta).
-func decideComponent(c *config.Component, rec *state.Record, obs *providers.Observed, replace, selfRestarts bool, tokenGen uint64) *Change {
-	hash, spec := hashAndSpec(c)
+// in state) and its object as observed (nil: not looked at). key keys the
+// spec hash of sensitive values; selfRestarts says c's executor restarts
+// and checks it itself; tokenGen is the state's token-secret generation
+// (state.Meta).
+func decideComponent(c *config.Component, key *config.SpecKey, rec *state.Record, obs *providers.Observed, replace, selfRestarts bool, tokenGen uint64) *Change {
+	hash, spec := hashAndSpec(c, key)
 	ch := &Change{Address: c.Address(), Provider: c.Executor, SpecHash: hash, Spec: spec, Upstreams: c.Upstreams()}
 	if rec == nil {
 		ch.Action, ch.Reason = Create, ReasonNotInState
@@ -200,7 +202,8 @@ func decideComponent(c *config.Component, rec *state.Record, obs *providers.Obse
 	}
 	// The same hash is the same canonical spec: nothing to compare, which
 	// is most components of most plans.
-	if rec.SpecHash != ch.SpecHash {
+	same := sameSpec(c, rec.SpecHash, ch.SpecHash)
+	if !same {
 		ch.Attrs = specChanges(c, rec.Spec, ch.Spec, selfRestarts)
 	}
 	for _, a := range ch.Attrs {
@@ -208,7 +211,7 @@ func decideComponent(c *config.Component, rec *state.Record, obs *providers.Obse
 			ch.ForcedBy = append(ch.ForcedBy, a.Path)
 		}
 	}
-	s := situation{rec: rec, obs: obs, executor: c.Executor, specHash: ch.SpecHash, forced: len(ch.ForcedBy) > 0, replace: replace, tokenGen: tokenGen}
+	s := situation{rec: rec, obs: obs, executor: c.Executor, sameSpec: same, forced: len(ch.ForcedBy) > 0, replace: replace, tokenGen: tokenGen}
 	ch.Action, ch.Reason = s.decide()
 	if ch.Reason == ReasonDeletedOutside {
 		ch.Handle = nil
@@ -242,8 +245,10 @@ func specChanges(c *config.Component, oldSpec, newSpec json.RawMessage, selfRest
 type situation struct {
 	rec *state.Record
 	// obs is its object as observed; nil when not looked at.
-	obs                *providers.Observed
-	executor, specHash string
+	obs      *providers.Observed
+	executor string
+	// sameSpec: the record's spec hash is the desired spec's (sameSpec).
+	sameSpec bool
 	// forced: an attribute that changed forces a new instance.
 	forced bool
 	// replace: -replace asks for it.
@@ -273,7 +278,7 @@ func (s situation) decide() (Action, Reason) {
 		// The last apply started it but stopped before seeing it ready:
 		// take it as it is once it proves ready.
 		return Adopt, ReasonStartUnconfirmed
-	case s.rec.SpecHash != s.specHash:
+	case !s.sameSpec:
 		return Update, ReasonSpecChanged
 	case s.obs != nil && !s.obs.Running:
 		return Restart, ReasonExited
@@ -299,19 +304,7 @@ func (s situation) tokenRotated() bool {
 // unconfirmed: started by an apply that ended before seeing it ready, it
 // runs the desired spec.
 func (s situation) unconfirmed() bool {
-	return s.rec.Status == state.StatusCreating && s.obs != nil && s.obs.Running && s.rec.SpecHash == s.specHash
-}
-
-// hashAndSpec returns c.SpecHash() and c's canonical JSON with sensitive
-// values redacted, encoding c once: without sensitive values the redacted
-// spec is the canonical JSON itself, which the hash is taken of.
-func hashAndSpec(c *config.Component) (string, json.RawMessage) {
-	canonical := c.CanonicalJSON()
-	sum := sha256.Sum256(canonical)
-	if c.HasSensitive() {
-		return hex.EncodeToString(sum[:]), c.Redacted().CanonicalJSON()
-	}
-	return hex.EncodeToString(sum[:]), canonical
+	return s.rec.Status == state.StatusCreating && s.obs != nil && s.obs.Running && s.sameSpec
 }
 
 // objectHash is the spec hash flowctl wrote on r's object.

@@ -59,7 +59,7 @@ func (w *world) both(cs ...*config.Component) {
 
 func objectOf(c *config.Component) providers.Observed {
 	fp := fingerprint(c)
-	return providers.Observed{Address: c.Address(), Exists: true, Running: true, SpecHash: c.SpecHash(), Pipeline: "demo", Lineage: "L1", Fingerprint: fp, Handle: providertest.HandleOf(fp)}
+	return providers.Observed{Address: c.Address(), Exists: true, Running: true, SpecHash: c.SpecHash(testSpecKey), Pipeline: "demo", Lineage: "L1", Fingerprint: fp, Handle: providertest.HandleOf(fp)}
 }
 
 // summary is the plan's compact text form followed by its drift, one line
@@ -244,7 +244,7 @@ func TestDecideTurnsDesiredStateAndRealityIntoChangesWithReasons(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var w world
 			tt.world(&w)
-			p, err := Decide(Input{Desired: tt.desired, Meta: state.Meta{Lineage: "L1", Pipeline: "demo", Serial: 3}, Records: w.records, Options: tt.opts}, w.reality)
+			p, err := Decide(Input{SpecKey: testSpecKey, Desired: tt.desired, Meta: state.Meta{Lineage: "L1", Pipeline: "demo", Serial: 3}, Records: w.records, Options: tt.opts}, w.reality)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -263,7 +263,7 @@ func TestDecideShowsWhatItSawAndSetsForeignObjectsApart(t *testing.T) {
 	theirs := objectOf(b)
 	theirs.Lineage = "OTHER"
 	w.unrecorded(theirs)
-	p, err := Decide(Input{Desired: base, Meta: state.Meta{Lineage: "L1", Pipeline: "demo"}, Records: w.records}, w.reality)
+	p, err := Decide(Input{SpecKey: testSpecKey, Desired: base, Meta: state.Meta{Lineage: "L1", Pipeline: "demo"}, Records: w.records}, w.reality)
 	if err != nil {
 		t.Fatal(err)
 	}

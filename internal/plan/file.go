@@ -54,6 +54,10 @@ type File struct {
 	ActsOn []ActedOn `json:"acts_on"`
 	// Checksum is the SHA-256 of the file with this field empty.
 	Checksum string `json:"checksum"`
+
+	// SpecKey, set by the reader before PlannedPipeline, keys the spec
+	// hashes of sensitive values (the state's config.SpecKey); never saved.
+	SpecKey *config.SpecKey `json:"-"`
 }
 
 // FileOptions say where a plan was made.
@@ -368,7 +372,7 @@ func (f *File) PlannedPipeline(path string, load func(path string) (*config.Pipe
 			continue
 		}
 		c := desired.Component(ch.Address)
-		if c == nil || c.SpecHash() != ch.SpecHash {
+		if c == nil || !PlannedSpec(c, f.SpecKey, ch.SpecHash) {
 			hint := ""
 			if f.HasSensitive {
 				hint = " (sensitive values come from the pipeline file and its variables: pass the same -var, -var-file and FLOWCTL_VAR_ values as for plan)"

@@ -12,9 +12,9 @@ import (
 
 func TestHashAndSpecAreThoseOfConfig(t *testing.T) {
 	for _, c := range loadPipeline(t, basePipeline).Components {
-		hash, spec := hashAndSpec(c)
-		if hash != c.SpecHash() {
-			t.Errorf("%s: hash %s, config says %s", c.Address(), hash, c.SpecHash())
+		hash, spec := hashAndSpec(c, testSpecKey)
+		if hash != c.SpecHash(testSpecKey) {
+			t.Errorf("%s: hash %s, config says %s", c.Address(), hash, c.SpecHash(testSpecKey))
 		}
 		if want := c.Redacted().CanonicalJSON(); !bytes.Equal(spec, want) {
 			t.Errorf("%s: spec\n%s\nwant\n%s", c.Address(), spec, want)
@@ -30,9 +30,9 @@ func TestUpToDateComponentsCarryNoAttributeDiff(t *testing.T) {
 	prov := newFake()
 	var recs []*state.Record
 	for _, c := range desired.Components {
-		recs = append(recs, record(c, run(prov, c.Address(), "pid="+c.ID, c.SpecHash(), true), state.StatusRunning))
+		recs = append(recs, record(c, run(prov, c.Address(), "pid="+c.ID, c.SpecHash(testSpecKey), true), state.StatusRunning))
 	}
-	p, err := Make(context.Background(), Input{Desired: desired, Meta: state.Meta{Lineage: "L1", Pipeline: "demo"}, Records: recs, Providers: providers.NewRegistry(prov)})
+	p, err := Make(context.Background(), Input{SpecKey: testSpecKey, Desired: desired, Meta: state.Meta{Lineage: "L1", Pipeline: "demo"}, Records: recs, Providers: providers.NewRegistry(prov)})
 	if err != nil {
 		t.Fatal(err)
 	}

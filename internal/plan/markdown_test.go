@@ -18,12 +18,12 @@ func TestMarkdownPlanMatchesGolden(t *testing.T) {
 	prov := newFake()
 	a, b, c := old.Components[0], old.Components[1], old.Components[2]
 	recs := []*state.Record{
-		record(a, run(prov, a.Address(), "fpa", a.SpecHash(), true), state.StatusRunning),
-		record(b, run(prov, b.Address(), "fpb", b.SpecHash(), true), state.StatusRunning),
-		record(c, run(prov, c.Address(), "fpc", c.SpecHash(), false), state.StatusRunning),
+		record(a, run(prov, a.Address(), "fpa", a.SpecHash(testSpecKey), true), state.StatusRunning),
+		record(b, run(prov, b.Address(), "fpb", b.SpecHash(testSpecKey), true), state.StatusRunning),
+		record(c, run(prov, c.Address(), "fpc", c.SpecHash(testSpecKey), false), state.StatusRunning),
 	}
 	prov.Put(providers.Observed{Address: "sink.elsewhere", Exists: true, Running: true, SpecHash: "h", Pipeline: "demo", Lineage: "L0", Fingerprint: "fpx"})
-	p, err := Make(context.Background(), Input{
+	p, err := Make(context.Background(), Input{SpecKey: testSpecKey,
 		Desired: changed, Meta: state.Meta{Lineage: "0f3c9a1e-lineage", Pipeline: "demo", Serial: 12},
 		Records: recs, Providers: providers.NewRegistry(prov),
 		ControlPlane: &ControlPlaneSeen{Managed: true, Detail: "it is not running: pid 4641 exited", Listen: "127.0.0.1:7400"},

@@ -135,6 +135,9 @@ type Input struct {
 	Options   Options
 	// ControlPlane is the control plane as observed; nil: not planned.
 	ControlPlane *ControlPlaneSeen
+	// SpecKey keys the spec hashes of components with sensitive values
+	// (config.Component.SpecHash); it must be set when Desired has any.
+	SpecKey *config.SpecKey
 }
 
 // HasChanges reports whether applying the plan would do anything.

@@ -70,10 +70,10 @@ func benchInput(b *testing.B, n int) Input {
 	prov.Quiet()
 	var records []*state.Record
 	for _, c := range desired.Components {
-		h := run(prov, c.Address(), "pid="+c.ID, c.SpecHash(), true)
+		h := run(prov, c.Address(), "pid="+c.ID, c.SpecHash(testSpecKey), true)
 		records = append(records, record(c, h, state.StatusRunning))
 	}
-	return Input{
+	return Input{SpecKey: testSpecKey,
 		Desired:   desired,
 		Meta:      state.Meta{Lineage: "L1", Serial: 1, Pipeline: "demo"},
 		Records:   records,

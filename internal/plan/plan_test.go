@@ -56,7 +56,7 @@ sink "c" {
 `
 
 func record(c *config.Component, h providers.Handle, status string) *state.Record {
-	return &state.Record{Address: c.Address(), Kind: string(c.Kind), ID: c.ID, Provider: c.Executor, SpecHash: c.SpecHash(), Spec: c.Redacted().CanonicalJSON(), Handle: h, Status: status}
+	return &state.Record{Address: c.Address(), Kind: string(c.Kind), ID: c.ID, Provider: c.Executor, SpecHash: c.SpecHash(testSpecKey), Spec: c.Redacted().CanonicalJSON(), Handle: h, Status: status}
 }
 
 func TestPlanActionsAndReasons(t *testing.T) {
@@ -82,7 +82,7 @@ func TestPlanActionsAndReasons(t *testing.T) {
 			setup: func(p *providertest.Provider) []*state.Record {
 				var recs []*state.Record
 				for i, c := range old.Components {
-					recs = append(recs, record(c, run(p, c.Address(), "fp"+string(rune('0'+i)), c.SpecHash(), true), state.StatusRunning))
+					recs = append(recs, record(c, run(p, c.Address(), "fp"+string(rune('0'+i)), c.SpecHash(testSpecKey), true), state.StatusRunning))
 				}
 				return recs
 			},
@@ -94,7 +94,7 @@ func TestPlanActionsAndReasons(t *testing.T) {
 			setup: func(p *providertest.Provider) []*state.Record {
 				var recs []*state.Record
 				for i, c := range old.Components {
-					recs = append(recs, record(c, run(p, c.Address(), "fp"+string(rune('0'+i)), c.SpecHash(), true), state.StatusRunning))
+					recs = append(recs, record(c, run(p, c.Address(), "fp"+string(rune('0'+i)), c.SpecHash(testSpecKey), true), state.StatusRunning))
 				}
 				return recs
 			},
@@ -109,7 +109,7 @@ func TestPlanActionsAndReasons(t *testing.T) {
 				return []*state.Record{
 					record(a, h, state.StatusRunning),
 					record(b, run(p, b.Address(), "fpb", "other-hash", true), state.StatusRunning),
-					record(c, run(p, c.Address(), "fpc", c.SpecHash(), false), state.StatusRunning),
+					record(c, run(p, c.Address(), "fpc", c.SpecHash(testSpecKey), false), state.StatusRunning),
 				}
 			},
 			want: "[1] + source.a (create: deleted_outside)\n[2] -/+ processor.b (replace: changed_outside)\n[3] ^ sink.c (restart: exited)\n",
@@ -119,9 +119,9 @@ func TestPlanActionsAndReasons(t *testing.T) {
 			desired: loadPipeline(t, strings.Replace(basePipeline, "sink \"c\" {\n  command = [\"./c\"]\n  inputs  = [processor.b]\n}", "", 1)),
 			setup: func(p *providertest.Provider) []*state.Record {
 				a, c := old.Components[0], old.Components[2]
-				run(p, a.Address(), "twin", a.SpecHash(), true)
+				run(p, a.Address(), "twin", a.SpecHash(testSpecKey), true)
 				run(p, "processor.b", "stranger", "some-old-hash", true)
-				return []*state.Record{record(c, run(p, c.Address(), "fpc", c.SpecHash(), true), state.StatusRunning)}
+				return []*state.Record{record(c, run(p, c.Address(), "fpc", c.SpecHash(testSpecKey), true), state.StatusRunning)}
 			},
 			want: "[1] - processor.b (delete-orphan: orphan)\n[2] - sink.c (delete: not_in_config)\n[3] <= source.a (adopt: adopt_unrecorded)\n[4] + processor.b (create: not_in_state)\n",
 		},
@@ -131,11 +131,11 @@ func TestPlanActionsAndReasons(t *testing.T) {
 			setup: func(p *providertest.Provider) []*state.Record {
 				a, b, c := old.Components[0], old.Components[1], old.Components[2]
 				gone, _ := json.Marshal("gone")
-				run(p, a.Address(), "new", a.SpecHash(), true)
+				run(p, a.Address(), "new", a.SpecHash(testSpecKey), true)
 				return []*state.Record{
 					record(a, gone, state.StatusRunning),
-					record(b, run(p, b.Address(), "fpb", b.SpecHash(), true), state.StatusRunning),
-					record(c, run(p, c.Address(), "fpc", c.SpecHash(), true), state.StatusRunning),
+					record(b, run(p, b.Address(), "fpb", b.SpecHash(testSpecKey), true), state.StatusRunning),
+					record(c, run(p, c.Address(), "fpc", c.SpecHash(testSpecKey), true), state.StatusRunning),
 				}
 			},
 			want: "[1] <= source.a (adopt: adopt_unrecorded)\n[2]   processor.b (no-op: up_to_date)\n[3]   sink.c (no-op: up_to_date)\n",
@@ -146,9 +146,9 @@ func TestPlanActionsAndReasons(t *testing.T) {
 			setup: func(p *providertest.Provider) []*state.Record {
 				a, b, c := old.Components[0], old.Components[1], old.Components[2]
 				return []*state.Record{
-					record(a, run(p, a.Address(), "fpa", a.SpecHash(), true), state.StatusFailed),
-					record(b, run(p, b.Address(), "fpb", b.SpecHash(), true), state.StatusCreating),
-					record(c, run(p, c.Address(), "fpc", c.SpecHash(), true), state.StatusRunning),
+					record(a, run(p, a.Address(), "fpa", a.SpecHash(testSpecKey), true), state.StatusFailed),
+					record(b, run(p, b.Address(), "fpb", b.SpecHash(testSpecKey), true), state.StatusCreating),
+					record(c, run(p, c.Address(), "fpc", c.SpecHash(testSpecKey), true), state.StatusRunning),
 				}
 			},
 			want: "[1] -/+ source.a (replace: tainted)\n[2] <= processor.b (adopt: start_unconfirmed)\n[3]   sink.c (no-op: up_to_date)\n",
@@ -160,7 +160,7 @@ func TestPlanActionsAndReasons(t *testing.T) {
 			setup: func(p *providertest.Provider) []*state.Record {
 				var recs []*state.Record
 				for i, c := range old.Components {
-					recs = append(recs, record(c, run(p, c.Address(), "fp"+string(rune('0'+i)), c.SpecHash(), true), state.StatusRunning))
+					recs = append(recs, record(c, run(p, c.Address(), "fp"+string(rune('0'+i)), c.SpecHash(testSpecKey), true), state.StatusRunning))
 				}
 				return recs
 			},
@@ -180,7 +180,7 @@ func TestPlanActionsAndReasons(t *testing.T) {
 			setup: func(p *providertest.Provider) []*state.Record {
 				var recs []*state.Record
 				for i, c := range old.Components {
-					recs = append(recs, record(c, run(p, c.Address(), "fp"+string(rune('0'+i)), c.SpecHash(), true), state.StatusRunning))
+					recs = append(recs, record(c, run(p, c.Address(), "fp"+string(rune('0'+i)), c.SpecHash(testSpecKey), true), state.StatusRunning))
 				}
 				return recs
 			},
@@ -191,7 +191,7 @@ func TestPlanActionsAndReasons(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			prov := newFake()
 			recs := tt.setup(prov)
-			p, err := Make(context.Background(), Input{
+			p, err := Make(context.Background(), Input{SpecKey: testSpecKey,
 				Desired: tt.desired, Meta: state.Meta{Lineage: "L1", Pipeline: "demo", Serial: 3},
 				Records: recs, Providers: providers.NewRegistry(prov), Options: tt.opts,
 			})
@@ -214,7 +214,7 @@ func TestObjectsOfAnotherLineageAreForeignNeverDeleted(t *testing.T) {
 	prov := newFake()
 	theirs := run(prov, "source.a", "theirs", "h", true)
 	prov.Set(theirs, func(o *providers.Observed) { o.Lineage = "OTHER" })
-	p, err := Make(context.Background(), Input{
+	p, err := Make(context.Background(), Input{SpecKey: testSpecKey,
 		Desired: loadPipeline(t, basePipeline), Meta: state.Meta{Lineage: "L1", Pipeline: "demo"},
 		Providers: providers.NewRegistry(prov),
 	})
@@ -232,11 +232,11 @@ func TestRenderedPlanMatchesGolden(t *testing.T) {
 	prov := newFake()
 	a, b, c := old.Components[0], old.Components[1], old.Components[2]
 	recs := []*state.Record{
-		record(a, run(prov, a.Address(), "fpa", a.SpecHash(), true), state.StatusRunning),
-		record(b, run(prov, b.Address(), "fpb", b.SpecHash(), true), state.StatusRunning),
-		record(c, run(prov, c.Address(), "fpc", c.SpecHash(), false), state.StatusRunning),
+		record(a, run(prov, a.Address(), "fpa", a.SpecHash(testSpecKey), true), state.StatusRunning),
+		record(b, run(prov, b.Address(), "fpb", b.SpecHash(testSpecKey), true), state.StatusRunning),
+		record(c, run(prov, c.Address(), "fpc", c.SpecHash(testSpecKey), false), state.StatusRunning),
 	}
-	p, err := Make(context.Background(), Input{
+	p, err := Make(context.Background(), Input{SpecKey: testSpecKey,
 		Desired: changed, Meta: state.Meta{Lineage: "L1", Pipeline: "demo"},
 		Records: recs, Providers: providers.NewRegistry(prov),
 	})
@@ -254,7 +254,7 @@ func TestRenderedPlanMatchesGolden(t *testing.T) {
 func TestPlanFileRoundTripsAndDetectsTampering(t *testing.T) {
 	prov := newFake()
 	desired := loadPipeline(t, basePipeline)
-	p, err := Make(context.Background(), Input{Desired: desired, Meta: state.Meta{Lineage: "L1", Pipeline: "demo", Serial: 7}, Providers: providers.NewRegistry(prov)})
+	p, err := Make(context.Background(), Input{SpecKey: testSpecKey, Desired: desired, Meta: state.Meta{Lineage: "L1", Pipeline: "demo", Serial: 7}, Providers: providers.NewRegistry(prov)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,16 +285,16 @@ func TestPlanFileRoundTripsAndDetectsTampering(t *testing.T) {
 	}
 	// Freshness: a moved serial alone (a restart by the watcher) is not
 	// stale; a component recorded since is.
-	if err := f.CheckFresh(context.Background(), Input{Desired: desired, Meta: state.Meta{Lineage: "L1", Pipeline: "demo", Serial: 8}, Providers: providers.NewRegistry(prov)}); err != nil {
+	if err := f.CheckFresh(context.Background(), Input{SpecKey: testSpecKey, Desired: desired, Meta: state.Meta{Lineage: "L1", Pipeline: "demo", Serial: 8}, Providers: providers.NewRegistry(prov)}); err != nil {
 		t.Fatalf("a moved serial with the same desired world: %v", err)
 	}
-	err = f.CheckFresh(context.Background(), Input{Desired: desired, Meta: state.Meta{Lineage: "L1", Pipeline: "demo", Serial: 8}, Records: []*state.Record{{Address: "sink.z", Provider: "process", SpecHash: "h"}}, Providers: providers.NewRegistry(prov)})
+	err = f.CheckFresh(context.Background(), Input{SpecKey: testSpecKey, Desired: desired, Meta: state.Meta{Lineage: "L1", Pipeline: "demo", Serial: 8}, Records: []*state.Record{{Address: "sink.z", Provider: "process", SpecHash: "h"}}, Providers: providers.NewRegistry(prov)})
 	if err == nil || !strings.Contains(err.Error(), "sink.z was added to the state since the plan was made") {
 		t.Fatalf("err = %v", err)
 	}
 	// A new object appearing since the plan is a change of reality.
 	run(prov, "source.a", "appeared", "x", true)
-	err = f.CheckFresh(context.Background(), Input{Desired: desired, Meta: state.Meta{Lineage: "L1", Pipeline: "demo", Serial: 7}, Providers: providers.NewRegistry(prov)})
+	err = f.CheckFresh(context.Background(), Input{SpecKey: testSpecKey, Desired: desired, Meta: state.Meta{Lineage: "L1", Pipeline: "demo", Serial: 7}, Providers: providers.NewRegistry(prov)})
 	if err == nil || !strings.Contains(err.Error(), "source.a changed since the plan was made") {
 		t.Fatalf("err = %v", err)
 	}
@@ -306,11 +306,11 @@ func TestObserveAsksEachRecordsProviderAndListsEachExecutorInUse(t *testing.T) {
 	prov := newFake()
 	prov.SetRestartsItself(true)
 	recs := []*state.Record{
-		record(a, run(prov, a.Address(), "fpa", a.SpecHash(), true), state.StatusRunning),
-		record(b, run(prov, b.Address(), "fpb", b.SpecHash(), false), state.StatusRunning),
+		record(a, run(prov, a.Address(), "fpa", a.SpecHash(testSpecKey), true), state.StatusRunning),
+		record(b, run(prov, b.Address(), "fpb", b.SpecHash(testSpecKey), false), state.StatusRunning),
 	}
 	run(prov, "sink.x", "fpx", "h", true)
-	in := Input{Desired: desired, Meta: state.Meta{Lineage: "L1", Pipeline: "demo"}, Records: recs, Providers: providers.NewRegistry(prov)}
+	in := Input{SpecKey: testSpecKey, Desired: desired, Meta: state.Meta{Lineage: "L1", Pipeline: "demo"}, Records: recs, Providers: providers.NewRegistry(prov)}
 
 	r, err := Observe(context.Background(), in)
 	if err != nil {

@@ -46,7 +46,7 @@ func TestDecideCarriesClusterChangesToUpdatesAndReplacesOnly(t *testing.T) {
 		w := &world{}
 		w.both(a, b, c)
 		w.reality.ClusterChanges = map[string][]string{"source.a": {"spec.template.spec.containers[0].env[MODE]"}, "sink.c": {"spec.replicas"}}
-		p, err := Decide(Input{Desired: changed, Meta: state.Meta{Lineage: "L1", Pipeline: "demo"}, Records: w.records,
+		p, err := Decide(Input{SpecKey: testSpecKey, Desired: changed, Meta: state.Meta{Lineage: "L1", Pipeline: "demo"}, Records: w.records,
 			Options: Options{NoRefresh: !refresh}}, w.reality)
 		if err != nil {
 			t.Fatal(err)

@@ -25,12 +25,12 @@ func newStalenessWorld(t *testing.T) *stalenessWorld {
 	old := loadPipeline(t, basePipeline)
 	w := &stalenessWorld{prov: newFake()}
 	for _, c := range old.Components {
-		r := record(c, run(w.prov, c.Address(), "pid-"+c.ID, c.SpecHash(), true), state.StatusRunning)
+		r := record(c, run(w.prov, c.Address(), "pid-"+c.ID, c.SpecHash(testSpecKey), true), state.StatusRunning)
 		r.InstanceID = "i-" + c.ID
 		w.recs = append(w.recs, r)
 	}
 	changed := loadPipeline(t, strings.Replace(basePipeline, "inputs  = [processor.b]", "inputs  = [processor.b]\n  env = { LEVEL = \"debug\" }", 1))
-	w.in = Input{Desired: changed, Meta: state.Meta{Lineage: "L1", Pipeline: "demo", Serial: 5}, Records: w.recs, Providers: providers.NewRegistry(w.prov)}
+	w.in = Input{SpecKey: testSpecKey, Desired: changed, Meta: state.Meta{Lineage: "L1", Pipeline: "demo", Serial: 5}, Records: w.recs, Providers: providers.NewRegistry(w.prov)}
 	p, err := Make(context.Background(), w.in)
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +119,7 @@ func TestSavedPlanIsStaleWhenWhatItActsOnChanged(t *testing.T) {
 func TestPlanMadeWithNoStateAppliesOnlyToAStateWhereNothingWasRecorded(t *testing.T) {
 	desired := loadPipeline(t, basePipeline)
 	prov := newFake()
-	in := Input{Desired: desired, Meta: state.Meta{Pipeline: "demo"}, Providers: providers.NewRegistry(prov)}
+	in := Input{SpecKey: testSpecKey, Desired: desired, Meta: state.Meta{Pipeline: "demo"}, Providers: providers.NewRegistry(prov)}
 	p, err := Make(context.Background(), in)
 	if err != nil {
 		t.Fatal(err)

@@ -12,13 +12,13 @@ func TestPlanReplacesInstancesWhoseTokenSecretWasRotated(t *testing.T) {
 	desired := loadPipeline(t, basePipeline)
 	prov := newFake()
 	a, b, c := desired.Components[0], desired.Components[1], desired.Components[2]
-	ra := record(a, run(prov, a.Address(), "fpa", a.SpecHash(), true), state.StatusRunning)
-	rb := record(b, run(prov, b.Address(), "fpb", b.SpecHash(), true), state.StatusRunning)
-	rc := record(c, run(prov, c.Address(), "fpc", c.SpecHash(), true), state.StatusRunning)
+	ra := record(a, run(prov, a.Address(), "fpa", a.SpecHash(testSpecKey), true), state.StatusRunning)
+	rb := record(b, run(prov, b.Address(), "fpb", b.SpecHash(testSpecKey), true), state.StatusRunning)
+	rc := record(c, run(prov, c.Address(), "fpc", c.SpecHash(testSpecKey), true), state.StatusRunning)
 	ra.TokenGeneration = 1 // token signed before the rotation
 	rb.TokenGeneration = 2 // started after it
 	rc.TokenGeneration = 0 // given no token: nothing to replace
-	p, err := Make(context.Background(), Input{
+	p, err := Make(context.Background(), Input{SpecKey: testSpecKey,
 		Desired: desired, Meta: state.Meta{Lineage: "L1", Pipeline: "demo", Serial: 3, TokenGeneration: 2},
 		Records: []*state.Record{ra, rb, rc}, Providers: providers.NewRegistry(prov),
 	})

@@ -31,6 +31,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -54,6 +55,10 @@ type Options struct {
 	// StatePath is the pipeline's state file; it must exist (apply or plan
 	// creates it). The registry is persisted in it.
 	StatePath string
+	// State is where the state is kept when it is not the file StatePath
+	// (a database; see state.Location). Empty: state.Locate over the
+	// environment, which the control plane flowctl starts is given.
+	State state.Location
 	// Listen is the gRPC address (default DefaultListen); port 0 picks a
 	// free port, reported to Ready.
 	Listen string
@@ -88,13 +93,19 @@ type Options struct {
 	// Ready is called once, when both listeners are bound and serving and
 	// the Record is in the state, with the bound addresses.
 	Ready func(Addrs)
-	// DockerGateway has the gRPC services also listen on the Docker
+	// DockerGateway lets the gRPC services also listen on the Docker
 	// bridge's gateway (DockerGatewayHost), with the port Listen bound, so
 	// that containers reach the control plane at
-	// host.docker.internal:<the same port>. Only when Listen is on
-	// loopback only: a wildcard address reaches the bridge already. A
-	// gateway that cannot be bound is logged and skipped.
+	// host.docker.internal:<the same port> — only while the state records
+	// a component whose containers need it (providers.BridgeGatewayUser):
+	// serve listens there from the start when one is recorded, else once
+	// an apply records one. Only when Listen is on loopback only: a
+	// wildcard address reaches the bridge already. A gateway that cannot be
+	// bound is logged and skipped.
 	DockerGateway bool
+	// GatewayCheckInterval is how often serve, not listening on the
+	// gateway, looks for a component that needs it (default 1s).
+	GatewayCheckInterval time.Duration
 	// Watch runs the restart watcher beside the listeners once they serve:
 	// it restarts the components the state says should run, by their
 	// restart policies. The relay, which moves SDK components' events
@@ -119,6 +130,9 @@ type Addrs struct {
 	GRPC string `json:"grpc"`
 	// AlsoGRPC are the further gRPC addresses (Options.DockerGateway).
 	AlsoGRPC []string `json:"also_grpc,omitempty"`
+	// Gateway says whether and why the gRPC services listen on the Docker
+	// bridge's gateway, or why not.
+	Gateway string `json:"docker_gateway,omitempty"`
 	// HTTP is the bound HTTP address; "" when none.
 	HTTP string `json:"http,omitempty"`
 	// TLS: both listeners speak TLS. ClientAuth: they require a client
@@ -223,6 +237,8 @@ type server struct {
 	also  []net.Listener
 	addrs Addrs
 	rec   Record
+	// gateway is the decision on the Docker bridge's gateway at listen.
+	gateway gatewayDecision
 
 	gs *grpc.Server
 	hs *http.Server // nil when serving no HTTP
@@ -261,7 +277,14 @@ func (s *server) prepare() error {
 // when another serve has it; the check that counts is claimRecord's, once
 // listening.
 func (s *server) openState() error {
-	store, err := state.Open(s.opts.StatePath, "")
+	loc := s.opts.State
+	if loc.Path == "" {
+		var err error
+		if loc, err = state.Locate(s.opts.StatePath, nil, nil); err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+	}
+	store, err := state.OpenAt(loc, "")
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -309,6 +332,8 @@ func (s *server) listen() error {
 	}
 	s.addrs = Addrs{GRPC: s.grpcL.Addr().String(), TLS: s.tlsCfg != nil, ClientAuth: s.tlsCfg != nil && s.tlsCfg.ClientAuth == tls.RequireAndVerifyClientCert}
 	_, port, _ := net.SplitHostPort(s.addrs.GRPC)
+	s.gateway = s.decideGateway()
+	s.addrs.Gateway = s.gateway.why
 	for _, h := range s.alsoHosts() {
 		l, err := net.Listen("tcp", net.JoinHostPort(h, port))
 		if err != nil {
@@ -324,14 +349,11 @@ func (s *server) listen() error {
 	return nil
 }
 
-// alsoHosts are the further hosts the gRPC services listen on
-// (Options.DockerGateway).
+// alsoHosts are the further hosts the gRPC services listen on from the
+// start (the Docker bridge's gateway, when decideGateway says so).
 func (s *server) alsoHosts() []string {
-	if !s.opts.DockerGateway || !isLoopbackListen(s.opts.Listen) {
-		return nil
-	}
-	if gw := DockerGatewayHost(); gw != "" {
-		return []string{gw}
+	if s.gateway.host != "" {
+		return []string{s.gateway.host}
 	}
 	return nil
 }
@@ -403,6 +425,14 @@ func (s *server) serve(ctx context.Context) error {
 
 	s.log.Info("control plane serving", "pipeline", s.meta.Pipeline, "state", s.opts.StatePath, "grpc", s.addrs.GRPC, "http", s.addrs.HTTP,
 		"tls", s.addrs.TLS, "client_auth", s.addrs.ClientAuth, "auth", string(s.opts.AuthMode), "pid", s.rec.Process.PID)
+	s.log.Info("serve: "+s.gateway.why, "also_grpc", strings.Join(s.addrs.AlsoGRPC, ","))
+	if s.gateway.host == "" && s.gateway.later {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.watchGateway(ctx, &wg, errc)
+		}()
+	}
 	if s.opts.Ready != nil {
 		s.opts.Ready(s.addrs)
 	}

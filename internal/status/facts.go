@@ -77,7 +77,7 @@ func readFacts(store *state.Store, now time.Time) (*facts, error) {
 	if rec != nil {
 		f.controlPlane = ControlPlane{
 			Running: rec.Alive(), PID: rec.Process.PID, StartedAt: rec.StartedAt,
-			GRPC: rec.GRPC, HTTP: rec.HTTP, TLS: rec.TLS, AuthMode: string(rec.AuthMode),
+			GRPC: rec.GRPC, AlsoGRPC: rec.AlsoGRPC, DockerGateway: rec.Gateway, HTTP: rec.HTTP, TLS: rec.TLS, AuthMode: string(rec.AuthMode),
 		}
 	}
 	return f, nil

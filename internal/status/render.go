@@ -41,7 +41,7 @@ func WriteTable(w io.Writer, doc *Doc) error {
 	cp := doc.ControlPlane
 	switch {
 	case cp.Running:
-		line := fmt.Sprintf("Control plane: running (pid %d, up %s) on %s", cp.PID, HumanDuration(doc.Time.Sub(cp.StartedAt)), cp.GRPC)
+		line := fmt.Sprintf("Control plane: running (pid %d, up %s) on %s", cp.PID, HumanDuration(doc.Time.Sub(cp.StartedAt)), strings.Join(append([]string{cp.GRPC}, cp.AlsoGRPC...), ", "))
 		if cp.HTTP != "" {
 			line += ", HTTP " + cp.HTTP
 		}

@@ -92,9 +92,13 @@ type ControlPlane struct {
 	PID       int       `json:"pid,omitempty"`
 	StartedAt time.Time `json:"started_at,omitzero"`
 	GRPC      string    `json:"grpc,omitempty"`
-	HTTP      string    `json:"http,omitempty"`
-	TLS       bool      `json:"tls,omitempty"`
-	AuthMode  string    `json:"auth_mode,omitempty"`
+	// AlsoGRPC are its further gRPC listeners (the Docker bridge's
+	// gateway); DockerGateway says why it listens there, or why not.
+	AlsoGRPC      []string `json:"also_grpc,omitempty"`
+	DockerGateway string   `json:"docker_gateway,omitempty"`
+	HTTP          string   `json:"http,omitempty"`
+	TLS           bool     `json:"tls,omitempty"`
+	AuthMode      string   `json:"auth_mode,omitempty"`
 }
 
 // Component is one component's row.

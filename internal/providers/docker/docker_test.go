@@ -73,7 +73,7 @@ func (r *rig) spec(id string, env map[string]string, edit ...func(*config.Compon
 		full[k] = v
 	}
 	return providers.ComponentSpec{
-		Pipeline: r.pipeline, Lineage: "lineage-1", InstanceID: "inst-" + id, SpecHash: c.SpecHash(),
+		Pipeline: r.pipeline, Lineage: "lineage-1", InstanceID: "inst-" + id, SpecHash: c.SpecHash(nil),
 		Component: c, Env: full, WorkDir: r.t.TempDir(),
 	}
 }

@@ -75,7 +75,7 @@ func TestSignedImageFromALoopbackRegistryIsVerifiedPulledAndRun(t *testing.T) {
 	if err := p.Preflight(ctx(t), []*config.Component{c}); err != nil {
 		t.Fatal(err)
 	}
-	spec := providers.ComponentSpec{Pipeline: pipeline, Lineage: "l", InstanceID: "i", SpecHash: c.SpecHash(), Component: c,
+	spec := providers.ComponentSpec{Pipeline: pipeline, Lineage: "l", InstanceID: "i", SpecHash: c.SpecHash(nil), Component: c,
 		Env: map[string]string{"FLOWCTL_COMPONENT_ID": "signed"}, WorkDir: dir}
 	h, err := p.Start(ctx(t), spec)
 	if err != nil {
@@ -94,7 +94,7 @@ func TestSignedImageFromALoopbackRegistryIsVerifiedPulledAndRun(t *testing.T) {
 	moved.Pull = config.PullAlways
 	p2 := New(Options{}) // another run of flowctl: it pulls afresh
 	t.Cleanup(func() { _ = p2.Close() })
-	if _, err := p2.Start(ctx(t), providers.ComponentSpec{Pipeline: pipeline, Lineage: "l", InstanceID: "j", SpecHash: moved.SpecHash(), Component: &moved, WorkDir: dir}); err == nil || !strings.Contains(err.Error(), "plan again") {
+	if _, err := p2.Start(ctx(t), providers.ComponentSpec{Pipeline: pipeline, Lineage: "l", InstanceID: "j", SpecHash: moved.SpecHash(nil), Component: &moved, WorkDir: dir}); err == nil || !strings.Contains(err.Error(), "plan again") {
 		t.Fatalf("a moved tag: want the start refused, got %v", err)
 	}
 }

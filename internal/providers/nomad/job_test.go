@@ -119,7 +119,7 @@ func goldenSpecs(t *testing.T) ([]*providers.ComponentSpec, Connection) {
 		}
 		specs = append(specs, &providers.ComponentSpec{
 			Pipeline: p.Name, Lineage: "11111111-2222-3333-4444-555555555555", InstanceID: "instance-" + c.ID,
-			SpecHash: c.SpecHash(), Component: c, Env: env, Ports: ports,
+			SpecHash: c.SpecHash(nil), Component: c, Env: env, Ports: ports,
 		})
 	}
 	return specs, ResolveConnection(p.Nomad, p.Namespace, func(string) string { return "" })

@@ -49,7 +49,7 @@ func specIn(t *testing.T, pipeline, lineage, body string) providers.ComponentSpe
 		ports["HEALTH_PORT"] = c.Health.Port
 	}
 	return providers.ComponentSpec{
-		Pipeline: pipeline, Lineage: lineage, InstanceID: "inst-" + c.ID, SpecHash: c.SpecHash(),
+		Pipeline: pipeline, Lineage: lineage, InstanceID: "inst-" + c.ID, SpecHash: c.SpecHash(nil),
 		Component: c, Env: map[string]string{"FLOWCTL_COMPONENT_ID": c.ID}, Ports: ports,
 	}
 }

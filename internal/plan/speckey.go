@@ -1,0 +1,50 @@
+package plan
+
+import (
+	"encoding/json"
+	"errors"
+
+	"github.com/flowctl/flowctl/internal/config"
+)
+
+// errNoSpecKey: a pipeline with sensitive values was planned without the
+// key their spec hashes need (config.SpecKey); the caller loads it.
+var errNoSpecKey = errors.New("plan: the pipeline has sensitive values and no spec hash key was given to hash them (a flowctl bug)")
+
+// checkSpecKey refuses to plan sensitive values without a key: hashing
+// them unkeyed would print a digest anyone can test guesses against.
+func checkSpecKey(in Input) error {
+	if in.Desired != nil && in.SpecKey == nil && in.Desired.NeedsSpecKey() {
+		return errNoSpecKey
+	}
+	return nil
+}
+
+// hashAndSpec returns c's spec hash under key and c's canonical JSON with
+// sensitive values redacted.
+func hashAndSpec(c *config.Component, key *config.SpecKey) (string, json.RawMessage) {
+	hash, spec := c.SpecHashAndRedacted(key)
+	return hash, spec
+}
+
+// sameSpec says whether recorded, a spec hash read from state or from an
+// object, is that of c, whose hash is now hash. A hash flowctl wrote before
+// spec hashes were keyed (config.Component.UnkeyedSpecHash) names the same
+// spec: a state or object of that version is not taken for a change, and
+// nothing that runs is replaced for it. apply records the keyed hash at its
+// next write of the component.
+func sameSpec(c *config.Component, recorded, hash string) bool {
+	if recorded == hash {
+		return true
+	}
+	return c.HasSensitive() && recorded != "" && recorded == c.UnkeyedSpecHash()
+}
+
+// PlannedSpec says whether c is the spec a saved plan's change recorded as
+// hash (plan files of either hash version).
+func PlannedSpec(c *config.Component, key *config.SpecKey, hash string) bool {
+	if c.HasSensitive() && key == nil {
+		return false
+	}
+	return sameSpec(c, hash, c.SpecHash(key))
+}

@@ -1,0 +1,162 @@
+package serve
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/flowctl/flowctl/internal/providers"
+	"github.com/flowctl/flowctl/internal/state"
+)
+
+// defaultGatewayCheckInterval is how often a serve that does not listen on
+// the Docker bridge's gateway looks for a component that needs it.
+const defaultGatewayCheckInterval = time.Second
+
+// gatewayDecision says whether serve listens on the Docker bridge's gateway
+// now, and why (or why not): exposure by intent, the bridge is opened only
+// for a pipeline that has components in containers on it.
+type gatewayDecision struct {
+	// host is the gateway address to listen on; "" when not listening.
+	host string
+	// why is said in serve's first log lines and recorded for status.
+	why string
+	// later: serve keeps looking, and listens once a component that needs
+	// it is recorded (an apply adds one).
+	later bool
+}
+
+// decideGateway decides from the options, the machine and the components
+// the state records.
+func (s *server) decideGateway() gatewayDecision {
+	switch {
+	case !s.opts.DockerGateway:
+		return gatewayDecision{why: "not listening on the Docker bridge gateway: turned off (--no-docker-gateway)"}
+	case !isLoopbackListen(s.opts.Listen):
+		return gatewayDecision{why: "not listening on the Docker bridge gateway: the gRPC address is not loopback-only, containers reach it there"}
+	}
+	users, err := bridgeUsers(s.store, s.provs)
+	if err != nil {
+		return gatewayDecision{why: "not listening on the Docker bridge gateway yet: " + err.Error(), later: true}
+	}
+	if len(users) == 0 {
+		return gatewayDecision{why: "not listening on the Docker bridge gateway: no component runs in a container on the bridge (it opens when one is applied)", later: true}
+	}
+	gw := DockerGatewayHost()
+	if gw == "" {
+		return gatewayDecision{why: "not listening on the Docker bridge gateway: this machine has no docker0 bridge (yet)", later: true}
+	}
+	return gatewayDecision{host: gw, why: fmt.Sprintf("listening on the Docker bridge gateway %s: containers of %s reach the control plane there", gw, strings.Join(users, ", "))}
+}
+
+// bridgeUsers are the components the state records on a provider whose
+// containers reach the host through the bridge
+// (providers.BridgeGatewayUser), sorted.
+func bridgeUsers(store *state.Store, provs *providers.Registry) ([]string, error) {
+	var recs []*state.Record
+	if err := store.View(func(tx *state.Tx) error {
+		var err error
+		recs, err = tx.Components()
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("read the state's components: %w", err)
+	}
+	var out []string
+	for _, r := range recs {
+		p, err := provs.Get(r.Provider)
+		if err == nil && providers.ReachesHostThroughBridge(p) {
+			out = append(out, r.Address)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// watchGateway looks for a component that needs the gateway every
+// interval until one appears (then it listens there, serves gRPC on it
+// and records the address) or ctx ends.
+func (s *server) watchGateway(ctx context.Context, wg *sync.WaitGroup, errc chan<- error) {
+	every := s.opts.GatewayCheckInterval
+	if every <= 0 {
+		every = defaultGatewayCheckInterval
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		d := s.decideGateway()
+		if d.host == "" {
+			if !d.later {
+				return
+			}
+			continue
+		}
+		s.openGateway(ctx, d, wg, errc)
+		return
+	}
+}
+
+// openGateway listens on the gateway d names with the gRPC port, serves
+// gRPC there and adds the address to the serve record.
+func (s *server) openGateway(ctx context.Context, d gatewayDecision, wg *sync.WaitGroup, errc chan<- error) {
+	_, port, _ := net.SplitHostPort(s.addrs.GRPC)
+	l, err := net.Listen("tcp", net.JoinHostPort(d.host, port))
+	if err != nil {
+		s.log.Warn("serve: cannot listen on the Docker bridge gateway; containers will not reach the control plane", "host", d.host, "err", err)
+		return
+	}
+	if ctx.Err() != nil {
+		_ = l.Close()
+		return
+	}
+	addr := l.Addr().String()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := s.gs.Serve(l); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			select {
+			case errc <- fmt.Errorf("serve: gRPC on %s: %w", addr, err):
+			default:
+			}
+		}
+	}()
+	s.log.Info("serve: "+d.why, "address", addr)
+	if err := recordGateway(s.store, s.rec.RunID, addr, d.why); err != nil {
+		s.log.Warn("serve: could not record the gateway listener in the state", "err", err)
+	}
+}
+
+// recordGateway adds a gRPC address to the serve record of run runID and
+// says why.
+func recordGateway(store *state.Store, runID, addr, why string) error {
+	return store.Update(func(tx *state.Tx) error {
+		cur, err := getRecord(tx)
+		if err != nil || cur == nil || cur.RunID != runID {
+			return err
+		}
+		cur.AlsoGRPC = append(cur.AlsoGRPC, addr)
+		cur.Gateway = why
+		return writeRecord(tx, cur)
+	})
+}
+
+// writeRecord writes r as the state's serve record.
+func writeRecord(tx *state.Tx, r *Record) error {
+	v, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return tx.PutData(RecordNamespace, RecordKey, v)
+}
