@@ -1,0 +1,145 @@
+package doctest
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/flowctl/flowctl/internal/testutil"
+)
+
+func TestOutputBlocksMatchWhatTheyShowAndNothingElse(t *testing.T) {
+	got := "Pipeline quickstart (state x.db, serial 12)\n\n" +
+		"ADDRESS         STATE    UPTIME  DETAIL\n" +
+		"source.counter  running  1m5s    running (pid=4242 start=77)\n" +
+		"sink.file | time=2026 level=INFO msg=registered service_id=file endpoint=127.0.0.1:8080\n" +
+		"processor.transform  docker  running (container 1986975f3fcc)\n"
+	for _, want := range []string{
+		"Pipeline quickstart (state x.db, serial 3)",
+		"ADDRESS  STATE  UPTIME  DETAIL\nsource.counter running 40s running (pid=1 start=2)",
+		"Pipeline quickstart ...\n...\nsink.file | ... msg=registered service_id=file ...",
+		"processor.transform  docker  running (container e2b2b7aa6d23)",
+	} {
+		if ok, missing := matchOutput(want, got); !ok {
+			t.Errorf("want a match of\n%s\nmissing %q", want, missing)
+		}
+	}
+	for want, missing := range map[string]string{
+		"ADDRESS STATE UPTIME":                           "ADDRESS STATE UPTIME",                           // a column fewer
+		"source.counter  running  1m5s  running (pid=1)": "source.counter  running  1m5s  running (pid=1)", // start= left out
+		"source.counter running 1m5s running (pid=1 start=2)\nPipeline quickstart (state x.db, serial 1)": "Pipeline quickstart (state x.db, serial 1)",            // out of order
+		"sink.file | ... msg=registered service_id=counter ...":                                           "sink.file | ... msg=registered service_id=counter ...", // another word
+	} {
+		if ok, got := matchOutput(want, got); ok || got != missing {
+			t.Errorf("%q: matched %v, missing %q", want, ok, got)
+		}
+	}
+}
+
+func TestParseFindsBlocksMarkersAndOutputs(t *testing.T) {
+	src := "# doc\n\n<!-- doctest: background -->\n```sh\nmake demo\n```\n\n<!-- doctest: output -->\n```\nready\n```\n\n" +
+		"```hcl\npipeline \"x\" {}\n```\n\n<!-- doctest: skip (needs a cluster) -->\n```bash\nkubectl get pods\n```\n\n" +
+		"<!-- doctest: interrupt -->\nPress Ctrl-C.\n\n<!-- doctest: docker, retry -->\n```console\n$ docker ps\nCONTAINER ID\n```\n"
+	blocks, err := parse("d.md", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, b := range blocks {
+		keys := []string{}
+		for k := range b.keys {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		s := b.String() + " " + b.lang + " " + strings.Join(keys, ",")
+		if b.interrupt {
+			s = b.String() + " interrupt"
+		}
+		if b.output != nil {
+			s += " output=" + strings.TrimSpace(b.output.body)
+		}
+		got = append(got, s)
+	}
+	want := []string{"d.md:4 sh background output=ready", "d.md:18 bash skip", "d.md:22 interrupt", "d.md:26 console docker,retry"}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+}
+
+func TestParseRejectsMarkersItCannotApply(t *testing.T) {
+	for src, want := range map[string]string{
+		"<!-- doctest: sikp -->\n```sh\nls\n```\n":                       `d.md:1: unknown doctest key "sikp"`,
+		"<!-- doctest: skip -->\n```sh\nls\n```\n":                       "d.md:1: doctest: skip needs a reason",
+		"<!-- doctest: docker -->\nsome prose\n```sh\nls\n```\n":         "d.md:1: a doctest marker must come right before a fenced block",
+		"<!-- doctest: output -->\n```\nx\n```\n":                        "d.md:2: an output block must follow a shell block that has none",
+		"```sh\nls\n```\n<!-- doctest: output -->\n```yaml\nx: 1\n```\n": `d.md:5: an output block has no language (it is "yaml")`,
+		"<!-- doctest: docker -->\n```hcl\nx = 1\n```\n":                 `d.md:2: doctest keys on a "hcl" block, which is not run`,
+		"```sh\nls\n": "d.md:1: the fence is never closed",
+		"```sh\nls\n```\n<!-- doctest: retry -->\n": "d.md:4: a doctest marker with no block after it",
+		"<!-- doctest: interrupt, docker -->\n":     "d.md:1: interrupt is a marker of its own",
+	} {
+		_, err := parse("d.md", []byte(src))
+		if err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%q: err = %v, want %s", src, err, want)
+		}
+	}
+}
+
+// The documents themselves parse: a marker typo fails here at once, before
+// anything runs.
+func TestTheDocumentsParse(t *testing.T) {
+	root, err := testutil.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range documents {
+		src, err := os.ReadFile(filepath.Join(root, d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		blocks, err := parse(d, src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(blocks) == 0 {
+			t.Errorf("%s: no shell block", d)
+		}
+	}
+}
+
+var (
+	phony     = regexp.MustCompile(`(?m)^\.PHONY:(.*)$`)
+	makeTable = regexp.MustCompile("(?m)^\\| `make ([a-z-]+)`")
+)
+
+// README's table of make targets lists each target of the Makefile, and
+// no other.
+func TestReadmeListsTheMakefileTargets(t *testing.T) {
+	root, err := testutil.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var targets, documented []string
+	for _, m := range phony.FindAllStringSubmatch(string(mk), -1) {
+		targets = append(targets, strings.Fields(m[1])...)
+	}
+	for _, m := range makeTable.FindAllStringSubmatch(string(readme), -1) {
+		documented = append(documented, m[1])
+	}
+	slices.Sort(targets)
+	slices.Sort(documented)
+	if len(targets) == 0 || !slices.Equal(targets, documented) {
+		t.Errorf("the Makefile's targets %v, README's table %v", targets, documented)
+	}
+}
