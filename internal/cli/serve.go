@@ -96,13 +96,14 @@ func serveOptions(g *globals, cmd *cobra.Command, args []string, sf *stateFlags,
 		httpListen = ""
 	}
 	statePath := sf.statePath
+	var loc state.Location
 	if len(args) > 0 || statePath == "" {
 		// The pipeline names its state file (and creates it on first use).
 		ws, err := openWorkspace(g, args, sf, true)
 		if err != nil {
 			return serve.Options{}, err
 		}
-		statePath = ws.store.Path()
+		statePath, loc = ws.store.Path(), ws.store.Location()
 	}
 	listen := f.listen
 	if !cmd.Flags().Changed("listen") {
@@ -118,6 +119,7 @@ func serveOptions(g *globals, cmd *cobra.Command, args []string, sf *stateFlags,
 	}
 	return serve.Options{
 		StatePath:         statePath,
+		State:             loc,
 		Listen:            listen,
 		HTTPListen:        httpListen,
 		TokenSecretFile:   f.tokenSecretFile,

@@ -76,13 +76,21 @@ func openWorkspace(g *globals, args []string, f *stateFlags, allowStateOnly bool
 		if sp == "" {
 			sp = state.DefaultPath(path, p.Name)
 		}
-		st, err := state.Open(sp, p.Name, f.stateOptions(registry.FreshStateCheck(p, sp))...)
+		loc, err := state.Locate(sp, backendSettings(p.Backend), nil)
+		if err != nil {
+			return nil, err
+		}
+		st, err := state.OpenAt(loc, p.Name, f.stateOptions(registry.FreshStateCheck(p, sp))...)
 		if err != nil && !(f.ifExists && errors.Is(err, state.ErrNoState)) {
 			return nil, err
 		}
 		ws.store, ws.statePath = st, sp
 	case allowStateOnly && f.statePath != "":
-		st, err := state.Open(f.statePath, "", f.stateOptions(nil)...)
+		loc, err := state.Locate(f.statePath, nil, nil)
+		if err != nil {
+			return nil, err
+		}
+		st, err := state.OpenAt(loc, "", f.stateOptions(nil)...)
 		if err != nil {
 			return nil, err
 		}
@@ -108,6 +116,14 @@ func openWorkspace(g *globals, args []string, f *stateFlags, allowStateOnly bool
 	}
 	ws.providers = registry.New(registry.Options{StateDir: ws.stateDir, Nomad: nomadOpts, Kubernetes: k8sOpts})
 	return ws, nil
+}
+
+// backendSettings is the pipeline's backend block for state.Locate.
+func backendSettings(b *config.Backend) *state.BackendSettings {
+	if b == nil {
+		return nil
+	}
+	return &state.BackendSettings{Type: b.Type, ConnStr: b.ConnStr, Schema: b.SchemaName, Workspace: b.Workspace}
 }
 
 // stateOptions are the state.Open options f asks for.

@@ -288,6 +288,9 @@ func childCommand(o EnsureOptions, listen string) (*exec.Cmd, *os.File, error) {
 		return nil, nil, err
 	}
 	cmd := exec.Command(exe, args...)
+	// The state's location goes by the environment: a database's
+	// connection string never shows in the child's arguments.
+	cmd.Env = append(os.Environ(), o.Store.Location().Env()...)
 	cmd.Dir = "/"
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -432,7 +435,7 @@ func StartInProcess(ctx context.Context, store *state.Store, mode controlplane.A
 	go func() {
 		listen, _ := PreferredListen(store)
 		err := Run(ctx, Options{
-			StatePath: statePath, Listen: listen, HTTPListen: "127.0.0.1:0", AuthMode: mode,
+			StatePath: statePath, State: store.Location(), Listen: listen, HTTPListen: "127.0.0.1:0", AuthMode: mode,
 			Logger:        slog.New(slog.NewTextHandler(logf, nil)),
 			Ready:         func(a Addrs) { ready <- a },
 			MemoryLimit:   -1,

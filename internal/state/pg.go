@@ -7,6 +7,8 @@ import (
 	"hash/fnv"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -88,6 +90,7 @@ func OpenPG(cfg PGConfig, localPath, pipeline string, opts ...Option) (*Store, e
 		return nil, err
 	}
 	s.be = b
+	s.loc = Location{Path: localPath, PG: &PGConfig{ConnStr: cfg.ConnStr, Schema: b.schema, Workspace: b.ws}}
 	ctx, cancel := context.WithTimeout(context.Background(), s.openTimeout)
 	defer cancel()
 	var have string
@@ -111,6 +114,13 @@ func OpenPG(cfg PGConfig, localPath, pipeline string, opts ...Option) (*Store, e
 		}
 	case pipeline != "" && have != pipeline:
 		return nil, fmt.Errorf("open %s: the workspace belongs to pipeline %q, not %q", b.describe(), have, pipeline)
+	}
+	if !s.readOnly && localPath != "" {
+		// What flowctl keeps on this machine (logs, secrets) goes beside
+		// localPath.
+		if err := os.MkdirAll(filepath.Dir(localPath), 0o700); err != nil {
+			return nil, fmt.Errorf("create state folder: %w", err)
+		}
 	}
 	return s, nil
 }

@@ -54,6 +54,7 @@ const FileMode = 0o600
 type Store struct {
 	// be keeps the state: the file (boltFile) or the database.
 	be          backend
+	loc         Location
 	path        string
 	openTimeout time.Duration
 	now         func() time.Time
@@ -272,18 +273,25 @@ var errReadOnly = errors.New("the state was opened read-only")
 // open checks the file (checkFile) and opens it with bbolt. It returns the
 // file's version and whether it had passed the checks before.
 func (s *Store) open(readOnly bool) (*bolt.DB, fileVersion, bool, error) {
-	v, known, err := s.checkFile()
-	if err != nil {
-		return nil, v, false, err
-	}
-	db, err := bolt.Open(s.path, FileMode, &bolt.Options{Timeout: s.openTimeout, ReadOnly: readOnly})
-	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
-			return nil, v, false, fmt.Errorf("state file %s is held by another flowctl process (waited %s): %w", s.path, s.openTimeout, err)
+	for {
+		v, known, err := s.checkFile()
+		if err != nil {
+			return nil, v, false, err
 		}
-		return nil, v, false, fmt.Errorf("open state %s: %w", s.path, err)
+		db, err := bolt.Open(s.path, FileMode, &bolt.Options{Timeout: s.openTimeout, ReadOnly: readOnly})
+		if err != nil {
+			if errors.Is(err, bolt.ErrTimeout) {
+				return nil, v, false, fmt.Errorf("state file %s is held by another flowctl process (waited %s): %w", s.path, s.openTimeout, err)
+			}
+			return nil, v, false, fmt.Errorf("open state %s: %w", s.path, err)
+		}
+		// Another process may have written between the check and bbolt's
+		// lock: then the version opened is not the one checked; check it.
+		if now, err := statVersion(s.path); err == nil && now == v {
+			return db, v, known, nil
+		}
+		_ = db.Close()
 	}
-	return db, v, known, nil
 }
 
 func (s *Store) update(fn func(*bolt.Tx) error) error {
