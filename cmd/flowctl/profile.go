@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 )
 
 // envCPUProfile is the variable naming the file startProfile writes:
@@ -18,6 +20,9 @@ func startProfile() func() {
 	if path == "" {
 		return func() {}
 	}
+	// A %p in the name is the process id: an apply and the serve it
+	// starts (which inherits the variable) write a profile each.
+	path = strings.ReplaceAll(path, "%p", strconv.Itoa(os.Getpid()))
 	f, err := os.Create(path)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", envCPUProfile, err)

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -56,7 +57,7 @@ func (s *Store) checkFile() (fileVersion, bool, error) {
 	if known {
 		return v, true, nil
 	}
-	data, err := os.ReadFile(s.path)
+	data, v, err := readShared(s.path, s.openTimeout)
 	if err != nil {
 		return v, false, fmt.Errorf("state file %s: %w", s.path, err)
 	}
@@ -67,6 +68,40 @@ func (s *Store) checkFile() (fileVersion, bool, error) {
 		return v, false, &DamagedError{Path: s.path, Problem: err.Error()}
 	}
 	return v, false, nil
+}
+
+// readShared reads the file and its version under a shared flock, the kind
+// bbolt takes for a reader: another process's write (bbolt holds an
+// exclusive flock from open to close) is never read half done — a torn
+// read would look like damage. timeout bounds the wait as bbolt's open
+// timeout does (0: no bound).
+func readShared(path string, timeout time.Duration) ([]byte, fileVersion, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fileVersion{}, err
+	}
+	defer f.Close()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if err != syscall.EWOULDBLOCK {
+			return nil, fileVersion{}, fmt.Errorf("lock for reading: %w", err)
+		}
+		if timeout > 0 && time.Now().After(deadline) {
+			return nil, fileVersion{}, fmt.Errorf("held by another flowctl process (waited %s): %w", timeout, bolt.ErrTimeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The version is taken again under the lock: it is the one read.
+	v, err := statVersion(path)
+	if err != nil {
+		return nil, v, err
+	}
+	data, err := io.ReadAll(f)
+	return data, v, err
 }
 
 // markChecked records v as a version that passed both checks.

@@ -1,0 +1,451 @@
+// Command scale measures flowctl with pipelines of many process components
+// (issue #18): a generated pipeline of N components in ten layers of N/10,
+// each component of a layer reading two of the layer before, every one
+// `command = ["sleep", "1000000"]` with no health block.
+//
+//	go run ./bench/scale -n 100,1000 -parallelism 20 -runs 1
+//
+// For each N, each run it times, in this order and on the same machine:
+//
+//   - direct: the floor of apply — the same N commands started by this
+//     program with os/exec, -parallelism at a time, in layer order (a
+//     layer's commands start once the layer before has started), with no
+//     shim, no state, no plan;
+//   - direct-stop: the floor of destroy — SIGTERM to those N processes and
+//     a wait for each, -parallelism at a time;
+//   - apply: `flowctl apply -auto-approve -parallelism P` from nothing;
+//   - plan: a no-change `flowctl plan` (refresh on) of the N running,
+//     -repeat times (median), with the CLI's peak RSS (its rusage);
+//   - status: `flowctl status`, the same way;
+//   - memory: the proportional (PSS) and resident (RSS) set of every shim
+//     (from /proc/PID/smaps_rollup) and of the pipeline's `flowctl serve`;
+//   - crash (with -crash K): K of the N components killed at once (SIGKILL
+//     to the component), and the time until state records each one's new
+//     instance as running — the watcher's crash → running latency;
+//   - destroy: `flowctl destroy -auto-approve -parallelism P`.
+//
+// It prints the machine's load (uptime) before and after each N, and
+// checks that nothing it started is left behind. The flowctl binaries are
+// built from this tree into a temporary folder, unless -bin names a folder
+// that holds flowctl and flowctl-shim.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ns := flag.String("n", "100,1000", "pipeline sizes, comma-separated (multiples of 10)")
+	par := flag.Int("parallelism", 20, "apply's and destroy's -parallelism, and the floor's")
+	runs := flag.Int("runs", 1, "runs per size")
+	repeat := flag.Int("repeat", 5, "plan and status runs per measure (the median is reported)")
+	crash := flag.Int("crash", 0, "components to kill at once for the watcher's crash → running latency (0: skip)")
+	bin := flag.String("bin", "", "folder with flowctl and flowctl-shim (default: build them)")
+	keep := flag.Bool("keep", false, "keep the work folder")
+	only := flag.String("only", "", "comma-separated subset of direct,apply,plan,status,memory,crash,destroy (default: all)")
+	flag.Parse()
+	if err := run(*ns, *par, *runs, *repeat, *crash, *bin, *keep, *only); err != nil {
+		fmt.Fprintln(os.Stderr, "scale:", err)
+		os.Exit(1)
+	}
+}
+
+type bench struct {
+	flowctl, shim string
+	par, repeat   int
+	crash         int
+	want          func(string) bool
+}
+
+func run(ns string, par, runs, repeat, crash int, bin string, keep bool, only string) error {
+	work, err := os.MkdirTemp("", "flowctl-scale-")
+	if err != nil {
+		return err
+	}
+	if !keep {
+		defer os.RemoveAll(work)
+	} else {
+		fmt.Println("work folder:", work)
+	}
+	if bin == "" {
+		bin = filepath.Join(work, "bin")
+		build := exec.Command("go", "build", "-o", bin+"/", "./cmd/flowctl", "./cmd/flowctl-shim")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("build: %w", err)
+		}
+	}
+	b := &bench{flowctl: filepath.Join(bin, "flowctl"), shim: filepath.Join(bin, "flowctl-shim"), par: par, repeat: repeat, crash: crash}
+	b.flowctl, _ = filepath.Abs(b.flowctl)
+	b.shim, _ = filepath.Abs(b.shim)
+	b.want = func(s string) bool { return only == "" || slices.Contains(strings.Split(only, ","), s) }
+	for _, f := range strings.Split(ns, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 10 || n%10 != 0 {
+			return fmt.Errorf("-n: %q is not a multiple of 10", f)
+		}
+		for r := range runs {
+			dir := filepath.Join(work, fmt.Sprintf("n%d-r%d", n, r))
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return err
+			}
+			fmt.Printf("== N=%d run %d  load: %s\n", n, r+1, load())
+			err := b.once(dir, n)
+			fmt.Printf("   load after: %s\n", load())
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// once measures one size in dir.
+func (b *bench) once(dir string, n int) (err error) {
+	if err := os.WriteFile(filepath.Join(dir, "pipeline.hcl"), []byte(Pipeline(fmt.Sprintf("scale%d", n), n)), 0o644); err != nil {
+		return err
+	}
+	defer func() {
+		// Whatever happened, nothing of this size stays behind.
+		_, _, _ = b.flowctlRun(dir, "destroy", "-auto-approve", "-parallelism", "100")
+		_, _, _ = b.flowctlRun(dir, "serve", "stop")
+		if left := b.shims(); len(left) > 0 {
+			fmt.Printf("   %d shims left behind: killing them\n", len(left))
+			for _, pid := range left {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+			if err == nil {
+				err = fmt.Errorf("%d shims were left behind", len(left))
+			}
+		}
+	}()
+	var direct, directStop time.Duration
+	if b.want("direct") {
+		procs, d, err := Direct(n, b.par)
+		if err != nil {
+			return err
+		}
+		direct = d
+		directStop = StopDirect(procs, b.par)
+		fmt.Printf("   direct start    %8.3f s\n   direct stop     %8.3f s\n", direct.Seconds(), directStop.Seconds())
+	}
+	if !b.want("apply") {
+		return nil
+	}
+	d, rss, err := b.flowctlRun(dir, "apply", "-auto-approve", "-parallelism", strconv.Itoa(b.par))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("   apply           %8.3f s  max RSS %6.1f MiB%s\n", d.Seconds(), mib(rss), ratio(d, direct))
+	for _, cmd := range []string{"plan", "status"} {
+		if !b.want(cmd) {
+			continue
+		}
+		var walls []time.Duration
+		var rsss []int64
+		for range b.repeat {
+			d, rss, err := b.flowctlRun(dir, cmd)
+			if err != nil {
+				return err
+			}
+			walls, rsss = append(walls, d), append(rsss, rss)
+		}
+		slices.Sort(walls)
+		slices.Sort(rsss)
+		fmt.Printf("   %-15s %8.3f s  max RSS %6.1f MiB  (median of %d; min %.3f s, max %.3f s)\n", cmd, walls[len(walls)/2].Seconds(), mib(rsss[len(rsss)/2]), len(walls), walls[0].Seconds(), walls[len(walls)-1].Seconds())
+	}
+	if b.want("memory") {
+		b.memory(n)
+	}
+	if b.crash > 0 && b.want("crash") {
+		if err := b.crashes(dir, n); err != nil {
+			return err
+		}
+	}
+	if b.want("destroy") {
+		d, _, err := b.flowctlRun(dir, "destroy", "-auto-approve", "-parallelism", strconv.Itoa(b.par))
+		if err != nil {
+			return err
+		}
+		fmt.Printf("   destroy         %8.3f s%s\n", d.Seconds(), ratio(d, directStop))
+	}
+	return nil
+}
+
+func ratio(d, floor time.Duration) string {
+	if floor == 0 {
+		return ""
+	}
+	return fmt.Sprintf("  = %.2f × the floor", d.Seconds()/floor.Seconds())
+}
+
+func mib(kib int64) float64 { return float64(kib) / 1024 }
+
+// flowctlRun runs flowctl in dir and returns its wall time and peak RSS
+// (KiB, from its rusage: the CLI alone, not the serve it may start).
+func (b *bench) flowctlRun(dir string, args ...string) (time.Duration, int64, error) {
+	cmd := exec.Command(b.flowctl, append([]string{"--no-color"}, args...)...)
+	cmd.Dir = dir
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	err := cmd.Run()
+	d := time.Since(start)
+	if err != nil {
+		tail := out.String()
+		if len(tail) > 4000 {
+			tail = tail[len(tail)-4000:]
+		}
+		return d, 0, fmt.Errorf("flowctl %v: %v\n%s", args, err, tail)
+	}
+	var rss int64
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		rss = ru.Maxrss
+	}
+	return d, rss, nil
+}
+
+// Pipeline is the generated pipeline: ten layers of n/10, each component
+// reading two of the layer before.
+func Pipeline(name string, n int) string {
+	width := n / 10
+	var s strings.Builder
+	fmt.Fprintf(&s, "pipeline %q {\n  executor = \"process\"\n}\n", name)
+	addr := func(l, i int) string {
+		if l == 0 {
+			return fmt.Sprintf("source.l0-c%d", i)
+		}
+		return fmt.Sprintf("processor.l%d-c%d", l, i)
+	}
+	for l := range 10 {
+		for i := range width {
+			kind, _, _ := strings.Cut(addr(l, i), ".")
+			fmt.Fprintf(&s, "\n%s \"l%d-c%d\" {\n  command = [\"sleep\", \"1000000\"]\n", kind, l, i)
+			if l > 0 {
+				in := []string{addr(l-1, i)}
+				if width > 1 {
+					in = append(in, addr(l-1, (i+1)%width))
+				}
+				fmt.Fprintf(&s, "  inputs  = [%s]\n", strings.Join(in, ", "))
+			}
+			s.WriteString("}\n")
+		}
+	}
+	return s.String()
+}
+
+// Direct starts n `sleep 1000000` with os/exec, par at a time, layer by
+// layer, and returns them and the time it took.
+func Direct(n, par int) ([]*exec.Cmd, time.Duration, error) {
+	procs := make([]*exec.Cmd, n)
+	errs := make([]error, n)
+	sem := make(chan struct{}, par)
+	start := time.Now()
+	width := n / 10
+	for l := range 10 {
+		var wg sync.WaitGroup
+		for i := range width {
+			k := l*width + i
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				cmd := exec.Command("sleep", "1000000")
+				errs[k] = cmd.Start()
+				procs[k] = cmd
+			})
+		}
+		wg.Wait()
+	}
+	d := time.Since(start)
+	for k, err := range errs {
+		if err != nil {
+			StopDirect(procs, par)
+			return nil, 0, fmt.Errorf("direct start %d: %w", k, err)
+		}
+	}
+	return procs, d, nil
+}
+
+// StopDirect sends SIGTERM to each process and waits for it, par at a
+// time, and returns the time it took.
+func StopDirect(procs []*exec.Cmd, par int) time.Duration {
+	sem := make(chan struct{}, par)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for _, p := range procs {
+		if p == nil || p.Process == nil {
+			continue
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			_ = p.Process.Signal(syscall.SIGTERM)
+			_ = p.Wait()
+		})
+	}
+	wg.Wait()
+	return time.Since(start)
+}
+
+// shims lists the PIDs of running processes of this benchmark's shim
+// binary.
+func (b *bench) shims() []int { return pidsOf(b.shim) }
+
+// pidsOf lists the PIDs whose executable is exe.
+func pidsOf(exe string) []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if target, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err == nil && target == exe {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// rollup returns a process's Pss and Rss in KiB from smaps_rollup.
+func rollup(pid int) (pss, rss int64) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0, 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 2 {
+			continue
+		}
+		v, _ := strconv.ParseInt(fields[1], 10, 64)
+		switch fields[0] {
+		case "Pss:":
+			pss = v
+		case "Rss:":
+			rss = v
+		}
+	}
+	return pss, rss
+}
+
+// memory prints the shims' and serve's memory, total and per component.
+func (b *bench) memory(n int) {
+	var pss, rss int64
+	pids := b.shims()
+	for _, pid := range pids {
+		p, r := rollup(pid)
+		pss, rss = pss+p, rss+r
+	}
+	var spss, srss int64
+	for _, pid := range pidsOf(b.flowctl) {
+		// Every flowctl process left running is the pipeline's serve.
+		p, r := rollup(pid)
+		spss, srss = spss+p, srss+r
+	}
+	fmt.Printf("   shims           %d running: PSS %.1f MiB (%.2f MiB each), RSS %.1f MiB (%.2f MiB each)\n", len(pids), mib(pss), mib(pss)/float64(max(len(pids), 1)), mib(rss), mib(rss)/float64(max(len(pids), 1)))
+	fmt.Printf("   serve           PSS %.1f MiB, RSS %.1f MiB (%.3f MiB per component)\n", mib(spss), mib(srss), mib(spss)/float64(n))
+	fmt.Printf("   per component   %.2f MiB PSS (shim + share of serve)\n", (mib(pss)+mib(spss))/float64(n))
+}
+
+// crashes kills b.crash components at once and times each until state
+// records its new instance as running.
+func (b *bench) crashes(dir string, n int) error {
+	recs, err := b.records(dir)
+	if err != nil {
+		return err
+	}
+	if len(recs) < b.crash {
+		return fmt.Errorf("crash: %d records, want %d", len(recs), b.crash)
+	}
+	victims := recs[:b.crash]
+	killed := time.Now()
+	for _, r := range victims {
+		if r.Handle.PID != 0 {
+			_ = syscall.Kill(r.Handle.PID, syscall.SIGKILL)
+		}
+	}
+	back := map[string]time.Duration{}
+	deadline := killed.Add(2 * time.Minute)
+	for len(back) < len(victims) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		now, err := b.records(dir)
+		if err != nil {
+			continue
+		}
+		seen := time.Since(killed)
+		by := map[string]record{}
+		for _, r := range now {
+			by[r.Address] = r
+		}
+		for _, v := range victims {
+			if _, ok := back[v.Address]; ok {
+				continue
+			}
+			if c := by[v.Address]; c.InstanceID != v.InstanceID && c.Status == "running" {
+				back[v.Address] = seen
+			}
+		}
+	}
+	var ds []time.Duration
+	for _, d := range back {
+		ds = append(ds, d)
+	}
+	slices.Sort(ds)
+	if len(ds) < len(victims) {
+		fmt.Printf("   crash           only %d of %d back running within 2 min\n", len(ds), len(victims))
+		return nil
+	}
+	p := func(q float64) float64 { return ds[min(len(ds)-1, int(q*float64(len(ds))))].Seconds() }
+	fmt.Printf("   crash→running   %d of %d killed: p50 %.3f s, p99 %.3f s, max %.3f s (state read every 20 ms)\n", len(victims), n, p(0.5), p(0.99), ds[len(ds)-1].Seconds())
+	return nil
+}
+
+type record struct {
+	Address    string `json:"address"`
+	InstanceID string `json:"instance_id"`
+	Status     string `json:"status"`
+	Handle     struct {
+		PID int `json:"pid"`
+	} `json:"handle"`
+}
+
+// records reads the component records with `flowctl state show -o json`.
+func (b *bench) records(dir string) ([]record, error) {
+	cmd := exec.Command(b.flowctl, "state", "list", "-o", "json")
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("state list: %w", err)
+	}
+	var recs []record
+	if err := json.Unmarshal(out, &recs); err != nil {
+		return nil, fmt.Errorf("state list: %w", err)
+	}
+	return recs, nil
+}
+
+// load is the machine's load average.
+func load() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	return strings.Join(f[:3], " ")
+}
