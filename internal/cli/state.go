@@ -16,7 +16,7 @@ func newStateCommand(g *globals) *cobra.Command {
 		Use:   "state",
 		Short: "Read and edit the state file",
 	}
-	cmd.AddCommand(newStateListCommand(g), newStateShowCommand(g), newStateRmCommand(g), newStateRestoreCommand(g))
+	cmd.AddCommand(newStateListCommand(g), newStateShowCommand(g), newStateRmCommand(g), newStateRestoreCommand(g), newStateMigrateCommand(g))
 	return cmd
 }
 
@@ -142,7 +142,7 @@ func newStateRestoreCommand(g *globals) *cobra.Command {
 			"unless --force. Use it when the state file is damaged, emptied or deleted.",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path, pipeline, err := statePathOf(g, args, &sf)
+			path, pipeline, _, err := statePathOf(g, args, &sf)
 			if err != nil {
 				return err
 			}
@@ -166,23 +166,55 @@ func newStateRestoreCommand(g *globals) *cobra.Command {
 	return cmd
 }
 
+func newStateMigrateCommand(g *globals) *cobra.Command {
+	var (
+		sf stateFlags
+		to string
+	)
+	cmd := &cobra.Command{
+		Use:   "migrate --to pg|file [PIPELINE]",
+		Short: "Copy the state between its file and a PostgreSQL database, keeping its lineage and serial",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path, pipeline, block, err := statePathOf(g, args, &sf)
+			if err != nil {
+				return err
+			}
+			from, dst, err := state.MigrationEnds(to, path, backendSettings(block), nil)
+			if err != nil {
+				return err
+			}
+			m, err := state.Migrate(cmd.Context(), from, dst, pipeline)
+			if err != nil {
+				return err
+			}
+			fmt.Fprint(g.streams.Out, m.Summary())
+			return nil
+		},
+	}
+	sf.add(cmd.Flags(), true)
+	cmd.Flags().StringVar(&to, "to", "", "where the state goes: pg (the database of the backend block or PG_CONN_STR) or file")
+	_ = cmd.MarkFlagRequired("to")
+	return cmd
+}
+
 // statePathOf is the state file a command names, without opening it: --state,
-// or the default beside the pipeline file. pipeline is the pipeline's name
-// when its file was found.
-func statePathOf(g *globals, args []string, f *stateFlags) (path, pipeline string, err error) {
-	file, perr := config.FindPipelineFile(".", args)
+// or the default beside the pipeline file. pipeline is the pipeline's name,
+// and block its backend block, when its file was found.
+func statePathOf(g *globals, args []string, f *stateFlags) (path, pipeline string, block *config.Backend, err error) {
+	file, perr := config.FindPipelineFile(".", args, config.NoteTo(g.streams.Err))
 	if perr != nil {
 		if f.statePath != "" {
-			return f.statePath, "", nil
+			return f.statePath, "", nil, nil
 		}
-		return "", "", perr
+		return "", "", nil, perr
 	}
 	p, err := loadValidPipeline(g, file, f.vars)
 	if err != nil {
-		return "", "", err
+		return "", "", nil, err
 	}
 	if f.statePath != "" {
-		return f.statePath, p.Name, nil
+		return f.statePath, p.Name, p.Backend, nil
 	}
-	return state.DefaultPath(file, p.Name), p.Name, nil
+	return state.DefaultPath(file, p.Name), p.Name, p.Backend, nil
 }

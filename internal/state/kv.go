@@ -27,6 +27,10 @@ type kv interface {
 	last(bucket string, n int, fn func(k, v []byte) error) error
 	// nextSequence returns the next number of bucket's sequence (1, 2, …).
 	nextSequence(bucket string) (uint64, error)
+	// setSequence sets bucket's sequence (a state being migrated).
+	setSequence(bucket string, n uint64) error
+	// dataBuckets lists the data namespaces' buckets ("data/<ns>").
+	dataBuckets() ([]string, error)
 }
 
 // backend keeps one state.
@@ -117,6 +121,25 @@ func (b boltKV) last(bucket string, n int, fn func(k, v []byte) error) error {
 		i++
 	}
 	return nil
+}
+
+func (b boltKV) setSequence(bucket string, n uint64) error {
+	bk, err := b.bucket(bucket, true)
+	if err != nil {
+		return err
+	}
+	return bk.SetSequence(n)
+}
+
+func (b boltKV) dataBuckets() ([]string, error) {
+	var out []string
+	err := b.tx.Bucket(bucketData).ForEach(func(k, v []byte) error {
+		if v == nil {
+			out = append(out, bkDataPrefix+string(k))
+		}
+		return nil
+	})
+	return out, err
 }
 
 func (b boltKV) nextSequence(bucket string) (uint64, error) {

@@ -386,9 +386,9 @@ func (b *pgBackend) attempt(ctx context.Context, write bool, fn func(kv) error, 
 	if !write {
 		return nil
 	}
-	if s := btoi(k.meta[string(keySerial)]); s != k.serial0 || k.seq != k.seq0 {
-		tag, err := tx.Exec(ctx, "UPDATE "+b.table("workspaces")+" SET serial = $1, history_seq = $2 WHERE name = $3 AND serial = $4",
-			int64(s), int64(k.seq), b.ws, int64(k.serial0))
+	if k.metaDirty || k.seq != k.seq0 {
+		tag, err := tx.Exec(ctx, "UPDATE "+b.table("workspaces")+" SET serial = $1, history_seq = $2, lineage = $3, created_at = $4 WHERE name = $5 AND serial = $6",
+			int64(btoi(k.meta[string(keySerial)])), int64(k.seq), string(k.meta[string(keyLineage)]), string(k.meta[string(keyCreated)]), b.ws, int64(k.serial0))
 		if err != nil {
 			return err
 		}
@@ -416,6 +416,7 @@ type pgKV struct {
 	serial0   uint64
 	seq0, seq uint64
 	err       error
+	metaDirty bool
 }
 
 func (k *pgKV) keep(err error) error {
@@ -446,9 +447,12 @@ func (k *pgKV) get(bucket string, key []byte) []byte {
 
 func (k *pgKV) put(bucket string, key, value []byte) error {
 	if bucket == bkMeta {
-		if string(key) != string(keySerial) {
+		switch string(key) {
+		case string(keySerial), string(keyLineage), string(keyCreated):
+		default:
 			return k.keep(fmt.Errorf("%s: meta %q is fixed at creation", k.b.describe(), key))
 		}
+		k.metaDirty = true
 		k.meta[string(key)] = append([]byte(nil), value...)
 		return nil
 	}
@@ -509,6 +513,23 @@ func (k *pgKV) last(bucket string, n int, fn func(k, v []byte) error) error {
 		}
 	}
 	return nil
+}
+
+func (k *pgKV) setSequence(bucket string, n uint64) error {
+	if bucket != bkHistory {
+		return k.keep(fmt.Errorf("%s: no sequence for bucket %q", k.b.describe(), bucket))
+	}
+	k.seq = n
+	return nil
+}
+
+func (k *pgKV) dataBuckets() ([]string, error) {
+	rows, err := k.tx.Query(k.ctx, "SELECT DISTINCT bucket FROM "+k.b.table("entries")+" WHERE workspace = $1 AND bucket LIKE 'data/%' ORDER BY bucket", k.b.ws)
+	if err != nil {
+		return nil, k.keep(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return out, k.keep(err)
 }
 
 func (k *pgKV) nextSequence(bucket string) (uint64, error) {
