@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/flowctl/flowctl/internal/testutil"
+	"github.com/flowctl/flowctl/internal/testutil/dockertest"
 	"github.com/flowctl/flowctl/internal/testutil/listeners"
 	"github.com/flowctl/flowctl/internal/tokens"
 	"github.com/flowctl/flowctl/pkg/component"
@@ -130,4 +131,83 @@ func TestDataPlaneOfAProcessPipelineIsClosedToOthersAndOpenToTheRelay(t *testing
 	assertOncePerSource(t, sinkLines(t, out), "counter", n)
 	f.must(0, "destroy", "-auto-approve")
 	f.assertNoProcesses()
+}
+
+// TestDataPlaneOfADockerPipelineRefusesCallersFromTheHost: a container's
+// ports listen on the pipeline network, which the host reaches too (the
+// bridge); nothing is published, and a call from the host without the
+// relay's token is refused while the relay moves every event.
+func TestDataPlaneOfADockerPipelineRefusesCallersFromTheHost(t *testing.T) {
+	t.Parallel()
+	df := newDockerFixture(t)
+	images := map[string]string{}
+	for _, name := range []string{"counter-source", "transform-processor", "file-sink"} {
+		images[name] = dockertest.ExampleImage(t, df.cli, name)
+	}
+	const n = 1_000
+	out := df.path("out")
+	if err := os.MkdirAll(out, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	df.write("pipeline.hcl", dockerDataflowPipeline(df, images, n, out))
+	df.apply()
+	file := out + "/events.ndjson"
+	waitFor(t, 120*time.Second, "every event at the sink", func() bool { return len(sinkLines(t, file)) >= n })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	recs := df.records()
+	addrOf := func(addr string) string {
+		ins, err := df.cli.ContainerInspect(ctx, containerOf(recs[addr].Handle))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for p, bindings := range ins.NetworkSettings.Ports {
+			if len(bindings) > 0 {
+				t.Errorf("%s publishes %s on the host: %v", addr, p, bindings)
+			}
+		}
+		ep := ins.NetworkSettings.Networks[df.network()]
+		if ep == nil || ep.IPAddress == "" {
+			t.Fatalf("%s has no address on %s", addr, df.network())
+		}
+		return ep.IPAddress + ":" + strconv.Itoa(recs[addr].Ports[contract.EnvPort])
+	}
+	src, sink := addrOf("source.counter"), addrOf("sink.file")
+	srcConn, err := component.Dial(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srcConn.Close()
+	events, err := flowctlv1.NewSourceServiceClient(srcConn).StreamEvents(ctx, &flowctlv1.StreamRequest{ResumeToken: "5"})
+	if err == nil {
+		_, err = events.Recv()
+	}
+	if status.Code(err) != codes.Unauthenticated {
+		t.Errorf("StreamEvents from the host: %v; want Unauthenticated", err)
+	}
+	_, err = flowctlv1.NewSourceServiceClient(srcConn).SaveState(ctx, &flowctlv1.SaveStateRequest{State: map[string]string{contract.ResumeTokenKey: "996"}})
+	if status.Code(err) != codes.Unauthenticated {
+		t.Errorf("SaveState from the host: %v; want Unauthenticated", err)
+	}
+	sinkConn, err := component.Dial(sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sinkConn.Close()
+	consume, err := flowctlv1.NewConsumerServiceClient(sinkConn).Consume(ctx)
+	if err == nil {
+		_ = consume.Send(&component.Event{Id: "rt-forged-1", Type: "tick", SourceComponentId: "attacker", Payload: []byte(`{"stage":"transformed"}`)})
+		_, err = consume.CloseAndRecv()
+	}
+	if status.Code(err) != codes.Unauthenticated {
+		t.Errorf("Consume from the host: %v; want Unauthenticated", err)
+	}
+	time.Sleep(500 * time.Millisecond) // anything doubled or forged would show now
+	assertOncePerSource(t, sinkLines(t, file), "counter", n)
+	if b, _ := os.ReadFile(file); strings.Contains(string(b), "rt-forged-1") {
+		t.Fatal("the forged event reached the sink's file")
+	}
+	df.must(0, "destroy", "-auto-approve")
+	df.assertNothingLeft()
 }
