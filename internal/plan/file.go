@@ -36,8 +36,9 @@ type File struct {
 	// checkout applies it from its own working directory; absolute in
 	// version 1.
 	PipelineFile string `json:"pipeline_file"`
-	// StatePath is the state file named with -state when the plan was made
-	// (relative as PipelineFile); empty: the pipeline's own state.
+	// StatePath is the state file named with -state when the plan was made:
+	// relative as PipelineFile when it was given relative, else absolute;
+	// empty: the pipeline's own state.
 	StatePath string `json:"state_path"`
 	// Desired is the normalised pipeline, sensitive values redacted.
 	Desired json.RawMessage `json:"desired"`
@@ -82,8 +83,13 @@ func NewFile(p *Plan, o FileOptions) (*File, error) {
 	if f.PipelineFile, err = relativePath(o.WorkDir, o.PipelineFile); err != nil {
 		return nil, err
 	}
-	if f.StatePath, err = relativePath(o.WorkDir, o.StatePath); err != nil {
-		return nil, err
+	// A -state given as an absolute path names a place outside the
+	// checkout (a shared mount): it stays as given.
+	f.StatePath = o.StatePath
+	if !filepath.IsAbs(o.StatePath) {
+		if f.StatePath, err = relativePath(o.WorkDir, o.StatePath); err != nil {
+			return nil, err
+		}
 	}
 	f.World, f.ActsOn = worldOf(o.Records), actsOn(p, o.Records)
 	if p.Desired != nil {
@@ -153,6 +159,9 @@ func (f *File) PipelinePath(dir string) (string, error) {
 		return "", nil
 	}
 	p := f.Resolve(dir, f.PipelineFile)
+	if abs, err := filepath.Abs(p); err == nil {
+		p = abs
+	}
 	if _, err := os.Stat(p); err != nil {
 		return "", fmt.Errorf("the plan was made for the pipeline file %s, which is not at %s (%w): apply a saved plan from the folder the plan was made in, in this checkout; nothing was done", f.PipelineFile, p, unwrapPathError(err))
 	}
