@@ -342,3 +342,33 @@ func TestPortsListenOnTheBindAddressOnly(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkDataVerifier: the cost of one call's token check, the first
+// time a token is seen (a signature check) and after (the cache).
+//
+//	go test -run '^$' -bench DataVerifier ./pkg/component/
+func BenchmarkDataVerifier(b *testing.B) {
+	pub, priv := newKey(b)
+	b.Run("first", func(b *testing.B) {
+		toks := make([]string, 256)
+		for i := range toks {
+			toks[i] = dataToken(b, priv, "relay-"+strconv.Itoa(i), nil)
+		}
+		b.ResetTimer()
+		for i := 0; b.Loop(); i++ {
+			v := component.NewDataVerifier(pub, component.WithPipeline("p"))
+			if _, err := v.Verify(toks[i%len(toks)]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("cached", func(b *testing.B) {
+		v := component.NewDataVerifier(pub, component.WithPipeline("p"))
+		tok := dataToken(b, priv, contract.DataPlaneRelaySubject, nil)
+		for b.Loop() {
+			if _, err := v.Verify(tok); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
