@@ -522,6 +522,9 @@ func (w *walker) record(n *node, err error) error {
 			amended.Result, amended.Detail = ev.Result, ev.Detail
 			return tx.AmendHistory(&amended)
 		}
+		if rec, _ := tx.Component(ev.Address); rec != nil && (n.ch.Action == plan.Create || n.ch.Action == plan.Replace || n.ch.Action == plan.Restart) {
+			ev.StartedAt = rec.StartedAt
+		}
 		return tx.AppendHistory(ev)
 	})
 	if serr != nil {

@@ -17,4 +17,10 @@
 // instance started. Live lines pass through a short hold-back buffer so
 // that logs that reach us at different speeds still come out in time
 // order, and a marker comes out before the first line of its instance.
+//
+// A component's log outlives its runs (the process executor's file, the
+// docker executor's archive of removed containers' last lines), so the
+// end of a run ("--- destroyed ---") and the start of the next ("---
+// created by apply ---") are marked too; the first creation, which
+// separates nothing, is not.
 package logs

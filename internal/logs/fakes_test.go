@@ -51,6 +51,15 @@ func (f *fakeInventory) restart(in Instance, marker Line) {
 	f.putLocked(in)
 }
 
+// remove forgets a component's record and records the history event of
+// its removal, in one transaction as destroy writes them.
+func (f *fakeInventory) remove(addr string, marker Line) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.events = append(f.events, marker)
+	f.insts = slices.DeleteFunc(f.insts, func(x Instance) bool { return x.Address == addr })
+}
+
 func (f *fakeInventory) event(m Line) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -128,6 +128,49 @@ func TestFollowMovesToTheReplacementsLogWhenTheOldOneEnds(t *testing.T) {
 	}
 }
 
+func TestFollowMarksAComponentDestroyedAndAppliedAgain(t *testing.T) {
+	for _, pause := range []struct {
+		name string
+		wait time.Duration
+	}{{"at once", 0}, {"after the grace for a gone component", goneGrace + 200*time.Millisecond}} {
+		t.Run(pause.name, func(t *testing.T) {
+			// The process executor: one log file across runs.
+			ex := providertest.New("fake")
+			log := providertest.NewLog(now("stdout", "run one"))
+			ex.SetLog(providers.Handle("a1"), log)
+			ex.SetLog(providers.Handle("a2"), log)
+			inv := &fakeInventory{}
+			inv.put(Instance{Address: "source.a", Provider: "fake", Handle: providers.Handle("a1"), InstanceID: "a-1", SpecHash: "h1"})
+			c, stop := following(t, inv, ex, Options{})
+			c.waitFor(t, "the backlog", has("source.a: run one"))
+
+			log.Add(now("stdout", "run one terminated"))
+			c.waitFor(t, "the last line of run one", has("source.a: run one terminated"))
+			inv.remove("source.a", Line{Time: time.Now(), Component: "source.a", Stream: StreamMarker, Text: "--- destroyed ---", kind: markerRemoved})
+			c.waitFor(t, "the removal", has("source.a: --- destroyed ---"))
+			if pause.wait > 0 {
+				time.Sleep(pause.wait) // let the follower drop the gone component
+			}
+			inv.put(Instance{Address: "source.a", Provider: "fake", Handle: providers.Handle("a2"), InstanceID: "a-2", SpecHash: "h1", StartedAt: time.Now()})
+			log.Add(now("stdout", "run two"))
+			c.waitFor(t, "run two", has("source.a: run two"))
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			want := []string{
+				"source.a: run one",
+				"source.a: run one terminated",
+				"source.a: --- destroyed ---",
+				"source.a: --- new instance ---",
+				"source.a: run two",
+			}
+			if got := c.texts(); !slices.Equal(got, want) {
+				t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+		})
+	}
+}
+
 func TestFollowPicksUpComponentsCreatedLater(t *testing.T) {
 	ex := providertest.New("fake")
 	ex.SetLog(providers.Handle("a1"), providertest.NewLog(now("stdout", "a")))

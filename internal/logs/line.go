@@ -22,7 +22,19 @@ type Line struct {
 	Component string    `json:"component"`
 	Stream    string    `json:"stream"`
 	Text      string    `json:"line"`
+	// kind tells the markers that begin and end a component's life from
+	// those of a new instance.
+	kind markerKind
 }
+
+// markerKind is what a marker line marks.
+type markerKind int
+
+const (
+	markerInstance markerKind = iota // a restart or replacement: a new instance
+	markerCreated                    // an apply created the component
+	markerRemoved                    // a destroy or an apply removed it
+)
 
 // ParseLine parses a line as Reader.Logs returns it with Timestamps:
 // "<RFC 3339 time> <stream> <text>". ok is false when s does not start with
@@ -50,25 +62,51 @@ func ParseLine(component, s string) (l Line, ok bool) {
 }
 
 // MarkerText is the marker line a history event puts in its component's
-// log, when the event started a new instance: a restart by the watcher
-// ("--- restarted (exited code=2), attempt 3 ---") or a replacement by an
-// apply ("--- replaced (spec changed) ---"). Other events make none.
+// log, when the event started or ended an instance: a restart by the
+// watcher ("--- restarted (exited code=2), attempt 3 ---"), a replacement
+// by an apply ("--- replaced (spec changed) ---"), the removal of the
+// component ("--- destroyed ---", "--- removed by apply (not in config)
+// ---") and its creation again ("--- created by apply ---"). Other events
+// make none.
 func MarkerText(e *state.Event) (string, bool) {
+	m, ok := markerOf(e)
+	return m.Text, ok
+}
+
+// markerOf is the marker line of e, at e's time.
+func markerOf(e *state.Event) (Line, bool) {
 	if e.Address == "" {
-		return "", false
+		return Line{}, false
+	}
+	m := Line{Time: e.Time, Component: e.Address, Stream: StreamMarker}
+	if !e.StartedAt.IsZero() && e.StartedAt.Before(e.Time) {
+		// An apply records its event once the instance is ready: the
+		// marker goes where the instance began.
+		m.Time = e.StartedAt
 	}
 	switch {
 	case e.Operation == "restart":
 		if e.Attempt > 0 {
-			return fmt.Sprintf("--- restarted (%s), attempt %d ---", orUnknown(e.Reason), e.Attempt), true
+			m.Text = fmt.Sprintf("--- restarted (%s), attempt %d ---", orUnknown(e.Reason), e.Attempt)
+		} else {
+			m.Text = fmt.Sprintf("--- restarted (%s) ---", orUnknown(e.Reason))
 		}
-		return fmt.Sprintf("--- restarted (%s) ---", orUnknown(e.Reason)), true
 	case e.Action == "replace":
-		return fmt.Sprintf("--- replaced (%s) ---", humanReason(e.Reason)), true
+		m.Text = fmt.Sprintf("--- replaced (%s) ---", humanReason(e.Reason))
 	case e.Action == "restart":
-		return fmt.Sprintf("--- started again by %s (%s) ---", e.Operation, humanReason(e.Reason)), true
+		m.Text = fmt.Sprintf("--- started again by %s (%s) ---", e.Operation, humanReason(e.Reason))
+	case e.Action == "create":
+		m.Text, m.kind = fmt.Sprintf("--- created by %s ---", e.Operation), markerCreated
+	case e.Action == "delete" && e.Result != "" && e.Result != "ok":
+		return Line{}, false // still there
+	case e.Action == "delete" && e.Operation == "destroy":
+		m.Text, m.kind = "--- destroyed ---", markerRemoved
+	case e.Action == "delete":
+		m.Text, m.kind = fmt.Sprintf("--- removed by %s (%s) ---", e.Operation, humanReason(e.Reason)), markerRemoved
+	default:
+		return Line{}, false
 	}
-	return "", false
+	return m, true
 }
 
 // newInstanceText is the marker of a new instance that no history event

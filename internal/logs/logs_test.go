@@ -38,7 +38,7 @@ func TestParseLineReadsEveryExecutorsForm(t *testing.T) {
 	}
 }
 
-func TestMarkerTextSpellsRestartsAndReplacements(t *testing.T) {
+func TestMarkerTextSpellsRestartsReplacementsAndRemovals(t *testing.T) {
 	for _, tc := range []struct {
 		e    state.Event
 		want string
@@ -48,7 +48,12 @@ func TestMarkerTextSpellsRestartsAndReplacements(t *testing.T) {
 		{state.Event{Operation: "restart", Address: "source.a", Reason: "heartbeat missed for 31s"}, "--- restarted (heartbeat missed for 31s) ---"},
 		{state.Event{Operation: "apply", Address: "source.a", Action: "replace", Reason: "spec_changed"}, "--- replaced (spec changed) ---"},
 		{state.Event{Operation: "apply", Address: "source.a", Action: "restart", Reason: "exited"}, "--- started again by apply (exited) ---"},
-		{state.Event{Operation: "apply", Address: "source.a", Action: "create"}, ""},
+		{state.Event{Operation: "apply", Address: "source.a", Action: "create"}, "--- created by apply ---"},
+		{state.Event{Operation: "run", Address: "source.a", Action: "create", Result: "failed"}, "--- created by run ---"},
+		{state.Event{Operation: "destroy", Address: "source.a", Action: "delete", Reason: "destroy_requested"}, "--- destroyed ---"},
+		{state.Event{Operation: "apply", Address: "source.a", Action: "delete", Reason: "not_in_config"}, "--- removed by apply (not in config) ---"},
+		{state.Event{Operation: "destroy", Address: "source.a", Action: "delete", Result: "failed"}, ""},
+		{state.Event{Operation: "apply", Address: "source.a", Action: "adopt"}, ""},
 		{state.Event{Operation: "apply", Address: "source.a", Action: "update"}, ""},
 		{state.Event{Operation: "restart"}, ""},
 	} {
@@ -170,6 +175,60 @@ func TestBacklogPutsReplacementMarkerBeforeTheNewInstancesFirstLine(t *testing.T
 		"source.a: new starting",
 		"source.a: new ready",
 		"source.a: new working",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// eventMarker is the marker StateInventory makes of a history event.
+func eventMarker(t *testing.T, e state.Event) Line {
+	t.Helper()
+	m, ok := markerOf(&e)
+	if !ok {
+		t.Fatalf("no marker for %+v", e)
+	}
+	return m
+}
+
+func TestBacklogSeparatesTheRunsOfAComponentDestroyedAndAppliedAgain(t *testing.T) {
+	ex := providertest.New("fake")
+	// One log file across runs, as the process executor keeps it; apply
+	// records each creation once the instance is ready, after its first
+	// lines.
+	ex.SetLog(providers.Handle("a3"), providertest.NewLog(
+		stamp(at(0), "stdout", "run 1 starting"),
+		stamp(at(50), "stdout", "run 1 ready"),
+		stamp(at(90), "stdout", "run 1 terminated"),
+		stamp(at(210), "stdout", "run 2 starting"),
+		stamp(at(250), "stdout", "run 2 ready"),
+		stamp(at(410), "stdout", "run 3 starting"),
+		stamp(at(450), "stdout", "run 3 ready"),
+	))
+	inv := &fakeInventory{}
+	inv.put(Instance{Address: "source.a", Provider: "fake", Handle: providers.Handle("a3"), InstanceID: "a-3", StartedAt: at(405)})
+	for _, e := range []state.Event{
+		{Time: at(60), Operation: "apply", Address: "source.a", Action: "create", Result: "ok"},
+		{Time: at(100), Operation: "destroy", Address: "source.a", Action: "delete", Reason: "destroy_requested", Result: "ok"},
+		{Time: at(260), Operation: "apply", Address: "source.a", Action: "create", Result: "ok"},
+		{Time: at(300), Operation: "destroy", Address: "source.a", Action: "delete", Reason: "destroy_requested", Result: "ok"},
+		{Time: at(460), Operation: "run", Address: "source.a", Action: "create", Result: "ok"},
+	} {
+		inv.event(eventMarker(t, e))
+	}
+	got := backlogOf(t, Options{Tail: -1}, inv, ex)
+	want := []string{
+		"source.a: run 1 starting",
+		"source.a: run 1 ready",
+		"source.a: run 1 terminated",
+		"source.a: --- destroyed ---",
+		"source.a: --- created by apply ---",
+		"source.a: run 2 starting",
+		"source.a: run 2 ready",
+		"source.a: --- destroyed ---",
+		"source.a: --- created by run ---",
+		"source.a: run 3 starting",
+		"source.a: run 3 ready",
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

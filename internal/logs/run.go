@@ -83,6 +83,9 @@ type runner struct {
 	readers ReaderFor
 	opts    Options
 	emit    func(Line) error
+	// ended holds the components followed until state stopped listing
+	// them: one listed again is a new run, after a marker.
+	ended map[string]bool
 }
 
 func (r *runner) defaults() {
@@ -158,7 +161,10 @@ func (r *runner) backlog(ctx context.Context, insts []Instance, markers []Line) 
 // currentMarkers keeps the markers of the selected components and moves
 // each component's latest one to its current instance's start, when that
 // is earlier: an apply records its event once the instance is ready,
-// after its first lines.
+// after its first lines. A creation goes right after the marker before it
+// (the removal that ended the previous run; none of the new run's lines
+// is older), and the first creation of a component, which separates
+// nothing, is left out.
 func currentMarkers(insts []Instance, markers []Line) []Line {
 	latest, before := map[string]int{}, map[string]time.Time{}
 	byAddr := map[string]Instance{}
@@ -170,7 +176,14 @@ func currentMarkers(insts []Instance, markers []Line) []Line {
 		if _, ok := byAddr[m.Component]; !ok {
 			continue
 		}
-		if i, ok := latest[m.Component]; ok {
+		i, seen := latest[m.Component]
+		if m.kind == markerCreated {
+			if !seen {
+				continue
+			}
+			m.Time = out[i].Time.Add(time.Nanosecond)
+		}
+		if seen {
 			before[m.Component] = out[i].Time
 		}
 		latest[m.Component] = len(out)
@@ -196,6 +209,10 @@ type followed struct {
 	next   chan Instance
 	cancel context.CancelFunc
 	gone   time.Time // when state stopped listing it; zero while listed
+	// cutoff is the time of the first snapshot that no longer listed it:
+	// its reader may go on reading a log the component shares with a
+	// later run of it (the process executor's), whose lines are not its.
+	cutoff time.Time
 }
 
 // live is a line read while following.
@@ -219,9 +236,19 @@ func (r *runner) follow(ctx context.Context, snap Snapshot, insts []Instance, po
 	}
 	defer stopAll()
 	nextOrder := 0
+	byOrder := map[int]*followed{}
+	// add holds a line back, unless it came from the reader of a run that
+	// ended before the line's time.
+	add := func(l live) {
+		if f := byOrder[l.order]; f != nil && !f.cutoff.IsZero() && l.line.Time.After(f.cutoff) {
+			return
+		}
+		hb.add(l.line, rankLine, l.order, now())
+	}
 	start := func(in Instance, from position) {
 		fctx, cancel := context.WithCancel(ctx)
 		f := &followed{inst: in, order: nextOrder, next: make(chan Instance, 1), cancel: cancel}
+		byOrder[f.order] = f
 		nextOrder++
 		comps[in.Address] = f
 		wg.Add(1)
@@ -259,14 +286,14 @@ func (r *runner) follow(ctx context.Context, snap Snapshot, insts []Instance, po
 			for {
 				select {
 				case l := <-lines:
-					hb.add(l.line, rankLine, l.order, now())
+					add(l)
 				default:
 					break drain
 				}
 			}
 			return flush(hb.flush())
 		case l := <-lines:
-			hb.add(l.line, rankLine, l.order, now())
+			add(l)
 		case <-tick.C:
 			s, err := r.inv.Snapshot(ctx, lastSeq)
 			if err != nil {
@@ -295,15 +322,17 @@ func (r *runner) reconcile(s Snapshot, comps map[string]*followed, hb *holdback,
 	for _, in := range r.selected(s.Instances) {
 		listed[in.Address] = true
 		f, ok := comps[in.Address]
-		if ok && !f.gone.IsZero() {
-			// Destroyed and created again: a new component as far as its
-			// log goes.
-			f.cancel()
-			ok = false
-		}
-		if !ok {
-			r.opts.Log.Debug("following a new component", "address", in.Address)
+		if !ok || !f.gone.IsZero() {
+			again := ok || r.ended[in.Address]
+			if ok {
+				f.cancel()
+			}
+			r.opts.Log.Debug("following a new component", "address", in.Address, "again", again)
 			start(in, position{last: laterOf(r.opts.Since, in.StartedAt)})
+			if again {
+				// Destroyed and created again: a new run, after a marker.
+				hb.add(r.markerFor(in, in, s.Markers), rankMarker, comps[in.Address].order, now)
+			}
 			continue
 		}
 		if in.InstanceID != f.inst.InstanceID {
@@ -318,14 +347,25 @@ func (r *runner) reconcile(s Snapshot, comps map[string]*followed, hb *holdback,
 		}
 		f.inst = in
 	}
+	for _, m := range s.Markers {
+		// The end of a component's run, between its last lines and those
+		// of a later run.
+		if f, ok := comps[m.Component]; ok && m.kind == markerRemoved {
+			hb.add(m, rankMarker, f.order, now)
+		}
+	}
 	for addr, f := range comps {
 		switch {
 		case listed[addr]:
 		case f.gone.IsZero():
-			f.gone = now
+			f.gone, f.cutoff = now, s.At
 		case now.Sub(f.gone) >= goneGrace:
 			f.cancel()
 			delete(comps, addr)
+			if r.ended == nil {
+				r.ended = map[string]bool{}
+			}
+			r.ended[addr] = true
 		}
 	}
 }
@@ -336,7 +376,7 @@ func (r *runner) reconcile(s Snapshot, comps map[string]*followed, hb *holdback,
 func (r *runner) markerFor(in, prev Instance, markers []Line) Line {
 	m := Line{Component: in.Address, Stream: StreamMarker, Text: newInstanceText(in.SpecHash != prev.SpecHash), Time: in.StartedAt}
 	for i := len(markers) - 1; i >= 0; i-- {
-		if markers[i].Component == in.Address {
+		if markers[i].Component == in.Address && markers[i].kind != markerRemoved {
 			m.Text = markers[i].Text
 			if m.Time.IsZero() || markers[i].Time.Before(m.Time) {
 				m.Time = markers[i].Time

@@ -120,8 +120,8 @@ func (s *StateInventory) Snapshot(ctx context.Context, afterSeq uint64) (Snapsho
 		if e.Seq <= afterSeq {
 			continue
 		}
-		if text, ok := MarkerText(e); ok {
-			snap.Markers = append(snap.Markers, Line{Time: e.Time, Component: e.Address, Stream: StreamMarker, Text: text})
+		if m, ok := markerOf(e); ok {
+			snap.Markers = append(snap.Markers, m)
 		}
 	}
 	if snap.LastSeq < afterSeq {

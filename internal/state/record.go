@@ -84,4 +84,8 @@ type Event struct {
 	Detail    string    `json:"detail,omitempty"`
 	Attempt   int       `json:"attempt,omitempty"`
 	Delay     string    `json:"delay,omitempty"`
+	// StartedAt is when the instance an apply started (create, replace,
+	// restart) began, earlier than Time, which is when it became ready:
+	// logs puts the event's marker before the instance's first line.
+	StartedAt time.Time `json:"started_at,omitzero"`
 }

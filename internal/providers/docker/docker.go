@@ -109,6 +109,9 @@ type Options struct {
 	// Host is the engine's address (unix:///var/run/docker.sock,
 	// tcp://host:2376); empty means DOCKER_HOST, then the default socket.
 	Host string
+	// LogDir is where the last lines of each component's removed
+	// containers are kept (the state folder's logs/); empty keeps none.
+	LogDir string
 }
 
 // Provider runs components as Docker containers.

@@ -11,7 +11,6 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/pkg/stdcopy"
 
 	"github.com/flowctl/flowctl/internal/providers"
 )
@@ -23,7 +22,9 @@ import (
 // "<RFC 3339 UTC ns> <stdout|stderr> <text>", as the process executor
 // writes its logs; otherwise it is the text alone. Since, Tail and Follow
 // are the engine's; a followed log ends when the container stops, ctx ends
-// or the reader is closed.
+// or the reader is closed. The lines the component's removed containers
+// left in its archive (see logarchive.go) come first: Since and Tail count
+// them with the live container's.
 func (p *Provider) Logs(ctx context.Context, h providers.Handle, opts providers.LogOptions) (io.ReadCloser, error) {
 	hd, err := decodeHandle(h)
 	if err != nil {
@@ -41,39 +42,63 @@ func (p *Provider) Logs(ctx context.Context, h providers.Handle, opts providers.
 		lo.Since = fmt.Sprintf("%d.%09d", opts.Since.Unix(), opts.Since.Nanosecond())
 	}
 	rc, err := cli.ContainerLogs(ctx, hd.ID, lo)
-	if cerrdefs.IsNotFound(err) {
+	if cerrdefs.IsNotFound(err) || cerrdefs.IsConflict(err) {
+		// Gone, or going (the engine refuses the logs of a container being
+		// removed): what the archive kept of it is what there is.
+		if old := p.archived(hd.Address, opts.Since, opts.Tail, opts.Timestamps); len(old) > 0 {
+			return io.NopCloser(strings.NewReader(joinLines(old))), nil
+		}
+		if cerrdefs.IsConflict(err) {
+			return nil, fmt.Errorf("logs of %s: %w", hd.Address, err)
+		}
 		return nil, fmt.Errorf("logs of %s: container %s no longer exists (a removed container's logs go with it)", hd.Address, hd.Name)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("logs of %s: %w", hd.Address, err)
 	}
+	if opts.Tail > 0 && !opts.Follow {
+		// The archive's share of the tail is what the container's own
+		// lines leave of it.
+		defer rc.Close()
+		var live bytes.Buffer
+		if err := demux(rc, &live, opts.Timestamps); err != nil {
+			return nil, fmt.Errorf("logs of %s: %w", hd.Address, err)
+		}
+		lines := splitLines(live.Bytes())
+		var old []string
+		if n := opts.Tail - len(lines); n > 0 {
+			old = p.archived(hd.Address, opts.Since, n, opts.Timestamps)
+		}
+		return io.NopCloser(strings.NewReader(joinLines(append(old, lines...)))), nil
+	}
+	old := p.archived(hd.Address, opts.Since, opts.Tail, opts.Timestamps)
 	pr, pw := io.Pipe()
 	go func() {
-		out := &lineWriter{stream: "stdout", w: pw, timestamps: opts.Timestamps}
-		errw := &lineWriter{stream: "stderr", w: pw, timestamps: opts.Timestamps}
-		_, err := stdcopy.StdCopy(out, errw, rc)
-		if err == nil {
-			err = out.flush()
-		}
-		if err == nil {
-			err = errw.flush()
-		}
+		err := demux(rc, pw, opts.Timestamps)
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			err = nil // the end of a follow is a normal end of the stream
 		}
 		_ = pw.CloseWithError(err)
 	}()
-	return &logReader{PipeReader: pr, body: rc}, nil
+	return &logReader{Reader: io.MultiReader(strings.NewReader(joinLines(old)), pr), pipe: pr, body: rc}, nil
+}
+
+func joinLines(ls []string) string {
+	if len(ls) == 0 {
+		return ""
+	}
+	return strings.Join(ls, "\n") + "\n"
 }
 
 type logReader struct {
-	*io.PipeReader
+	io.Reader
+	pipe *io.PipeReader
 	body io.Closer
 }
 
 func (r *logReader) Close() error {
 	_ = r.body.Close() // ends StdCopy, and with it the pipe
-	return r.PipeReader.Close()
+	return r.pipe.Close()
 }
 
 // lineWriter turns the engine's timestamped lines of one stream into the

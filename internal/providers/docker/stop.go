@@ -3,6 +3,7 @@ package docker
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"time"
 
@@ -50,6 +51,9 @@ func (p *Provider) stop(ctx context.Context, h providers.Handle, grace time.Dura
 		if err != nil && !cerrdefs.IsNotFound(err) && ctx.Err() == nil {
 			return fmt.Errorf("stop %s: stop container %s: %w", hd.Address, hd.Name, err)
 		}
+	}
+	if err := p.archive(ctx, cli, hd); err != nil && !cerrdefs.IsNotFound(err) {
+		slog.Debug("keep the last lines of a container", "address", hd.Address, "err", err)
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), removeTimeout)
 	defer cancel()

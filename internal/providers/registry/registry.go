@@ -6,6 +6,8 @@
 package registry
 
 import (
+	"path/filepath"
+
 	"github.com/flowctl/flowctl/internal/providers"
 	"github.com/flowctl/flowctl/internal/providers/docker"
 	"github.com/flowctl/flowctl/internal/providers/kubernetes"
@@ -30,9 +32,13 @@ type Options struct {
 // cluster before first use, so a pipeline that never names one never
 // needs it.
 func New(o Options) *providers.Registry {
+	var dockerLogs string
+	if o.StateDir != "" {
+		dockerLogs = filepath.Join(o.StateDir, "logs")
+	}
 	return providers.NewRegistry(
 		process.New(process.Options{Dir: o.StateDir}),
-		docker.New(docker.Options{}),
+		docker.New(docker.Options{LogDir: dockerLogs}),
 		nomad.New(o.Nomad),
 		kubernetes.New(o.Kubernetes),
 	)
