@@ -23,5 +23,7 @@
 // An output block matches when its lines appear in that order among the
 // lines printed; numbers, durations and hexadecimal ids match any such word, runs
 // of spaces any run of spaces, "..." anything, and a line "..." any lines.
-// Keys combine: <!-- doctest: docker, background -->.
+// Keys combine: <!-- doctest: docker, background -->. An hcl or yaml block
+// holding a pipeline is checked with flowctl validate (a block before it
+// must have built bin/flowctl).
 package doctest

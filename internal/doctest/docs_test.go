@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/flowctl/flowctl/internal/testutil"
+	"github.com/flowctl/flowctl/internal/testutil/dockertest"
 )
 
 // The documents, in the order a new user reads them: each runs on the copy
@@ -43,6 +44,9 @@ type block struct {
 	output *block            // the output block after it
 	// interrupt is set on a pseudo-block: <!-- doctest: interrupt -->.
 	interrupt bool
+	// snippet is set on an HCL or YAML block holding a pipeline: it is
+	// validated, not run.
+	snippet bool
 }
 
 func (b *block) String() string { return fmt.Sprintf("%s:%d", b.doc, b.line) }
@@ -52,6 +56,9 @@ var (
 	fenceLine  = regexp.MustCompile("^```\\s*([A-Za-z0-9_-]*)\\s*$")
 	knownKeys  = map[string]bool{"skip": true, "docker": true, "background": true, "retry": true, "output": true, "interrupt": true}
 	shellLangs = map[string]bool{"sh": true, "bash": true, "shell": true, "console": true}
+	// Pipelines shown in a document are validated.
+	pipelineLangs   = map[string]bool{"hcl": true, "yaml": true}
+	pipelineSnippet = regexp.MustCompile(`(?m)^(pipeline\s+"|kind:\s*Pipeline\s*$)`)
 )
 
 // parse reads the blocks of a document: the shell blocks to run (each with
@@ -129,6 +136,10 @@ func parse(doc string, src []byte) ([]*block, error) {
 		default:
 			if len(b.keys) > 0 {
 				return nil, fmt.Errorf("%s:%d: doctest keys on a %q block, which is not run", doc, b.line, b.lang)
+			}
+			if pipelineLangs[b.lang] && pipelineSnippet.MatchString(b.body) {
+				b.snippet = true
+				out = append(out, b)
 			}
 		}
 	}
@@ -298,7 +309,14 @@ func (s *session) run(b *block) {
 		return
 	}
 	if _, ok := b.keys["docker"]; ok && !s.docker {
+		if dockertest.InCI() {
+			t.Fatalf("%s: needs a Docker engine, and none answers (CI=true: required; .ci/run starts dockerd)", b)
+		}
 		t.Logf("%s: skipped: no Docker engine", b)
+		return
+	}
+	if b.snippet {
+		s.validate(b)
 		return
 	}
 	if _, ok := b.keys["background"]; ok {
@@ -331,6 +349,25 @@ func (s *session) run(b *block) {
 		}
 		time.Sleep(time.Second)
 	}
+}
+
+// validate checks a pipeline the document shows with the flowctl a block
+// before built.
+func (s *session) validate(b *block) {
+	t := s.t
+	flowctl := filepath.Join(s.root, "bin", "flowctl")
+	if _, err := os.Stat(flowctl); err != nil {
+		t.Fatalf("%s: a pipeline to validate, but no block before it built bin/flowctl", b)
+	}
+	file := filepath.Join(t.TempDir(), "pipeline."+b.lang)
+	if err := os.WriteFile(file, []byte(b.body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(flowctl, "validate", file).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: the pipeline it shows is not valid: %v\n%s", b, err, out)
+	}
+	t.Logf("%s: %s pipeline valid", b, b.lang)
 }
 
 func (s *session) readCwd() {

@@ -41,7 +41,7 @@ func TestOutputBlocksMatchWhatTheyShowAndNothingElse(t *testing.T) {
 
 func TestParseFindsBlocksMarkersAndOutputs(t *testing.T) {
 	src := "# doc\n\n<!-- doctest: background -->\n```sh\nmake demo\n```\n\n<!-- doctest: output -->\n```\nready\n```\n\n" +
-		"```hcl\npipeline \"x\" {}\n```\n\n<!-- doctest: skip (needs a cluster) -->\n```bash\nkubectl get pods\n```\n\n" +
+		"```hcl\npipeline \"x\" {}\n```\n\n```yaml\nnot: a pipeline\n```\n<!-- doctest: skip (needs a cluster) -->\n```bash\nkubectl get pods\n```\n\n" +
 		"<!-- doctest: interrupt -->\nPress Ctrl-C.\n\n<!-- doctest: docker, retry -->\n```console\n$ docker ps\nCONTAINER ID\n```\n"
 	blocks, err := parse("d.md", []byte(src))
 	if err != nil {
@@ -61,9 +61,12 @@ func TestParseFindsBlocksMarkersAndOutputs(t *testing.T) {
 		if b.output != nil {
 			s += " output=" + strings.TrimSpace(b.output.body)
 		}
+		if b.snippet {
+			s += " snippet"
+		}
 		got = append(got, s)
 	}
-	want := []string{"d.md:4 sh background output=ready", "d.md:18 bash skip", "d.md:22 interrupt", "d.md:26 console docker,retry"}
+	want := []string{"d.md:4 sh background output=ready", "d.md:13 hcl  snippet", "d.md:21 bash skip", "d.md:25 interrupt", "d.md:29 console docker,retry"}
 	if !slices.Equal(got, want) {
 		t.Errorf("got %q\nwant %q", got, want)
 	}
