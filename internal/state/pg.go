@@ -70,7 +70,6 @@ func (e *SerialConflictError) Error() string {
 type pgBackend struct {
 	s        *Store
 	pool     *pgxpool.Pool
-	connCfg  *pgx.ConnConfig
 	schema   string
 	ws       string
 	where    string // host and database, for messages
@@ -139,7 +138,6 @@ func newPGBackend(s *Store, cfg PGConfig, pipeline string) (*pgBackend, error) {
 	}
 	b.password = pcfg.ConnConfig.Password
 	b.where = fmt.Sprintf("%s:%d/%s", pcfg.ConnConfig.Host, pcfg.ConnConfig.Port, pcfg.ConnConfig.Database)
-	b.connCfg = pcfg.ConnConfig.Copy()
 	if b.ws == "" {
 		return nil, fmt.Errorf("postgres state backend at %s: no workspace (name the pipeline, or set workspace)", b.where)
 	}

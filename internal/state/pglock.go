@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // The operation lock of a state in PostgreSQL: a session-level advisory
@@ -20,22 +21,27 @@ import (
 func (b *pgBackend) tryLock(info LockInfo) (holder, broken *LockInfo, release func() error, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), b.s.openTimeout)
 	defer cancel()
-	var conn *pgx.Conn
+	// A connection of the pool, taken out of it for the operation's
+	// life: opening one of its own would cost a login per command.
+	var conn *pgxpool.Conn
+	var got bool
 	err = b.retry(ctx, func(ctx context.Context) error {
-		c, err := pgx.ConnectConfig(ctx, b.connCfg.Copy())
+		c, err := b.pool.Acquire(ctx)
+		if err != nil {
+			return err
+		}
+		if err := c.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", b.lockKey).Scan(&got); err != nil {
+			_ = c.Hijack().Close(context.Background())
+			return err
+		}
 		conn = c
-		return err
+		return nil
 	})
 	if err != nil {
 		return nil, nil, nil, b.fail("lock", err)
 	}
-	var got bool
-	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", b.lockKey).Scan(&got); err != nil {
-		_ = conn.Close(context.Background())
-		return nil, nil, nil, b.fail("lock", err)
-	}
 	if !got {
-		_ = conn.Close(context.Background())
+		conn.Release()
 		h, err := b.lockRow(ctx)
 		if err != nil {
 			return nil, nil, nil, err
@@ -50,21 +56,24 @@ func (b *pgBackend) tryLock(info LockInfo) (holder, broken *LockInfo, release fu
 		err = b.writeLockRow(ctx, conn, info)
 	}
 	if err != nil {
-		_ = conn.Close(context.Background())
+		_ = conn.Hijack().Close(context.Background())
 		return nil, nil, nil, err
 	}
 	release = func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), b.s.openTimeout)
 		defer cancel()
-		// The row goes first, while the lock still guards it. The session
-		// would release the lock as it ends, but the server may notice
-		// that a moment after Close.
+		// The row goes first, while the lock still guards it; then the
+		// session, unlocked, goes back to the pool.
 		q := "DELETE FROM " + b.table("locks") + " WHERE workspace = $1 AND id = $2"
 		_, err := conn.Exec(ctx, q, b.ws, info.ID)
 		if err == nil {
 			_, err = conn.Exec(ctx, "SELECT pg_advisory_unlock($1)", b.lockKey)
 		}
-		_ = conn.Close(ctx)
+		if err == nil {
+			conn.Release()
+		} else {
+			_ = conn.Hijack().Close(ctx)
+		}
 		if err != nil {
 			// The session died (a database restart): the advisory lock
 			// went with it; the row is a dead holder's now.
@@ -75,7 +84,7 @@ func (b *pgBackend) tryLock(info LockInfo) (holder, broken *LockInfo, release fu
 	return nil, broken, release, nil
 }
 
-func (b *pgBackend) writeLockRow(ctx context.Context, conn *pgx.Conn, info LockInfo) error {
+func (b *pgBackend) writeLockRow(ctx context.Context, conn *pgxpool.Conn, info LockInfo) error {
 	v, err := json.Marshal(info)
 	if err != nil {
 		return err
