@@ -248,9 +248,18 @@ func (b *buffer) String() string {
 	return b.b.String()
 }
 
+// reporter is what a session reports to: the test, or a recorder in the
+// tests of the runner itself.
+type reporter interface {
+	Logf(format string, args ...any)
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
+	TempDir() string
+}
+
 // session is one document being run in the copy.
 type session struct {
-	t        *testing.T
+	t        reporter
 	root     string // the copy
 	cwd      string // where the next foreground block starts
 	envFile  string // the variables the last block exported
@@ -361,7 +370,7 @@ func (s *session) validate(b *block) {
 	}
 	file := filepath.Join(t.TempDir(), "pipeline."+b.lang)
 	if err := os.WriteFile(file, []byte(b.body), 0o644); err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s: %v", b, err)
 	}
 	out, err := exec.Command(flowctl, "validate", file).CombinedOutput()
 	if err != nil {

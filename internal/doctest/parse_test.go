@@ -1,6 +1,7 @@
 package doctest
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -144,5 +145,70 @@ func TestReadmeListsTheMakefileTargets(t *testing.T) {
 	slices.Sort(documented)
 	if len(targets) == 0 || !slices.Equal(targets, documented) {
 		t.Errorf("the Makefile's targets %v, README's table %v", targets, documented)
+	}
+}
+
+// recorder is a reporter that remembers the first failure and stops the
+// block there, as t.Fatalf would.
+type recorder struct {
+	t      *testing.T
+	failed string
+}
+
+type stopped struct{}
+
+func (r *recorder) Logf(format string, args ...any)   { r.t.Logf(format, args...) }
+func (r *recorder) Errorf(format string, args ...any) { r.failed = fmt.Sprintf(format, args...) }
+func (r *recorder) Fatalf(format string, args ...any) {
+	r.failed = fmt.Sprintf(format, args...)
+	panic(stopped{})
+}
+func (r *recorder) TempDir() string { return r.t.TempDir() }
+
+// runBlock runs src's blocks in a session of their own and returns the
+// failure reported, if any.
+func runBlock(t *testing.T, src string) string {
+	t.Helper()
+	blocks, err := parse("d.md", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &recorder{t: t}
+	dir, state := t.TempDir(), t.TempDir()
+	s := &session{t: r, root: dir, cwd: dir, rename: func(s string) string { return s },
+		envFile: filepath.Join(state, "env"), cwdFile: filepath.Join(state, "cwd"), env: os.Environ()}
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				if _, ok := p.(stopped); !ok {
+					panic(p)
+				}
+			}
+		}()
+		for _, b := range blocks {
+			s.run(b)
+		}
+	}()
+	return r.failed
+}
+
+// The runner fails a block whose command fails, or whose output is not the
+// one shown, and passes one that does what the document says; a block
+// runs where the one before it left the shell.
+func TestTheRunnerFailsWhatTheDocumentGetsWrong(t *testing.T) {
+	for src, want := range map[string]string{
+		"```sh\ntrue\nfalse\necho never\n```\n":                                 "d.md:1: exit status 1",
+		"```sh\necho hello\n```\n<!-- doctest: output -->\n```\ngoodbye\n```\n": "d.md:1: the output has no line like\n\tgoodbye",
+		"```sh\nflowctl-no-such-command\n```\n":                                 "d.md:1: exit status 127",
+		"```sh\nread answer\n```\n":                                             "d.md:1: exit status 1", // no terminal to answer on
+	} {
+		if got := runBlock(t, src); !strings.HasPrefix(got, want) {
+			t.Errorf("%q: failure %q, want %q", src, got, want)
+		}
+	}
+	ok := "```sh\nmkdir -p sub && cd sub\nexport GREETING=hello\n```\n\n" +
+		"```console\n$ echo \"$GREETING from $(basename \"$PWD\") 42\"\nhello from sub 7\n```\n<!-- doctest: output -->\n```\nhello from sub 7\n```\n"
+	if got := runBlock(t, ok); got != "" {
+		t.Errorf("a documented session failed: %s", got)
 	}
 }
