@@ -38,7 +38,7 @@ func (p *Provider) Stop(ctx context.Context, h providers.Handle, grace time.Dura
 	// whichever group or session it moved to.
 	var escaped []shim.Descendant
 	if alive(hd.BootID, hd.Shim) {
-		for _, d := range shim.Descendants(hd.Shim.PID) {
+		for _, d := range p.scans.get().Descendants(hd.Shim.PID) {
 			if d.PGID != hd.Child.PID {
 				escaped = append(escaped, d)
 			}

@@ -45,12 +45,23 @@ func becomeSubreaper() error {
 
 // Descendants lists the live processes below pid: its children, theirs,
 // and so on (zombies left out), from /proc.
-func Descendants(pid int) []Descendant {
+func Descendants(pid int) []Descendant { return ScanTree().Descendants(pid) }
+
+// Tree is the process tree as /proc showed it at one moment: the processes
+// of each parent. Reading it costs a read of every process's stat, so a
+// caller that needs the descendants of many processes at once (a destroy
+// stopping hundreds of components) shares one scan.
+type Tree struct {
+	children map[int][]procinfo.Stat
+}
+
+// ScanTree reads the process tree from /proc.
+func ScanTree() Tree {
+	children := map[int][]procinfo.Stat{}
 	pids, err := procinfo.PIDs()
 	if err != nil {
-		return nil
+		return Tree{children: children}
 	}
-	children := map[int][]procinfo.Stat{}
 	for _, p := range pids {
 		st, err := procinfo.ReadStat(p)
 		if err != nil {
@@ -58,6 +69,12 @@ func Descendants(pid int) []Descendant {
 		}
 		children[st.PPID] = append(children[st.PPID], st)
 	}
+	return Tree{children: children}
+}
+
+// Descendants lists the live processes below pid in t (zombies left out).
+func (t Tree) Descendants(pid int) []Descendant {
+	children := t.children
 	var out []Descendant
 	queue := []int{pid}
 	seen := map[int]bool{pid: true}
@@ -143,12 +160,39 @@ func reapAdopted() {
 	}
 }
 
+// hasChildren says whether the calling process has a child, alive or not
+// yet reaped; it reaps those that have exited.
+func hasChildren() bool {
+	reapAdopted()
+	var ws unix.WaitStatus
+	for {
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		switch {
+		case errors.Is(err, syscall.EINTR):
+			continue
+		case errors.Is(err, syscall.ECHILD):
+			return false
+		case err != nil:
+			return true // unknown: look
+		case pid == 0:
+			return true // a child runs
+		}
+		// One exited between reapAdopted and here, now reaped: ask again.
+	}
+}
+
 // stopDescendants stops whatever is left below the shim once the component
 // has exited, new processes started meanwhile included, and returns those
 // it could not stop.
 func stopDescendants(diag *diagLog) []Descendant {
 	var survivors []Descendant
 	for round := 0; round < 3; round++ {
+		if !hasChildren() {
+			// As subreaper the shim is the parent, or an ancestor through a
+			// child, of every process below it: with no child there is
+			// none, and no scan of every process on the machine is needed.
+			break
+		}
 		ds := Descendants(os.Getpid())
 		if len(ds) == 0 {
 			break
