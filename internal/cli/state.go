@@ -142,8 +142,11 @@ func newStateRestoreCommand(g *globals) *cobra.Command {
 			"unless --force. Use it when the state file is damaged, emptied or deleted.",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path, pipeline, _, err := statePathOf(g, args, &sf)
+			path, pipeline, block, err := statePathOf(g, args, &sf)
 			if err != nil {
+				return err
+			}
+			if err := state.Restorable(path, backendSettings(block)); err != nil {
 				return err
 			}
 			r, err := state.Restore(path, from, pipeline, force)

@@ -116,3 +116,14 @@ func (s *Store) Location() Location {
 	}
 	return s.loc
 }
+
+// Restorable says whether `state restore` applies to the state at path
+// that block (nil: none) and the environment locate: only a file has
+// backups to restore.
+func Restorable(path string, block *BackendSettings) error {
+	loc, err := Locate(path, block, nil)
+	if err != nil || loc.PG == nil {
+		return err
+	}
+	return errors.New("the state of this pipeline is in PostgreSQL, which keeps no .backup file to restore: use the database's own backups (pg_dump), or `flowctl state migrate`")
+}
