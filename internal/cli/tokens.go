@@ -29,7 +29,9 @@ func newTokensRotateCommand(g *globals) *cobra.Command {
 		Long: "Writes a new random token secret (0600) and records a new secret generation in\n" +
 			"the state. Tokens signed with the old secret are refused as soon as the\n" +
 			"control plane reads the new one (a running serve does within seconds), and\n" +
-			"the next plan replaces every component that holds one (reason token_rotated).",
+			"the next plan replaces every component that holds one (reason token_rotated).\n" +
+			"The data-plane key beside the state file is replaced too: components refuse\n" +
+			"the relay's calls until that apply starts them with the new public key.",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ws, err := openWorkspace(g, args, &sf, true)
@@ -47,6 +49,9 @@ func newTokensRotateCommand(g *globals) *cobra.Command {
 			}
 			if err := tokens.RotateSecretFile(path); err != nil {
 				return fmt.Errorf("rotate the token secret: %w", err)
+			}
+			if err := tokens.RotateDataKeyFile(tokens.DefaultDataKeyPath(ws.store.Path())); err != nil {
+				return fmt.Errorf("rotate the data-plane key: %w", err)
 			}
 			var gen uint64
 			stale := 0

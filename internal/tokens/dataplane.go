@@ -67,36 +67,14 @@ func LoadOrCreateDataKey(path string) (*DataKey, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create data-plane key folder: %w", err)
 	}
-	k, err = NewDataKey()
+	k, tmp, err := writeNewDataKey(filepath.Dir(path))
 	if err != nil {
 		return nil, err
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(k.priv)
-	if err != nil {
-		return nil, fmt.Errorf("encode data-plane key: %w", err)
-	}
-	// Written under a temporary name and linked into place: a reader never
-	// sees half a key, and of two racing creators the second link fails
-	// and that one reads the first's key.
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".data-plane-key-*")
-	if err != nil {
-		return nil, fmt.Errorf("create data-plane key: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	werr := tmp.Chmod(0o600)
-	if werr == nil {
-		werr = pem.Encode(tmp, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
-	}
-	if werr == nil {
-		werr = tmp.Sync()
-	}
-	if cerr := tmp.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr != nil {
-		return nil, fmt.Errorf("write data-plane key: %w", werr)
-	}
-	if err := os.Link(tmp.Name(), path); err != nil {
+	defer os.Remove(tmp)
+	// Linked into place: of two racing creators the second link fails and
+	// that one reads the first's key.
+	if err := os.Link(tmp, path); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return loadDataKey(path)
 		}
@@ -104,6 +82,58 @@ func LoadOrCreateDataKey(path string) (*DataKey, error) {
 	}
 	k.path = path
 	return k, nil
+}
+
+// RotateDataKeyFile replaces the key in the file at path with a new one
+// (creating it when missing). Components hold the public key they were
+// started with: they refuse the tokens of the new key until they are
+// started again. A DataTokens reading the file picks the new key up within
+// a second.
+func RotateDataKeyFile(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("data-plane key folder: %w", err)
+	}
+	_, tmp, err := writeNewDataKey(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("rotate data-plane key: %w", err)
+	}
+	return nil
+}
+
+// writeNewDataKey writes a new key to a temporary file (0600) in dir, so
+// that a reader of the key's own file never sees half a key.
+func writeNewDataKey(dir string) (*DataKey, string, error) {
+	k, err := NewDataKey()
+	if err != nil {
+		return nil, "", err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k.priv)
+	if err != nil {
+		return nil, "", fmt.Errorf("encode data-plane key: %w", err)
+	}
+	f, err := os.CreateTemp(dir, ".data-plane-key-*")
+	if err != nil {
+		return nil, "", fmt.Errorf("create data-plane key: %w", err)
+	}
+	werr := f.Chmod(0o600)
+	if werr == nil {
+		werr = pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	}
+	if werr == nil {
+		werr = f.Sync()
+	}
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		os.Remove(f.Name())
+		return nil, "", fmt.Errorf("write data-plane key: %w", werr)
+	}
+	return k, f.Name(), nil
 }
 
 func loadDataKey(path string) (*DataKey, error) {
@@ -214,25 +244,37 @@ func (i *DataIssuer) issue(caller string) (string, time.Time, error) {
 }
 
 // DataTokens hands out the data token of one caller, signing a new one
-// when the last is past half its life. It is safe for concurrent use.
+// when the last is past half its life. When the issuer's key came from a
+// file, it re-reads the file once it changes (RotateDataKeyFile), looking
+// at most every keyCheckGap. It is safe for concurrent use.
 type DataTokens struct {
-	iss    *DataIssuer
 	caller string
 
 	mu      sync.Mutex
+	iss     DataIssuer // a copy: a rotation replaces its key
 	tok     string
 	renewAt time.Time
+	file    os.FileInfo // the key file as last read
+	checked time.Time
 }
+
+// keyCheckGap is the least time between two looks at the key file.
+const keyCheckGap = time.Second
 
 // Tokens returns the token source of caller.
 func (i *DataIssuer) Tokens(caller string) *DataTokens {
-	return &DataTokens{iss: i, caller: caller}
+	t := &DataTokens{iss: *i, caller: caller}
+	if i.key.path != "" {
+		t.file, _ = os.Stat(i.key.path)
+	}
+	return t
 }
 
 // Token returns a valid token.
 func (t *DataTokens) Token() (string, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.reloadKey()
 	if t.tok != "" && t.iss.now().Before(t.renewAt) {
 		return t.tok, nil
 	}
@@ -242,4 +284,24 @@ func (t *DataTokens) Token() (string, error) {
 	}
 	t.tok, t.renewAt = tok, renew
 	return tok, nil
+}
+
+// reloadKey takes a rotated key file's new key; a file that cannot be
+// read leaves the key as it was.
+func (t *DataTokens) reloadKey() {
+	path := t.iss.key.path
+	now := t.iss.now()
+	if path == "" || now.Sub(t.checked) < keyCheckGap {
+		return
+	}
+	t.checked = now
+	st, err := os.Stat(path)
+	if err != nil || t.file != nil && os.SameFile(st, t.file) && st.ModTime().Equal(t.file.ModTime()) && st.Size() == t.file.Size() {
+		return
+	}
+	k, err := loadDataKey(path)
+	if err != nil {
+		return
+	}
+	t.iss.key, t.file, t.tok = k, st, ""
 }

@@ -108,3 +108,52 @@ func TestDataTokensVerifyWithThePublicKeyOnlyAndAreRenewedPastHalfLife(t *testin
 		t.Fatalf("the renewed token: %v", err)
 	}
 }
+
+func TestDataTokensFollowARotatedKeyFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), DataKeyFileName)
+	k, err := LoadOrCreateDataKey(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_800_000_000, 0)
+	clock := func() time.Time { return now }
+	src := NewDataIssuer(k, "p", WithDataClock(clock)).Tokens(contract.DataPlaneRelaySubject)
+	verifier := func(key string) *component.DataVerifier {
+		pub, err := component.ParseDataPlaneKey(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return component.NewDataVerifier(pub, component.WithVerifierClock(clock))
+	}
+	oldV := verifier(k.PublicString())
+	tok, err := src.Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := oldV.Verify(tok); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := RotateDataKeyFile(path); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("rotated key file: %v %v", st, err)
+	}
+	rotated, err := LoadOrCreateDataKey(path)
+	if err != nil || rotated.PublicString() == k.PublicString() {
+		t.Fatalf("the key did not change (%v)", err)
+	}
+	now = now.Add(2 * keyCheckGap)
+	tok, err = src.Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := verifier(rotated.PublicString()).Verify(tok); err != nil {
+		t.Fatalf("after rotation, the token does not verify with the new key: %v", err)
+	}
+	if _, err := oldV.Verify(tok); err == nil {
+		t.Fatal("after rotation, the token still verifies with the old key")
+	}
+}
