@@ -51,9 +51,10 @@ type Wiring struct {
 	// state.Record.TokenGeneration).
 	Token           func(c *config.Component, instanceID string) (string, error)
 	TokenGeneration uint64
-	// DataPlaneKey is the public key that verifies data tokens, injected
-	// as FLOWCTL_DATA_PLANE_KEY; empty injects none.
-	DataPlaneKey string
+	// DataPlaneKey returns the public key that verifies data tokens,
+	// injected as FLOWCTL_DATA_PLANE_KEY (read at each start: a rotation
+	// reaches the next instances); nil injects none.
+	DataPlaneKey func() (string, error)
 	// Registered, when set, is part of readiness: after its health probe
 	// passes, a started instance is ready once Registered returns nil (it
 	// waits for the component to register with the control plane, when
@@ -728,7 +729,12 @@ func (w *walker) start(ctx context.Context, n *node) (string, error) {
 	}
 	instanceID := uuid.NewString()
 	resolve := selfResolver(w.pipeline, prov, c, ports, w.resolver(recs))
-	inj := injected{pipeline: w.pipeline, lineage: w.meta.Lineage, instanceID: instanceID, specHash: n.ch.SpecHash, endpoint: w.ControlPlane, heartbeat: contract.DefaultHeartbeatInterval.String(), ports: ports, dataKey: w.DataPlaneKey}
+	inj := injected{pipeline: w.pipeline, lineage: w.meta.Lineage, instanceID: instanceID, specHash: n.ch.SpecHash, endpoint: w.ControlPlane, heartbeat: contract.DefaultHeartbeatInterval.String(), ports: ports}
+	if w.DataPlaneKey != nil {
+		if inj.dataKey, err = w.DataPlaneKey(); err != nil {
+			return "", fmt.Errorf("data-plane key: %w", err)
+		}
+	}
 	if w.Token != nil {
 		tok, err := w.Token(c, instanceID)
 		if err != nil {

@@ -48,8 +48,8 @@ func NewEngine(o EngineOptions) (*apply.Engine, error) {
 		return nil, fmt.Errorf("read state: %w", err)
 	}
 	iss := tokens.NewIssuer(o.Secret)
-	dataKey, err := tokens.LoadOrCreateDataKey(tokens.DefaultDataKeyPath(o.Store.Path()))
-	if err != nil {
+	dataKeyPath := tokens.DefaultDataKeyPath(o.Store.Path())
+	if _, err := tokens.LoadOrCreateDataKey(dataKeyPath); err != nil {
 		return nil, err
 	}
 	refusals := o.Refusals
@@ -61,7 +61,13 @@ func NewEngine(o EngineOptions) (*apply.Engine, error) {
 		Store: o.Store, Providers: o.Providers, Log: o.Log,
 		ControlPlane:    o.Endpoint,
 		TokenGeneration: o.Generation,
-		DataPlaneKey:    dataKey.PublicString(),
+		DataPlaneKey: func() (string, error) {
+			k, err := tokens.LoadOrCreateDataKey(dataKeyPath)
+			if err != nil {
+				return "", err
+			}
+			return k.PublicString(), nil
+		},
 		Token: func(c *config.Component, instanceID string) (string, error) {
 			return iss.Issue(tokens.Subject{Address: c.Address(), Pipeline: meta.Pipeline, Lineage: meta.Lineage, InstanceID: instanceID})
 		},
