@@ -73,7 +73,7 @@ func runDev(g *globals, parent context.Context, args []string, sf *stateFlags, o
 	if ws.pipeline != nil && ws.pipeline.Auth != "" {
 		mode = controlplane.AuthMode(ws.pipeline.Auth)
 	}
-	dev, err := serve.StartInProcess(serveCtx, ws.store, mode)
+	dev, err := serve.StartInProcess(serveCtx, ws.store, mode, ws.pipeline)
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -13,6 +15,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/flowctl/flowctl/internal/config"
 	"github.com/flowctl/flowctl/internal/providers"
 	"github.com/flowctl/flowctl/internal/state"
 )
@@ -69,15 +72,109 @@ func bridgeUsers(store *state.Store, provs *providers.Registry) ([]string, error
 	}); err != nil {
 		return nil, fmt.Errorf("read the state's components: %w", err)
 	}
-	var out []string
+	expected, err := expectedOnBridge(store)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
 	for _, r := range recs {
 		p, err := provs.Get(r.Provider)
 		if err == nil && providers.ReachesHostThroughBridge(p) {
-			out = append(out, r.Address)
+			seen[r.Address] = true
 		}
+	}
+	for _, a := range expected {
+		seen[a] = true
+	}
+	out := make([]string, 0, len(seen))
+	for a := range seen {
+		out = append(out, a)
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// bridgeKey keeps, in the serve namespace, the components the latest
+// apply is about to run in containers on the bridge (ExpectBridge).
+const bridgeKey = "bridge"
+
+// ExpectBridge records which components of p run in containers that reach
+// the host through the Docker bridge (none when p is nil or has none), so
+// that the control plane listens on the bridge's gateway before they start
+// — a component of the ecosystem that finds nothing there gives up at
+// once. apply calls it (through Ensure) before it starts anything.
+func ExpectBridge(store *state.Store, p *config.Pipeline) error {
+	var want []string
+	if p != nil {
+		provs := backgroundProviders(store.Path(), slog.New(slog.DiscardHandler))
+		for _, c := range p.Components {
+			if prov, err := provs.Get(c.Executor); err == nil && providers.ReachesHostThroughBridge(prov) {
+				want = append(want, c.Address())
+			}
+		}
+	}
+	sort.Strings(want)
+	v, err := json.Marshal(want)
+	if err != nil {
+		return err
+	}
+	if old, err := expectedOnBridge(store); err == nil && slices.Equal(old, want) {
+		return nil // nothing to write
+	}
+	if err := store.Update(func(tx *state.Tx) error { return tx.PutData(RecordNamespace, bridgeKey, v) }); err != nil {
+		return fmt.Errorf("record the components on the Docker bridge: %w", err)
+	}
+	return nil
+}
+
+// expectedOnBridge reads what ExpectBridge recorded.
+func expectedOnBridge(store *state.Store) ([]string, error) {
+	var out []string
+	err := store.View(func(tx *state.Tx) error {
+		v := tx.GetData(RecordNamespace, bridgeKey)
+		if v == nil {
+			return nil
+		}
+		return json.Unmarshal(v, &out)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the components on the Docker bridge: %w", err)
+	}
+	return out, nil
+}
+
+// bridgeWait bounds AwaitBridge: a control plane looks for components
+// that need the bridge every second.
+const bridgeWait = 15 * time.Second
+
+// AwaitBridge waits until the control plane serving store listens on the
+// Docker bridge's gateway, when it is to (ExpectBridge named components
+// and the control plane says it will open it once it sees them). It
+// returns at once when no control plane runs, when none is expected there,
+// or when this machine has no bridge.
+func AwaitBridge(ctx context.Context, store *state.Store) error {
+	if DockerGatewayHost() == "" {
+		return nil
+	}
+	deadline := time.Now().Add(bridgeWait)
+	for {
+		rec, err := Running(store)
+		if err != nil || rec == nil || len(rec.AlsoGRPC) > 0 || !rec.GatewayPending {
+			return err
+		}
+		want, err := expectedOnBridge(store)
+		if err != nil || len(want) == 0 {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the control plane (pid %d) did not open the Docker bridge gateway within %s for %s: %s", rec.Process.PID, bridgeWait, strings.Join(want, ", "), rec.Gateway)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // watchGateway looks for a component that needs the gateway every
@@ -147,7 +244,7 @@ func recordGateway(store *state.Store, runID, addr, why string) error {
 			return err
 		}
 		cur.AlsoGRPC = append(cur.AlsoGRPC, addr)
-		cur.Gateway = why
+		cur.Gateway, cur.GatewayPending = why, false
 		return writeRecord(tx, cur)
 	})
 }

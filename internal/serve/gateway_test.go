@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowctl/flowctl/internal/config"
 	"github.com/flowctl/flowctl/internal/state"
 	"github.com/flowctl/flowctl/internal/testutil/listeners"
 )
@@ -114,4 +116,49 @@ func portOf(t *testing.T, addr string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+func TestAnApplyAboutToStartContainersHasTheBridgeOpenBeforeTheyStart(t *testing.T) {
+	gw := bridge(t)
+	withContainer := &config.Pipeline{Name: testPipeline, Components: []*config.Component{
+		{Kind: config.KindSource, ID: "ledger", Executor: "process"},
+		{Kind: config.KindSink, ID: "db", Executor: "docker"},
+	}}
+
+	// A control plane already running, off the bridge: AwaitBridge
+	// returns once it has opened it.
+	store := newState(t)
+	r := start(t, store, Options{DockerGateway: true, GatewayCheckInterval: 20 * time.Millisecond})
+	if onBridge(t, gw, r.addrs.GRPC) {
+		t.Fatal("on the bridge before any container is expected")
+	}
+	if err := ExpectBridge(store, withContainer); err != nil {
+		t.Fatal(err)
+	}
+	if err := AwaitBridge(context.Background(), store); err != nil {
+		t.Fatal(err)
+	}
+	if !onBridge(t, gw, r.addrs.GRPC) {
+		t.Fatal("AwaitBridge returned before the control plane listened on the bridge")
+	}
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A control plane started after ExpectBridge listens there from the
+	// start; one for a pipeline without containers does not.
+	r = start(t, store, Options{DockerGateway: true})
+	if !onBridge(t, gw, r.addrs.GRPC) {
+		t.Fatalf("a control plane started for expected containers is not on the bridge: %+v", r.addrs)
+	}
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ExpectBridge(store, &config.Pipeline{Name: testPipeline, Components: withContainer.Components[:1]}); err != nil {
+		t.Fatal(err)
+	}
+	r = start(t, store, Options{DockerGateway: true})
+	if onBridge(t, gw, r.addrs.GRPC) || !r.addrs.GatewayPending {
+		t.Fatalf("a control plane of a process-only pipeline is on the bridge: %+v", r.addrs)
+	}
 }

@@ -92,6 +92,25 @@ func Ensure(ctx context.Context, o EnsureOptions) (*ControlPlane, error) {
 		}
 		return &ControlPlane{Endpoint: addr, External: true}, nil
 	}
+	// Containers about to start must find the control plane on the
+	// Docker bridge: say so before a control plane starts, and wait for
+	// one already running to open it.
+	if err := ExpectBridge(o.Store, o.Pipeline); err != nil {
+		return nil, err
+	}
+	cp, err := ensureOwn(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := AwaitBridge(ctx, o.Store); err != nil {
+		return nil, err
+	}
+	return cp, nil
+}
+
+// ensureOwn is the control plane flowctl runs for o.Store: the one
+// serving it, or one started now.
+func ensureOwn(ctx context.Context, o EnsureOptions) (*ControlPlane, error) {
 	rec, err := Running(o.Store)
 	if err != nil {
 		return nil, err
@@ -413,12 +432,19 @@ type InProcess struct {
 // StartInProcess runs the control plane of store's state file in this
 // process, with the restart watcher, logging to LogPath, and returns once
 // it listens; it ends with ctx. When another process already serves the
-// file, that one is used. This is `flowctl run`'s control plane.
-func StartInProcess(ctx context.Context, store *state.Store, mode controlplane.AuthMode) (*InProcess, error) {
+// file, that one is used. This is `flowctl run`'s control plane. p, when
+// at hand, is the pipeline about to be applied (ExpectBridge).
+func StartInProcess(ctx context.Context, store *state.Store, mode controlplane.AuthMode, p *config.Pipeline) (*InProcess, error) {
 	done := make(chan error, 1)
+	if err := ExpectBridge(store, p); err != nil {
+		return nil, err
+	}
 	if rec, err := Running(store); err != nil {
 		return nil, err
 	} else if rec != nil {
+		if err := AwaitBridge(ctx, store); err != nil {
+			return nil, err
+		}
 		done <- nil
 		return &InProcess{Endpoint: rec.Endpoint(), Done: done}, nil
 	}

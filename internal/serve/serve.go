@@ -133,6 +133,9 @@ type Addrs struct {
 	// Gateway says whether and why the gRPC services listen on the Docker
 	// bridge's gateway, or why not.
 	Gateway string `json:"docker_gateway,omitempty"`
+	// GatewayPending: serve does not listen on the gateway yet, and will
+	// once a component that needs it is recorded or expected.
+	GatewayPending bool `json:"docker_gateway_pending,omitempty"`
 	// HTTP is the bound HTTP address; "" when none.
 	HTTP string `json:"http,omitempty"`
 	// TLS: both listeners speak TLS. ClientAuth: they require a client
@@ -333,7 +336,7 @@ func (s *server) listen() error {
 	s.addrs = Addrs{GRPC: s.grpcL.Addr().String(), TLS: s.tlsCfg != nil, ClientAuth: s.tlsCfg != nil && s.tlsCfg.ClientAuth == tls.RequireAndVerifyClientCert}
 	_, port, _ := net.SplitHostPort(s.addrs.GRPC)
 	s.gateway = s.decideGateway()
-	s.addrs.Gateway = s.gateway.why
+	s.addrs.Gateway, s.addrs.GatewayPending = s.gateway.why, s.gateway.host == "" && s.gateway.later
 	for _, h := range s.alsoHosts() {
 		l, err := net.Listen("tcp", net.JoinHostPort(h, port))
 		if err != nil {
