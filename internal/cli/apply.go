@@ -229,6 +229,7 @@ func runApplyPlanFile(ctx context.Context, g *globals, path string, sf *stateFla
 	if err := f.CheckFresh(ctx, in); err != nil {
 		return err
 	}
+	f.Rekey(desired, in.SpecKey)
 	if !f.Plan.HasChanges() {
 		fmt.Fprintln(g.streams.Out, "No changes. The saved plan has nothing to do.")
 		return nil

@@ -160,12 +160,17 @@ func (ws *workspace) lock(ctx context.Context, g *globals, op string, timeout ti
 func (ws *workspace) planInput(opts plan.Options) (plan.Input, error) {
 	in := plan.Input{Desired: ws.pipeline, Providers: ws.providers, Options: opts}
 	var err error
-	if in.SpecKey, err = config.StateSpecKey(ws.statePath, ws.pipeline != nil && ws.pipeline.NeedsSpecKey()); err != nil {
+	needsKey := ws.pipeline != nil && ws.pipeline.NeedsSpecKey()
+	if in.SpecKey, err = config.StateSpecKey(ws.statePath, needsKey && ws.store != nil); err != nil {
 		return in, err
 	}
 	if ws.store == nil {
-		in.Meta.Pipeline = ws.pipeline.Name // no state yet: plan from empty
-		return in, nil
+		// No state yet: plan from empty, and write nothing (not even a key).
+		in.Meta.Pipeline = ws.pipeline.Name
+		if needsKey && in.SpecKey == nil {
+			in.SpecKey, err = plan.OneOffSpecKey()
+		}
+		return in, err
 	}
 	err = ws.store.View(func(tx *state.Tx) error {
 		in.Meta = tx.Meta()

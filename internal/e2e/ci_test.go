@@ -106,7 +106,10 @@ func completed(evs []event) []string {
 func TestSavedPlanMovesBetweenCheckouts(t *testing.T) {
 	f := newFixture(t) // f.dir is job B's checkout: the state ends there
 	cs := chain()
-	src := f.hcl(cs)
+	cs[0].env["TOKEN"] = "${var.token}"
+	// A sensitive value: its spec hash needs a key, which plan must not
+	// write either.
+	src := f.hcl(cs) + "\nvariable \"token\" {\n  default   = \"s3cret-value\"\n  sensitive = true\n}\n"
 	jobA, homeA, homeB := t.TempDir(), t.TempDir(), t.TempDir()
 	if err := os.WriteFile(filepath.Join(jobA, "pipeline.hcl"), []byte(src), 0o644); err != nil {
 		t.Fatal(err)
@@ -124,8 +127,8 @@ func TestSavedPlanMovesBetweenCheckouts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if bytes.Contains(saved, []byte(jobA)) || !bytes.Contains(saved, []byte(`"pipeline_file": "pipeline.hcl"`)) {
-		t.Fatalf("the plan names job A's checkout or no relative pipeline file:\n%s", saved)
+	if bytes.Contains(saved, []byte(jobA)) || bytes.Contains(saved, []byte("s3cret")) || !bytes.Contains(saved, []byte(`"pipeline_file": "pipeline.hcl"`)) {
+		t.Fatalf("the plan names job A's checkout, holds the secret or no relative pipeline file:\n%s", saved)
 	}
 
 	// A checkout where the pipeline file is not: the error names it, and

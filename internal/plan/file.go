@@ -2,6 +2,7 @@ package plan
 
 import (
 	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -356,6 +357,49 @@ func realityDiff(then, now []Seen) []string {
 
 func describeSeen(s Seen) string { return s.Provider + " object " + s.Fingerprint }
 
+// planned says whether c is the spec ch planned. A plan made with no state
+// hashed its sensitive values with a key of its own (OneOffSpecKey), which
+// no apply has: for it, c must have exactly the redacted spec the plan
+// shows, the one reviewed.
+func (f *File) planned(c *config.Component, ch *Change) bool {
+	if PlannedSpec(c, f.SpecKey, ch.SpecHash) {
+		return true
+	}
+	if f.Plan.Lineage != "" || !c.HasSensitive() {
+		return false
+	}
+	var saved bytes.Buffer // the file is indented: compare compact forms
+	if json.Compact(&saved, ch.Spec) != nil {
+		return false
+	}
+	return bytes.Equal(c.Redacted().CanonicalJSON(), saved.Bytes())
+}
+
+// Rekey gives the changes of a plan made with no state the spec hashes
+// under key, the state's, which apply records and labels objects with: the
+// plan's own key (OneOffSpecKey) was never kept. Other plans are left as
+// they are.
+func (f *File) Rekey(desired *config.Pipeline, key *config.SpecKey) {
+	if f.Plan.Lineage != "" || desired == nil || key == nil {
+		return
+	}
+	for _, ch := range f.Plan.Changes {
+		if c := desired.Component(ch.Address); c != nil && ch.SpecHash != "" && c.HasSensitive() {
+			ch.SpecHash = c.SpecHash(key)
+		}
+	}
+}
+
+// OneOffSpecKey is a spec hash key for a plan made with no state: plan
+// writes nothing, so it cannot keep the key a state keeps beside it.
+func OneOffSpecKey() (*config.SpecKey, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, fmt.Errorf("spec hash key: %w", err)
+	}
+	return config.NewSpecKey(b)
+}
+
 // PlannedPipeline is the desired pipeline the plan was made for. A plan with
 // sensitive values holds none of them: load reads the pipeline file again
 // (at path, PipelinePath's answer), which must give exactly the planned
@@ -381,7 +425,7 @@ func (f *File) PlannedPipeline(path string, load func(path string) (*config.Pipe
 			continue
 		}
 		c := desired.Component(ch.Address)
-		if c == nil || !PlannedSpec(c, f.SpecKey, ch.SpecHash) {
+		if c == nil || !f.planned(c, ch) {
 			hint := ""
 			if f.HasSensitive {
 				hint = " (sensitive values come from the pipeline file and its variables: pass the same -var, -var-file and FLOWCTL_VAR_ values as for plan)"
