@@ -637,6 +637,74 @@ func TestDocumentedCommandsRunAsWritten(t *testing.T) {
 			}
 		})
 	}
+	t.Run("flags", func(t *testing.T) { checkInlineCommands(t, copyDir) })
+}
+
+// Documents whose inline `flowctl …` spans are checked against the
+// commands' help: each command exists and has each flag named.
+var flagDocuments = []string{"README.md", "docs/quickstart.md", "examples/README.md", "docs/terraform-users.md", "docs/compose-users.md"}
+
+var (
+	inlineFlowctl = regexp.MustCompile("`(?:bin/)?flowctl ([^`]+)`")
+	commandWord   = regexp.MustCompile(`^[a-z][a-z-]*$`)
+	flagWord      = regexp.MustCompile(`^\[?(--?[a-z][a-z0-9-]*)`)
+)
+
+// inlineCommands returns, for each `flowctl …` span of src, the command
+// path ("state show") and the flags it names ("-json"); bracketed
+// alternatives and placeholders are left out.
+func inlineCommands(src string) map[string][]string {
+	out := map[string][]string{}
+	for _, m := range inlineFlowctl.FindAllStringSubmatch(src, -1) {
+		words := strings.Fields(strings.ReplaceAll(m[1], `\|`, "|"))
+		var path []string
+		i := 0
+		for ; i < len(words) && commandWord.MatchString(words[i]); i++ {
+			path = append(path, words[i])
+		}
+		if len(path) == 0 {
+			continue
+		}
+		key := strings.Join(path, " ")
+		if _, ok := out[key]; !ok {
+			out[key] = nil
+		}
+		for _, w := range words[i:] {
+			if f := flagWord.FindStringSubmatch(w); f != nil {
+				out[key] = append(out[key], f[1])
+			}
+		}
+	}
+	return out
+}
+
+// checkInlineCommands runs `flowctl CMD --help` for each command the
+// documents name, and fails on a command or flag it does not have.
+func checkInlineCommands(t *testing.T, root string) {
+	flowctl := filepath.Join(root, "bin", "flowctl")
+	for _, d := range flagDocuments {
+		src, err := os.ReadFile(filepath.Join(root, d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for cmd, flags := range inlineCommands(string(src)) {
+			args := append(strings.Fields(cmd), "--help")
+			help, err := exec.Command(flowctl, args...).CombinedOutput()
+			if err != nil || !strings.Contains(string(help), "flowctl "+cmd) {
+				t.Errorf("%s: `flowctl %s` is no command: %v\n%s", d, cmd, err, help)
+				continue
+			}
+			for _, f := range flags {
+				name := "--" + strings.TrimLeft(f, "-")
+				if len(strings.TrimLeft(f, "-")) == 1 {
+					name = "-" + strings.TrimLeft(f, "-") + ","
+				}
+				if !strings.Contains(string(help), name) {
+					t.Errorf("%s: `flowctl %s` has no flag %s", d, cmd, f)
+				}
+			}
+		}
+	}
 }
 
 // teardown destroys what a failed run may have left: each example pipeline

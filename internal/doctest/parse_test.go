@@ -212,3 +212,23 @@ func TestTheRunnerFailsWhatTheDocumentGetsWrong(t *testing.T) {
 		t.Errorf("a documented session failed: %s", got)
 	}
 }
+
+func TestInlineCommandsAreReadWithTheirFlags(t *testing.T) {
+	got := inlineCommands("Run `flowctl plan -detailed-exitcode -out plan.bin`, then `bin/flowctl state show ADDR`; " +
+		"`flowctl logs [-f] [--tail N] [ADDR...]`, `flowctl state list\\|show`, `flowctl convert FILE --to hcl\\|yaml`, `flowctl -h`, `flowctl plan -json`.")
+	want := map[string][]string{
+		"plan":       {"-detailed-exitcode", "-out", "-json"},
+		"state show": nil,
+		"logs":       {"-f", "--tail"},
+		"state":      nil,
+		"convert":    {"--to"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %q", got)
+	}
+	for k, v := range want {
+		if !slices.Equal(got[k], v) {
+			t.Errorf("%s: got %q, want %q", k, got[k], v)
+		}
+	}
+}
