@@ -1,5 +1,8 @@
 # flowctl's build, test and demo entry points. `make test` is what CI runs.
 
+# Go 1.26 on PATH, or at /usr/local/go/bin (added to PATH when go is not
+# found, for go and gofmt alike).
+export PATH := $(if $(shell command -v go),$(PATH),/usr/local/go/bin:$(PATH))
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
