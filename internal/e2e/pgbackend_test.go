@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -202,5 +203,63 @@ func TestStateMigrateFileToPGAndBackKeepsLineageAndSerial(t *testing.T) {
 	// that the fixture's cleanup destroys through the database only.
 	if err := os.Remove(f.statePath()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func (f *pgFixture) record(addr string) *state.Record {
+	f.t.Helper()
+	var r *state.Record
+	if err := f.store().View(func(tx *state.Tx) error { var err error; r, err = tx.Component(addr); return err }); err != nil {
+		f.t.Fatal(err)
+	}
+	return r
+}
+
+// killAndWaitForRestart kills addr's process and waits for the watcher
+// (in the control plane apply started, on the database) to record a new
+// running instance.
+func (f *pgFixture) killAndWaitForRestart(addr string) {
+	f.t.Helper()
+	before := f.record(addr)
+	if err := syscall.Kill(childOf(before.Handle).PID, syscall.SIGKILL); err != nil {
+		f.t.Fatal(err)
+	}
+	waitFor(f.t, 60*time.Second, "a new running instance of "+addr, func() bool {
+		var r *state.Record
+		err := f.store().View(func(tx *state.Tx) error { var err error; r, err = tx.Component(addr); return err })
+		return err == nil && r != nil && r.InstanceID != before.InstanceID && r.Status == state.StatusRunning
+	})
+}
+
+// TestPGBackendWatcherRestartsAcrossADatabaseRestart: the control plane
+// and its restart watcher work on the database, and go on after the
+// database restarts under them.
+func TestPGBackendWatcherRestartsAcrossADatabaseRestart(t *testing.T) {
+	f := newPGFixture(t)
+	const addr = "source.a"
+	cs := []comp{{kind: "source", id: "a", env: map[string]string{"TC_START_DELAY": "100ms"}}}
+	f.writePipeline(cs)
+	f.apply()
+	f.killAndWaitForRestart(addr)
+	f.srv.Restart()
+	f.killAndWaitForRestart(addr)
+	var restarts int
+	_ = f.store().View(func(tx *state.Tx) error {
+		evs, err := tx.History(0)
+		for _, ev := range evs {
+			if ev.Operation == "restart" && ev.Address == addr && ev.Action == "restart" {
+				restarts++
+			}
+		}
+		return err
+	})
+	if restarts != 2 {
+		t.Fatalf("%d restart events in the database's history, want 2", restarts)
+	}
+	f.assertConverged(addrs(cs))
+	logs, _ := filepath.Glob(filepath.Join(f.dir, ".flowctl", "*.log"))
+	for _, l := range logs {
+		b, _ := os.ReadFile(l)
+		f.assertNoPassword(l, string(b))
 	}
 }
