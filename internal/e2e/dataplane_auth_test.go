@@ -211,3 +211,45 @@ func TestDataPlaneOfADockerPipelineRefusesCallersFromTheHost(t *testing.T) {
 	df.must(0, "destroy", "-auto-approve")
 	df.assertNothingLeft()
 }
+
+// TestTokensRotateReplacesTheDataPlaneKeyAndTheFlowResumesAfterApply:
+// after a rotation the relay signs with the new key, the components still
+// hold the old one and refuse it, so events wait; the next apply replaces
+// them and every event arrives once.
+func TestTokensRotateReplacesTheDataPlaneKeyAndTheFlowResumesAfterApply(t *testing.T) {
+	f := newFixture(t)
+	ex := testutil.BuildBinaries(t, testutil.WithExamples()).Examples
+	const n = 3_000
+	out := f.path("out/events.ndjson")
+	f.write("pipeline.hcl", strings.Replace(dataflowPipeline(f, ex, n, out), `COUNTER_RATE  = "0"`, `COUNTER_RATE  = "150"`, 1))
+	f.apply()
+	waitFor(t, 60*time.Second, "the first events at the sink", func() bool { return len(sinkLines(t, out)) > 100 })
+
+	keyPath := tokens.DefaultDataKeyPath(f.statePath())
+	before, err := os.ReadFile(keyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.must(0, "tokens", "rotate")
+	after, err := os.ReadFile(keyPath)
+	if err != nil || string(after) == string(before) {
+		t.Fatalf("the data-plane key did not change (%v)", err)
+	}
+	// The components refuse the relay's new tokens: the sink stops growing.
+	var stalled int
+	waitFor(t, 60*time.Second, "the flow to stall", func() bool {
+		a := len(sinkLines(t, out))
+		time.Sleep(1500 * time.Millisecond)
+		stalled = len(sinkLines(t, out))
+		return a == stalled
+	})
+	if stalled >= n {
+		t.Fatalf("every event arrived before the rotation took effect (%d); the test shows nothing", stalled)
+	}
+	f.apply()
+	waitFor(t, 120*time.Second, "every event at the sink", func() bool { return len(sinkLines(t, out)) >= n })
+	time.Sleep(500 * time.Millisecond)
+	assertOncePerSource(t, sinkLines(t, out), "counter", n)
+	f.must(0, "destroy", "-auto-approve")
+	f.assertNoProcesses()
+}
