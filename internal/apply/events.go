@@ -18,7 +18,6 @@ const (
 	EventChangeComplete = "change_complete" // a component's change is done (ready, or deleted)
 	EventChangeError    = "change_error"    // a component's change failed
 	EventChangeSkipped  = "change_skipped"  // a change was never started (a dependency failed, an interrupt)
-	EventMessage        = "message"         // a line meant for people (the control plane started, ...)
 	EventError          = "error"           // the operation could not run or went wrong
 	EventSummary        = "summary"         // the last event: what was done, and whether all of it
 )
