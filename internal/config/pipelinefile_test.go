@@ -170,3 +170,24 @@ func TestFindPipelineFileWithoutOneSuggestsTheFoldersBelow(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// In every example folder a command needs no file argument: a folder
+// holds one pipeline, in one format or both.
+func TestEveryExampleFolderHasOnePipelineToTake(t *testing.T) {
+	for dir, files := range exampleFiles(t) {
+		got, err := FindPipelineFile(dir, nil)
+		if err != nil {
+			t.Errorf("%s: %v", dir, err)
+			continue
+		}
+		want := files[0]
+		for _, f := range files {
+			if filepath.Ext(f) == ".hcl" {
+				want = f
+			}
+		}
+		if got != want {
+			t.Errorf("%s: took %s, want %s", dir, got, want)
+		}
+	}
+}
