@@ -141,6 +141,9 @@ type Provider struct {
 	// attested caches the addresses of containers AttestPeer looked at,
 	// by container ID (see attest.go).
 	attested sync.Map
+
+	// archiveMu serialises the rewrites of log archives (logarchive.go).
+	archiveMu sync.Mutex
 }
 
 var (

@@ -61,6 +61,8 @@ func (p *Provider) archive(ctx context.Context, cli *client.Client, hd handle) e
 	if fresh.Len() == 0 {
 		return nil
 	}
+	p.archiveMu.Lock()
+	defer p.archiveMu.Unlock()
 	old, err := os.ReadFile(path)
 	if err != nil && !os.IsNotExist(err) {
 		return err
