@@ -49,9 +49,9 @@ sink "files" {
 }
 
 // completions runs cobra's hidden __complete command as a shell's
-// completion script does and returns the words offered (the last line is
-// the directive).
-func completions(t *testing.T, args ...string) []string {
+// completion script does and returns the words offered and the directive
+// (":4": only these words; ":0": the shell may also complete files).
+func completions(t *testing.T, args ...string) ([]string, string) {
 	t.Helper()
 	r := run(t, append([]string{"__complete"}, args...)...)
 	r.wantCode(t, 0)
@@ -64,7 +64,7 @@ func completions(t *testing.T, args ...string) []string {
 		word, _, _ := strings.Cut(l, "\t")
 		out = append(out, word)
 	}
-	return out
+	return out, lines[len(lines)-1]
 }
 
 func TestCompletionOffersComponentAddresses(t *testing.T) {
@@ -87,10 +87,16 @@ func TestCompletionOffersComponentAddresses(t *testing.T) {
 		{[]string{"convert", "--to", ""}, []string{"hcl", "yaml"}},
 		{[]string{"status", "-o", ""}, []string{"table", "json"}},
 		{[]string{"logs", "-o", "j"}, []string{"json"}},
+		{[]string{"logs", "./"}, nil}, // a path: the shell completes files
+		{[]string{"state", "show", "source.ledger", ""}, nil},
 	}
 	for _, c := range cases {
-		if got := completions(t, c.args...); !slices.Equal(got, c.want) {
+		got, directive := completions(t, c.args...)
+		if !slices.Equal(got, c.want) {
 			t.Errorf("__complete %q: got %q, want %q", c.args, got, c.want)
+		}
+		if wantDirective := map[bool]string{true: ":0", false: ":4"}[c.want == nil]; directive != wantDirective {
+			t.Errorf("__complete %q: directive %s, want %s", c.args, directive, wantDirective)
 		}
 	}
 }
@@ -100,14 +106,14 @@ func TestCompletionOffersComponentAddresses(t *testing.T) {
 func TestCompletionWritesNothing(t *testing.T) {
 	dir := writeFiles(t, map[string]string{"pipeline.hcl": "pipeline \"fresh\" {\n  executor = \"process\"\n}\n\nsource \"a\" {\n  command = [\"./a\"]\n}\n"})
 	t.Chdir(dir)
-	if got := completions(t, "logs", ""); !slices.Equal(got, []string{"source.a"}) {
+	if got, _ := completions(t, "logs", ""); !slices.Equal(got, []string{"source.a"}) {
 		t.Errorf("got %q, want [source.a]", got)
 	}
 	if _, err := os.Stat(filepath.Join(dir, ".flowctl")); !os.IsNotExist(err) {
 		t.Errorf("a completion created the state folder: %v", err)
 	}
 	t.Chdir(t.TempDir())
-	if got := completions(t, "plan", "-target", ""); len(got) != 0 {
+	if got, _ := completions(t, "plan", "-target", ""); len(got) != 0 {
 		t.Errorf("no pipeline here, yet got %q", got)
 	}
 }

@@ -113,8 +113,8 @@ func matching(cands []string, prefix string, taken []string) []cobra.Completion 
 
 // AddressArgs completes the positional arguments of a command that takes
 // component addresses (logs ADDR..., state show ADDR): at most max of them
-// (0: any number); past those, files. An address already given is not
-// offered again.
+// (0: any number); past those, or for a word holding a slash, files (the
+// pipeline argument). An address already given is not offered again.
 func AddressArgs(max int) cobra.CompletionFunc {
 	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
 		var given []string
@@ -123,8 +123,8 @@ func AddressArgs(max int) cobra.CompletionFunc {
 				given = append(given, a)
 			}
 		}
-		if max > 0 && len(given) >= max {
-			return nil, cobra.ShellCompDirectiveDefault
+		if (max > 0 && len(given) >= max) || strings.ContainsRune(toComplete, '/') {
+			return nil, cobra.ShellCompDirectiveDefault // a pipeline file or folder
 		}
 		return matching(Addresses(args, stateFlag(cmd)), toComplete, given), cobra.ShellCompDirectiveNoFileComp
 	}
