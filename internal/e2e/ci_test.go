@@ -83,8 +83,8 @@ func events(t *testing.T, r result) []event {
 		}
 		out = append(out, ev)
 	}
-	if len(out) < 2 || out[0].Type != "start" || out[len(out)-1].Type != "summary" {
-		t.Fatalf("a stream starts with start and ends with summary\n%s", r)
+	if len(out) < 2 || (out[0].Type != "start" && out[0].Type != "error") || out[len(out)-1].Type != "summary" {
+		t.Fatalf("a stream starts with start (or an error) and ends with summary\n%s", r)
 	}
 	return out
 }
@@ -164,9 +164,10 @@ func TestSavedPlanMovesBetweenCheckouts(t *testing.T) {
 		t.Fatalf("second plan\n%s", r)
 	}
 	copyFile(t, filepath.Join(jobA, "second.plan"), f.path("second.plan"))
-	r = f.job(f.dir, homeB, "apply", "second.plan")
-	if r.code != 1 || !strings.Contains(r.err, "the plan was made with no state, and there is now a state with lineage "+f.meta().Lineage) {
-		t.Fatalf("a no-state plan applied over a state\n%s", r)
+	r = f.job(f.dir, homeB, "apply", "-json", "second.plan")
+	evs = events(t, r)
+	if r.code != 1 || evs[0].Type != "error" || !strings.Contains(evs[0].Message, "the plan was made with no state, and there is now a state with lineage "+f.meta().Lineage) || *evs[1].OK {
+		t.Fatalf("a no-state plan applied over a state: want an error event, then a summary not ok\n%s", r)
 	}
 
 	r = f.job(f.dir, homeB, "destroy", "-json", "-auto-approve")
