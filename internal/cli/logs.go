@@ -36,8 +36,9 @@ func newLogsCommand(g *globals) *cobra.Command {
 			"whatever executor runs it, merged in time order, each prefixed by its component.\n" +
 			"With -f it keeps following: across restarts and replacements (marked by lines like\n" +
 			"\"--- restarted (exited code=2), attempt 3 ---\") and components created later,\n" +
-			"until interrupted. --tail counts lines per component. Works from the state file\n" +
-			"alone (--state).",
+			"until interrupted. A component destroyed and applied again shows its runs apart\n" +
+			"(\"--- destroyed ---\", \"--- created by apply ---\"); docs/commands.md lists every\n" +
+			"marker. --tail counts lines per component. Works from the state file alone (--state).",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if asJSON {
 				output = "json"
