@@ -349,3 +349,38 @@ func TestObserveAsksEachRecordsProviderAndListsEachExecutorInUse(t *testing.T) {
 		t.Errorf("a record whose executor is missing: err = %v", err)
 	}
 }
+
+func TestObserveTakesWhatListShowsUnderARecordsHandle(t *testing.T) {
+	desired := loadPipeline(t, basePipeline)
+	a, b, c := desired.Components[0], desired.Components[1], desired.Components[2]
+	prov := newFake()
+	hb := run(prov, b.Address(), "fpb", b.SpecHash(testSpecKey), false)
+	prov.Set(hb, func(o *providers.Observed) { o.ExitPending = true })
+	recs := []*state.Record{
+		record(a, run(prov, a.Address(), "fpa", a.SpecHash(testSpecKey), true), state.StatusRunning),
+		record(b, hb, state.StatusRunning),
+		record(c, providertest.HandleOf("gone"), state.StatusRunning),
+	}
+	in := Input{SpecKey: testSpecKey, Desired: desired, Meta: state.Meta{Lineage: "L1", Pipeline: "demo"}, Records: recs, Providers: providers.NewRegistry(prov)}
+	r, err := Observe(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := r.Observed[a.Address()]; o == nil || !o.Running || o.Address != a.Address() || o.Fingerprint != "fpa" {
+		t.Errorf("listed and recorded: observed %+v", o)
+	}
+	if o := r.Observed[c.Address()]; o == nil || o.Exists {
+		t.Errorf("recorded, gone: observed %+v", o)
+	}
+	// Listed under its handle: not asked again. Being written down
+	// (ExitPending) or not listed: asked.
+	asked := map[string]bool{}
+	for _, call := range prov.Calls() {
+		if call.Op == providertest.OpObserve {
+			asked[call.Handle] = true
+		}
+	}
+	if asked[string(recs[0].Handle)] || !asked[string(recs[1].Handle)] || !asked[string(recs[2].Handle)] || len(asked) != 2 {
+		t.Errorf("observe calls: %v", prov.Calls())
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -77,7 +78,9 @@ func observe(hd handle, rec *runRecord) providers.Observed {
 	switch {
 	case running:
 		o.Detail = fmt.Sprintf("running (%s)", rec.Child)
-		if env, err := procinfo.Environ(rec.Child.PID); err == nil && alive(hd.BootID, hd.Child) {
+		if rec.Ports != nil {
+			o.Ports = maps.Clone(rec.Ports)
+		} else if env, err := procinfo.Environ(rec.Child.PID); err == nil && alive(hd.BootID, hd.Child) {
 			o.Ports = portsOf(envMap(env))
 		}
 	case rec.ExitCode != nil:
@@ -144,9 +147,9 @@ func (p *Provider) List(ctx context.Context, pipeline string) ([]providers.Obser
 }
 
 // listRecorded observes every run record of pipeline in Dir/run; seen
-// holds the components they name.
-func (p *Provider) listRecorded(pipeline string) (out []providers.Observed, seen map[procinfo.Identity]bool, err error) {
-	seen = map[procinfo.Identity]bool{}
+// holds the components they name, each with its shim.
+func (p *Provider) listRecorded(pipeline string) (out []providers.Observed, seen map[procinfo.Identity]procinfo.Identity, err error) {
+	seen = map[procinfo.Identity]procinfo.Identity{}
 	runDir := p.runDir()
 	ents, err := os.ReadDir(runDir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -162,7 +165,7 @@ func (p *Provider) listRecorded(pipeline string) (out []providers.Observed, seen
 		if err != nil || rec == nil || rec.Pipeline != pipeline {
 			continue
 		}
-		seen[rec.Child] = true
+		seen[rec.Child] = rec.Shim
 		out = append(out, observe(handleOf(rec, path), rec))
 	}
 	return out, seen, nil
@@ -170,19 +173,35 @@ func (p *Provider) listRecorded(pipeline string) (out []providers.Observed, seen
 
 // listOrphans observes the live components of pipeline that are not in
 // seen, found by their environment in /proc.
-func (p *Provider) listOrphans(ctx context.Context, pipeline string, seen map[procinfo.Identity]bool) ([]providers.Observed, error) {
+func (p *Provider) listOrphans(ctx context.Context, pipeline string, seen map[procinfo.Identity]procinfo.Identity) ([]providers.Observed, error) {
 	pids, err := procinfo.PIDs()
 	if err != nil {
 		return nil, fmt.Errorf("process: list: %w", err)
 	}
 	var out []providers.Observed
 	self := os.Getpid()
+	// A component listRecorded saw, or its shim, needs only its identity
+	// checked: one read of its stat instead of its environment, stat and
+	// run record (at 1,000 components, most of a plan's refresh). A shim
+	// is never an orphan component: its environment is not a component's.
+	seenPID := make(map[int]uint64, 2*len(seen))
+	for id, shimID := range seen {
+		seenPID[id.PID] = id.StartTicks
+		if shimID.PID > 0 {
+			seenPID[shimID.PID] = shimID.StartTicks
+		}
+	}
 	for _, pid := range pids {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		if pid == self {
 			continue
+		}
+		if ticks, ok := seenPID[pid]; ok {
+			if st, err := procinfo.ReadStat(pid); err == nil && st.StartTicks == ticks {
+				continue
+			}
 		}
 		if o, ok := p.orphan(pid, pipeline, seen); ok {
 			out = append(out, o)
@@ -192,7 +211,7 @@ func (p *Provider) listOrphans(ctx context.Context, pipeline string, seen map[pr
 }
 
 // orphan reports pid as a component of pipeline that no record names.
-func (p *Provider) orphan(pid int, pipeline string, seen map[procinfo.Identity]bool) (providers.Observed, bool) {
+func (p *Provider) orphan(pid int, pipeline string, seen map[procinfo.Identity]procinfo.Identity) (providers.Observed, bool) {
 	env, err := procinfo.Environ(pid)
 	if err != nil {
 		return providers.Observed{}, false
@@ -206,7 +225,7 @@ func (p *Provider) orphan(pid int, pipeline string, seen map[procinfo.Identity]b
 		return providers.Observed{}, false // a descendant in the component's group
 	}
 	id := procinfo.Identity{PID: pid, StartTicks: st.StartTicks}
-	if seen[id] || !procinfo.Alive(id) {
+	if _, ok := seen[id]; ok || !procinfo.Alive(id) {
 		return providers.Observed{}, false
 	}
 	record := m[EnvRunRecord]

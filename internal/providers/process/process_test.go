@@ -311,6 +311,20 @@ func checkObservedRunning(t *testing.T, f *fixture, h providers.Handle, hd handl
 	if d := time.Since(o.StartedAt); d < 0 || d > 10*time.Second {
 		t.Fatalf("started at %v", o.StartedAt)
 	}
+	// The ports come from the run record; a record of an older shim,
+	// without them, has them read from the process's environment.
+	rec, err := readRecord(hd.RunRecord)
+	if err != nil || rec == nil || rec.Ports[contract.EnvHealthPort] == 0 || o.Ports[contract.EnvHealthPort] != rec.Ports[contract.EnvHealthPort] {
+		t.Fatalf("ports: observed %v, recorded %+v (%v)", o.Ports, rec, err)
+	}
+	want := rec.Ports[contract.EnvHealthPort]
+	rec.Ports = nil
+	if err := shim.WriteRecord(hd.RunRecord, rec); err != nil {
+		t.Fatal(err)
+	}
+	if o := f.observe(h); o.Ports[contract.EnvHealthPort] != want {
+		t.Fatalf("ports of a record without them: %v, want %s %d", o.Ports, contract.EnvHealthPort, want)
+	}
 }
 
 // checkRunRecord: the run record holds what the design says.

@@ -97,6 +97,7 @@ func recordStart(spec *Spec, pid int) (*Record, error) {
 		SpecHash:   spec.SpecHash,
 		InstanceID: spec.InstanceID,
 		BootID:     bootID(),
+		Ports:      portsOf(spec.Env),
 		Shim:       self,
 		Child:      id,
 		Command:    spec.Path,

@@ -8,9 +8,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/flowctl/flowctl/internal/procinfo"
+	"github.com/flowctl/flowctl/pkg/contract"
 )
 
 // RecordVersion is the version of the run record format.
@@ -46,6 +49,10 @@ type Record struct {
 	// Survivors are the component's descendants the shim could not stop
 	// after it exited.
 	Survivors []Descendant `json:"survivors,omitempty"`
+	// Ports are the PORT and HEALTH_PORT of the child's environment, so
+	// that observing a running component needs no read of its
+	// /proc/PID/environ (records of older shims have none).
+	Ports map[string]int `json:"ports,omitempty"`
 }
 
 // ReadRecord reads a run record; a missing file is (nil, nil).
@@ -90,4 +97,22 @@ func WriteRecord(path string, r *Record) error {
 		return err
 	}
 	return nil
+}
+
+// portsOf is PORT and HEALTH_PORT of env, when set to a port number.
+func portsOf(env []string) map[string]int {
+	var out map[string]int
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		if k != contract.EnvPort && k != contract.EnvHealthPort {
+			continue
+		}
+		if p, err := strconv.Atoi(v); err == nil && p > 0 {
+			if out == nil {
+				out = map[string]int{}
+			}
+			out[k] = p
+		}
+	}
+	return out
 }
