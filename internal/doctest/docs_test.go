@@ -259,16 +259,15 @@ type reporter interface {
 
 // session is one document being run in the copy.
 type session struct {
-	t        reporter
-	root     string // the copy
-	cwd      string // where the next foreground block starts
-	envFile  string // the variables the last block exported
-	cwdFile  string
-	env      []string
-	docker   bool
-	rename   func(string) string // the copy's pipeline names back to the documents'
-	running  []*background
-	skipNext bool
+	t       reporter
+	root    string // the copy
+	cwd     string // where the next foreground block starts
+	envFile string // the variables the last block exported
+	cwdFile string
+	env     []string
+	docker  bool
+	rename  func(string) string // the copy's pipeline names back to the documents'
+	running []*background
 }
 
 type background struct {
@@ -279,7 +278,8 @@ type background struct {
 }
 
 // script wraps a block so that it runs like the next command typed in the
-// same terminal.
+// same terminal. A foreground block leaves its directory and exported
+// variables to the next; a background one (another terminal) does not.
 func (s *session) script(b *block) string {
 	body := b.body
 	if b.lang == "console" {
@@ -291,11 +291,15 @@ func (s *session) script(b *block) string {
 		}
 		body = strings.Join(cmds, "\n") + "\n"
 	}
-	return fmt.Sprintf("if [ -f %[1]q ]; then . %[1]q; fi\ncd %[2]q\ntrap 'pwd > %[3]q; export -p > %[1]q' EXIT\nset -eo pipefail\n%[4]s",
-		s.envFile, s.cwd, s.cwdFile, body)
+	keep := fmt.Sprintf("trap 'pwd > %q; export -p > %q' EXIT\n", s.cwdFile, s.envFile)
+	if _, ok := b.keys["background"]; ok {
+		keep = ""
+	}
+	return fmt.Sprintf("if [ -f %[1]q ]; then . %[1]q; fi\ncd %[2]q\n%[3]sset -eo pipefail\n%[4]s", s.envFile, s.cwd, keep, body)
 }
 
-// expected is the output block of b with the documents' pipeline names.
+// matches compares what b printed, with the documents' pipeline names put
+// back, with its output block.
 func (s *session) matches(b *block, got string) (bool, string) {
 	return matchOutput(b.output.body, s.rename(got))
 }

@@ -186,6 +186,10 @@ func runBlock(t *testing.T, src string) string {
 			}
 		}()
 		for _, b := range blocks {
+			if b.interrupt {
+				s.interrupt(b.String())
+				continue
+			}
 			s.run(b)
 		}
 	}()
@@ -230,5 +234,20 @@ func TestInlineCommandsAreReadWithTheirFlags(t *testing.T) {
 		if !slices.Equal(got[k], v) {
 			t.Errorf("%s: got %q, want %q", k, got[k], v)
 		}
+	}
+}
+
+// A background block runs beside the session (another terminal): its cd
+// and exports stay its own, its output is waited for, and an interrupt
+// stops it.
+func TestABackgroundBlockIsAnotherTerminal(t *testing.T) {
+	src := "```sh\nexport A=1\nmkdir -p sub && cd sub\n```\n\n" +
+		"<!-- doctest: background -->\n```sh\nexport A=2; cd /; echo up; sleep 300\n```\n<!-- doctest: output -->\n```\nup\n```\n\n" +
+		"<!-- doctest: interrupt -->\n```sh\ntest \"$A\" = 1 && test \"$(basename \"$PWD\")\" = sub\n```\n"
+	if got := runBlock(t, src); got != "" {
+		t.Errorf("failed: %s", got)
+	}
+	if got := runBlock(t, "<!-- doctest: background -->\n```sh\necho starting; exit 3\n```\n<!-- doctest: output -->\n```\nready\n```\n"); !strings.Contains(got, "ended (exit status 3) before printing a line like\n\tready") {
+		t.Errorf("a background block that ends before its output: %q", got)
 	}
 }
