@@ -7,8 +7,9 @@ import (
 	"testing"
 )
 
-// A bind mount's missing host folder is created by apply before anything
-// starts, as Compose does, and the plan says so first.
+// A bind mount's missing host folder is created by apply (of a saved plan
+// here) before anything starts, as Compose does, and the plan says so
+// first.
 func TestDockerApplyCreatesMissingHostFolder(t *testing.T) {
 	df := newDockerFixture(t)
 	cs := []dcomp{
@@ -27,7 +28,12 @@ func TestDockerApplyCreatesMissingHostFolder(t *testing.T) {
 	if _, err := os.Stat(folder); !os.IsNotExist(err) {
 		t.Fatalf("plan touched the file system: stat %s: %v", folder, err)
 	}
-	df.must(0, "apply", "-auto-approve")
+	// A saved plan carries the folder to create, relative to the pipeline.
+	df.must(0, "plan", "-out", "tf.plan")
+	if r := df.must(0, "show", "-json", "tf.plan"); !strings.Contains(r.out, `"host_folders"`) {
+		t.Fatalf("the saved plan does not list the host folder\n%s", r)
+	}
+	df.must(0, "apply", "tf.plan")
 	fi, err := os.Stat(folder)
 	if err != nil || !fi.IsDir() {
 		t.Fatalf("after apply, %s: %v %v", folder, fi, err)
