@@ -110,12 +110,34 @@ func (k *SpecKey) String() string { return "config.SpecKey(redacted)" }
 // GoString never shows the key.
 func (k *SpecKey) GoString() string { return k.String() }
 
-// sum is the hex HMAC-SHA256 of data under k.
+// sum is the keyed spec hash of data: "k", the key's ID, ".", and the hex
+// HMAC-SHA256 of data under k. Naming the key lets a plan tell a hash made
+// with another key (another machine's) from a changed value.
 func (k *SpecKey) sum(data []byte) string {
 	m := hmac.New(sha256.New, k.key)
 	m.Write([]byte(specHashDomain))
 	m.Write(data)
-	return hex.EncodeToString(m.Sum(nil))
+	return "k" + k.ID() + "." + hex.EncodeToString(m.Sum(nil))
+}
+
+// specKeyIDDomain separates the key's ID from the hashes it makes.
+const specKeyIDDomain = "flowctl spec hash key id\x00"
+
+// ID names the key without revealing it: 8 hex digits of an HMAC of a
+// fixed string.
+func (k *SpecKey) ID() string {
+	m := hmac.New(sha256.New, k.key)
+	m.Write([]byte(specKeyIDDomain))
+	return hex.EncodeToString(m.Sum(nil))[:8]
+}
+
+// SpecHashKeyID is the ID of the key a spec hash was made with ("" for a
+// hash made without one).
+func SpecHashKeyID(hash string) string {
+	if len(hash) != 1+8+1+2*sha256.Size || hash[0] != 'k' || hash[9] != '.' {
+		return ""
+	}
+	return hash[1:9]
 }
 
 // NeedsSpecKey says whether hashing p's components takes a key: whether

@@ -141,3 +141,14 @@ func TestTheSpecKeyFileIsCreatedOnceOwnerOnlyAndAShortOneIsRefused(t *testing.T)
 		t.Errorf("a 5-byte key file: %v", err)
 	}
 }
+
+func TestAKeyedSpecHashNamesItsKeyAndAnUnkeyedOneNone(t *testing.T) {
+	k1, k2 := testKey(t, 1), testKey(t, 2)
+	c := sensitiveComponent(t, guessedSecret)
+	if id := SpecHashKeyID(c.SpecHash(k1)); id != k1.ID() || id == k2.ID() || len(id) != 8 {
+		t.Errorf("key id of a keyed hash: %q (key 1 is %s, key 2 %s)", id, k1.ID(), k2.ID())
+	}
+	if id := SpecHashKeyID(c.UnkeyedSpecHash()); id != "" {
+		t.Errorf("key id of an unkeyed hash: %q", id)
+	}
+}

@@ -79,8 +79,11 @@ func runRecords(t *testing.T, f *fixture) map[string]map[string]any {
 func TestNoSpecHashShownAnywhereLetsASensitiveValueBeGuessed(t *testing.T) {
 	f := newFixture(t)
 	f.write("pipeline.hcl", secretPipeline(f, theSecret))
-	planned := f.plan()
+	// A plan with no state yet hashes with a key of its own (it writes
+	// nothing); after apply, plans use the state's.
+	first := f.plan()
 	f.apply()
+	planned := f.plan()
 	c := desiredApp(t, f)
 	guessed := guessHash(c, theSecret)
 	if guessed != c.UnkeyedSpecHash() {
@@ -89,6 +92,11 @@ func TestNoSpecHashShownAnywhereLetsASensitiveValueBeGuessed(t *testing.T) {
 
 	rec := f.records()["source.app"]
 	shown := map[string]string{"state record": rec.SpecHash}
+	for _, ch := range first.Changes {
+		if ch.Address == "source.app" && (ch.SpecHash == "" || ch.SpecHash == guessed) {
+			t.Errorf("the first plan's spec hash %q is empty or guessable", ch.SpecHash)
+		}
+	}
 	for _, ch := range planned.Changes {
 		if ch.Address == "source.app" {
 			shown["plan -json"] = ch.SpecHash

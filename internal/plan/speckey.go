@@ -3,6 +3,8 @@ package plan
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/flowctl/flowctl/internal/config"
 )
@@ -14,10 +16,42 @@ var errNoSpecKey = errors.New("plan: the pipeline has sensitive values and no sp
 // checkSpecKey refuses to plan sensitive values without a key: hashing
 // them unkeyed would print a digest anyone can test guesses against.
 func checkSpecKey(in Input) error {
-	if in.Desired != nil && in.SpecKey == nil && in.Desired.NeedsSpecKey() {
+	if in.Desired == nil {
+		return nil
+	}
+	if in.SpecKey == nil && in.Desired.NeedsSpecKey() {
 		return errNoSpecKey
 	}
-	return nil
+	return checkKeyOfRecords(in)
+}
+
+// checkKeyOfRecords refuses to plan when state records spec hashes of
+// desired components made with another key than in.SpecKey (the state was
+// applied from another machine, whose .flowctl/spec-hash-key this one
+// lacks): every such component would otherwise look changed, and be
+// replaced.
+func checkKeyOfRecords(in Input) error {
+	ours := ""
+	if in.SpecKey != nil {
+		ours = in.SpecKey.ID()
+	}
+	var theirs []string
+	for _, r := range in.Records {
+		id := config.SpecHashKeyID(r.SpecHash)
+		if id == "" || id == ours || in.Desired.Component(r.Address) == nil {
+			continue
+		}
+		theirs = append(theirs, r.Address+" (key "+id+")")
+	}
+	if len(theirs) == 0 {
+		return nil
+	}
+	mine := "there is none"
+	if ours != "" {
+		mine = "it is key " + ours
+	}
+	return fmt.Errorf("state records the spec hashes of %s with another spec hash key than this machine's (%s): use the %s file of the machine that applied them, in the state's folder, and plan again",
+		strings.Join(theirs, ", "), mine, config.SpecKeyFileName)
 }
 
 // hashAndSpec returns c's spec hash under key and c's canonical JSON with

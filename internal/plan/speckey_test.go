@@ -141,3 +141,19 @@ func changeOf(p *Plan, addr string) *Change {
 	}
 	return &Change{Address: addr}
 }
+
+func TestHashesMadeWithAnotherMachinesKeyAreRefusedNotReplaced(t *testing.T) {
+	desired := withSecret(t, "hunter2")
+	var w world
+	w.both(desired.Components...)
+	other := mustSpecKey(bytes.Repeat([]byte{9}, 32))
+	in := Input{SpecKey: other, Desired: desired, Meta: state.Meta{Lineage: "L1", Pipeline: "demo"}, Records: w.records}
+	_, err := Decide(in, w.reality)
+	if err == nil || !strings.Contains(err.Error(), "processor.b (key "+testSpecKey.ID()+")") || !strings.Contains(err.Error(), config.SpecKeyFileName) {
+		t.Fatalf("state hashed with key %s, planned with %s: %v", testSpecKey.ID(), other.ID(), err)
+	}
+	in.SpecKey = testSpecKey
+	if p, err := Decide(in, w.reality); err != nil || p.HasChanges() {
+		t.Fatalf("with the state's own key: %v\n%v", err, p)
+	}
+}
