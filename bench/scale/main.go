@@ -20,8 +20,9 @@
 //   - memory: the proportional (PSS) and resident (RSS) set of every shim
 //     (from /proc/PID/smaps_rollup) and of the pipeline's `flowctl serve`;
 //   - crash (with -crash K): K of the N components killed at once (SIGKILL
-//     to the component), and the time until state records each one's new
-//     instance as running — the watcher's crash → running latency;
+//     to the component), and the time until the restart watcher of the
+//     pipeline's serve has each one running again (its run record names a
+//     new, live instance) — the watcher's crash → running latency;
 //   - destroy: `flowctl destroy -auto-approve -parallelism P`.
 //
 // It prints the machine's load (uptime) before and after each N, and
@@ -55,9 +56,10 @@ func main() {
 	crash := flag.Int("crash", 0, "components to kill at once for the watcher's crash → running latency (0: skip)")
 	bin := flag.String("bin", "", "folder with flowctl and flowctl-shim (default: build them)")
 	keep := flag.Bool("keep", false, "keep the work folder")
+	backoff := flag.String("backoff", "", "each component's restart backoff initial delay (default: the policy's own)")
 	only := flag.String("only", "", "comma-separated subset of direct,apply,plan,status,memory,crash,destroy (default: all)")
 	flag.Parse()
-	if err := run(*ns, *par, *runs, *repeat, *crash, *bin, *keep, *only); err != nil {
+	if err := run(*ns, *par, *runs, *repeat, *crash, *bin, *keep, *only, *backoff); err != nil {
 		fmt.Fprintln(os.Stderr, "scale:", err)
 		os.Exit(1)
 	}
@@ -67,10 +69,11 @@ type bench struct {
 	flowctl, shim string
 	par, repeat   int
 	crash         int
+	backoff       string
 	want          func(string) bool
 }
 
-func run(ns string, par, runs, repeat, crash int, bin string, keep bool, only string) error {
+func run(ns string, par, runs, repeat, crash int, bin string, keep bool, only, backoff string) error {
 	work, err := os.MkdirTemp("", "flowctl-scale-")
 	if err != nil {
 		return err
@@ -88,7 +91,7 @@ func run(ns string, par, runs, repeat, crash int, bin string, keep bool, only st
 			return fmt.Errorf("build: %w", err)
 		}
 	}
-	b := &bench{flowctl: filepath.Join(bin, "flowctl"), shim: filepath.Join(bin, "flowctl-shim"), par: par, repeat: repeat, crash: crash}
+	b := &bench{flowctl: filepath.Join(bin, "flowctl"), shim: filepath.Join(bin, "flowctl-shim"), par: par, repeat: repeat, crash: crash, backoff: backoff}
 	b.flowctl, _ = filepath.Abs(b.flowctl)
 	b.shim, _ = filepath.Abs(b.shim)
 	b.want = func(s string) bool { return only == "" || slices.Contains(strings.Split(only, ","), s) }
@@ -115,7 +118,7 @@ func run(ns string, par, runs, repeat, crash int, bin string, keep bool, only st
 
 // once measures one size in dir.
 func (b *bench) once(dir string, n int) (err error) {
-	if err := os.WriteFile(filepath.Join(dir, "pipeline.hcl"), []byte(Pipeline(fmt.Sprintf("scale%d", n), n)), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "pipeline.hcl"), []byte(Pipeline(fmt.Sprintf("scale%d", n), n, b.backoff)), 0o644); err != nil {
 		return err
 	}
 	defer func() {
@@ -219,8 +222,9 @@ func (b *bench) flowctlRun(dir string, args ...string) (time.Duration, int64, er
 }
 
 // Pipeline is the generated pipeline: ten layers of n/10, each component
-// reading two of the layer before.
-func Pipeline(name string, n int) string {
+// reading two of the layer before; with backoff, each restarts after that
+// initial delay.
+func Pipeline(name string, n int, backoff string) string {
 	width := n / 10
 	var s strings.Builder
 	fmt.Fprintf(&s, "pipeline %q {\n  executor = \"process\"\n}\n", name)
@@ -240,6 +244,9 @@ func Pipeline(name string, n int) string {
 					in = append(in, addr(l-1, (i+1)%width))
 				}
 				fmt.Fprintf(&s, "  inputs  = [%s]\n", strings.Join(in, ", "))
+			}
+			if backoff != "" {
+				fmt.Fprintf(&s, "  restart {\n    backoff {\n      initial = %q\n    }\n  }\n", backoff)
 			}
 			s.WriteString("}\n")
 		}
@@ -363,33 +370,33 @@ func (b *bench) memory(n int) {
 	fmt.Printf("   per component   %.2f MiB PSS (shim + share of serve)\n", (mib(pss)+mib(spss))/float64(n))
 }
 
-// crashes kills b.crash components at once and times each until state
-// records its new instance as running.
+// crashes kills b.crash components at once (SIGKILL to the component
+// process) and times each until its shim has started a new instance: the
+// run record the process executor keeps names a new instance whose process
+// is alive. The records are read every 10 ms.
 func (b *bench) crashes(dir string, n int) error {
-	recs, err := b.records(dir)
+	recs, err := runRecords(dir)
 	if err != nil {
 		return err
 	}
 	if len(recs) < b.crash {
-		return fmt.Errorf("crash: %d records, want %d", len(recs), b.crash)
+		return fmt.Errorf("crash: %d run records, want %d", len(recs), b.crash)
 	}
 	victims := recs[:b.crash]
 	killed := time.Now()
 	for _, r := range victims {
-		if r.Handle.PID != 0 {
-			_ = syscall.Kill(r.Handle.PID, syscall.SIGKILL)
-		}
+		_ = syscall.Kill(r.Child.PID, syscall.SIGKILL)
 	}
 	back := map[string]time.Duration{}
 	deadline := killed.Add(2 * time.Minute)
 	for len(back) < len(victims) && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-		now, err := b.records(dir)
+		time.Sleep(10 * time.Millisecond)
+		now, err := runRecords(dir)
 		if err != nil {
 			continue
 		}
 		seen := time.Since(killed)
-		by := map[string]record{}
+		by := map[string]runRecord{}
 		for _, r := range now {
 			by[r.Address] = r
 		}
@@ -397,7 +404,7 @@ func (b *bench) crashes(dir string, n int) error {
 			if _, ok := back[v.Address]; ok {
 				continue
 			}
-			if c := by[v.Address]; c.InstanceID != v.InstanceID && c.Status == "running" {
+			if c := by[v.Address]; c.InstanceID != "" && c.InstanceID != v.InstanceID && c.ExitCode == nil && syscall.Kill(c.Child.PID, 0) == nil {
 				back[v.Address] = seen
 			}
 		}
@@ -408,36 +415,44 @@ func (b *bench) crashes(dir string, n int) error {
 	}
 	slices.Sort(ds)
 	if len(ds) < len(victims) {
-		fmt.Printf("   crash           only %d of %d back running within 2 min\n", len(ds), len(victims))
+		fmt.Printf("   crash           only %d of %d running again within 2 min\n", len(ds), len(victims))
 		return nil
 	}
 	p := func(q float64) float64 { return ds[min(len(ds)-1, int(q*float64(len(ds))))].Seconds() }
-	fmt.Printf("   crash→running   %d of %d killed: p50 %.3f s, p99 %.3f s, max %.3f s (state read every 20 ms)\n", len(victims), n, p(0.5), p(0.99), ds[len(ds)-1].Seconds())
+	fmt.Printf("   crash→running   %d of %d killed: p50 %.3f s, p99 %.3f s, max %.3f s\n", len(victims), n, p(0.5), p(0.99), ds[len(ds)-1].Seconds())
 	return nil
 }
 
-type record struct {
+// runRecord is what this benchmark reads of the process executor's run
+// record of a component.
+type runRecord struct {
 	Address    string `json:"address"`
 	InstanceID string `json:"instance_id"`
-	Status     string `json:"status"`
-	Handle     struct {
+	ExitCode   *int   `json:"exit_code"`
+	Child      struct {
 		PID int `json:"pid"`
-	} `json:"handle"`
+	} `json:"child"`
 }
 
-// records reads the component records with `flowctl state show -o json`.
-func (b *bench) records(dir string) ([]record, error) {
-	cmd := exec.Command(b.flowctl, "state", "list", "-o", "json")
-	cmd.Dir = dir
-	out, err := cmd.Output()
+// runRecords reads the run records of the pipeline in dir, by address.
+func runRecords(dir string) ([]runRecord, error) {
+	paths, err := filepath.Glob(filepath.Join(dir, ".flowctl", "run", "*.json"))
 	if err != nil {
-		return nil, fmt.Errorf("state list: %w", err)
+		return nil, err
 	}
-	var recs []record
-	if err := json.Unmarshal(out, &recs); err != nil {
-		return nil, fmt.Errorf("state list: %w", err)
+	var out []runRecord
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue // replaced meanwhile
+		}
+		var r runRecord
+		if json.Unmarshal(b, &r) == nil && r.Address != "" {
+			out = append(out, r)
+		}
 	}
-	return recs, nil
+	slices.SortFunc(out, func(a, b runRecord) int { return strings.Compare(a.Address, b.Address) })
+	return out, nil
 }
 
 // load is the machine's load average.
