@@ -12,7 +12,7 @@ import (
 // benchBackends opens a fresh state of pipeline p on each backend: the file
 // and a real PostgreSQL server on loopback, in the same run.
 func benchBackends(b *testing.B) map[string]*Store {
-	srv := pgtest.Start(b)
+	srv := pgtest.StartWith(b, pgtest.Options{Durable: true}) // fsync on, as the file has it
 	f, err := Open(filepath.Join(b.TempDir(), "p.state.db"), "p")
 	if err != nil {
 		b.Fatal(err)

@@ -51,10 +51,7 @@ func (b *pgBackend) tryLock(info LockInfo) (holder, broken *LockInfo, release fu
 		}
 		return h, nil, nil, nil
 	}
-	broken, err = b.lockRow(ctx)
-	if err == nil {
-		err = b.writeLockRow(ctx, conn, info)
-	}
+	broken, err = b.writeLockRow(ctx, conn, info)
 	if err != nil {
 		_ = conn.Hijack().Close(context.Background())
 		return nil, nil, nil, err
@@ -62,10 +59,14 @@ func (b *pgBackend) tryLock(info LockInfo) (holder, broken *LockInfo, release fu
 	release = func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), b.s.openTimeout)
 		defer cancel()
-		// The row goes first, while the lock still guards it; then the
+		// The row goes first (committed without waiting for the disk, as
+		// it was written), while the lock still guards it; then the
 		// session, unlocked, goes back to the pool.
 		q := "DELETE FROM " + b.table("locks") + " WHERE workspace = $1 AND id = $2"
-		_, err := conn.Exec(ctx, q, b.ws, info.ID)
+		batch := &pgx.Batch{}
+		batch.Queue(asyncCommit)
+		batch.Queue(q, b.ws, info.ID)
+		err := conn.SendBatch(ctx, batch).Close()
 		if err == nil {
 			_, err = conn.Exec(ctx, "SELECT pg_advisory_unlock($1)", b.lockKey)
 		}
@@ -84,15 +85,45 @@ func (b *pgBackend) tryLock(info LockInfo) (holder, broken *LockInfo, release fu
 	return nil, broken, release, nil
 }
 
-func (b *pgBackend) writeLockRow(ctx context.Context, conn *pgxpool.Conn, info LockInfo) error {
+// asyncCommit, first in a batch (one implicit transaction), commits it
+// without waiting for the disk; the session's setting is left alone.
+const asyncCommit = "SELECT set_config('synchronous_commit', 'off', true)"
+
+// writeLockRow records info as the holder, on the session that holds the
+// lock, and returns the row it replaced (a holder whose session ended).
+// The row is a description, not the lock: it is written without waiting
+// for the disk (synchronous_commit off), which a crash can only lose along
+// with the lock itself. One round trip.
+func (b *pgBackend) writeLockRow(ctx context.Context, conn *pgxpool.Conn, info LockInfo) (*LockInfo, error) {
 	v, err := json.Marshal(info)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	_, err = conn.Exec(ctx, "INSERT INTO "+b.table("locks")+" (workspace, id, backend_pid, info) VALUES ($1, $2, pg_backend_pid(), $3)"+
+	batch := &pgx.Batch{}
+	batch.Queue(asyncCommit)
+	var old *LockInfo
+	batch.Queue("SELECT info::text FROM "+b.table("locks")+" WHERE workspace = $1", b.ws).QueryRow(func(row pgx.Row) error {
+		var v []byte
+		err := row.Scan(&v)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		old = &LockInfo{}
+		if err := json.Unmarshal(v, old); err != nil {
+			return fmt.Errorf("decode lock: %w", err)
+		}
+		return nil
+	})
+	batch.Queue("INSERT INTO "+b.table("locks")+" (workspace, id, backend_pid, info) VALUES ($1, $2, pg_backend_pid(), $3)"+
 		" ON CONFLICT (workspace) DO UPDATE SET id = excluded.id, backend_pid = excluded.backend_pid, info = excluded.info",
 		b.ws, info.ID, string(v))
-	return b.fail("lock", err)
+	if err := conn.SendBatch(ctx, batch).Close(); err != nil {
+		return nil, b.fail("lock", err)
+	}
+	return old, nil
 }
 
 // lockRow reads the lock's row, nil when there is none.

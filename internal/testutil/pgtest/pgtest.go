@@ -31,6 +31,14 @@ type Server struct {
 	bin      string
 	cred     *syscall.Credential
 	t        testing.TB
+	durable  bool
+}
+
+// Options configure StartWith.
+type Options struct {
+	// Durable keeps fsync on, as a production server has it: for
+	// benchmarks. Tests run without it, faster.
+	Durable bool
 }
 
 // BinDir finds the folder of initdb and pg_ctl (/usr/lib/postgresql/<ver>/bin,
@@ -63,13 +71,19 @@ func version(initdb string) int {
 // test's cleanup stops it and removes the folder.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, opts Options) *Server {
+	t.Helper()
 	bin := BinDir(t)
 	dir, err := os.MkdirTemp("", "flowctl-pgtest-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	s := &Server{dir: dir, bin: bin, t: t, Password: "pw-" + randomHex(12)}
+	s := &Server{dir: dir, bin: bin, t: t, Password: "pw-" + randomHex(12), durable: opts.Durable}
 	if os.Geteuid() == 0 {
 		s.cred = unprivileged(t)
 		if err := os.Chown(dir, int(s.cred.Uid), int(s.cred.Gid)); err != nil {
@@ -91,7 +105,11 @@ func Start(t testing.TB) *Server {
 }
 
 func (s *Server) serverOptions() string {
-	return fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off", s.Port, s.dir)
+	o := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1", s.Port, s.dir)
+	if !s.durable {
+		o += " -c fsync=off"
+	}
+	return o
 }
 
 // Restart stops the server (fast: open sessions are ended) and starts it
