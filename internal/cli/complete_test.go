@@ -85,6 +85,7 @@ func TestCompletionOffersComponentAddresses(t *testing.T) {
 		{[]string{"state", "show", ""}, all},
 		{[]string{"graph", "--format", ""}, []string{"text", "dot", "mermaid"}},
 		{[]string{"convert", "--to", ""}, []string{"hcl", "yaml"}},
+		{[]string{"show", "-format", "m"}, []string{"markdown"}},
 		{[]string{"status", "-o", ""}, []string{"table", "json"}},
 		{[]string{"logs", "-o", "j"}, []string{"json"}},
 		{[]string{"logs", "./"}, nil}, // a path: the shell completes files

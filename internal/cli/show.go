@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 
+	"github.com/flowctl/flowctl/internal/complete"
 	"github.com/flowctl/flowctl/internal/plan"
 	"github.com/spf13/cobra"
 )
@@ -47,5 +48,6 @@ func newShowCommand(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON (see docs/plan-format.md); the same as -format json")
 	cmd.Flags().StringVar(&format, "format", "text", "text, json, or markdown (a collapsible summary for a pull request comment)")
+	complete.Values(cmd, "format", "text", "json", "markdown")
 	return cmd
 }
