@@ -143,6 +143,11 @@ func TestSavedPlanMovesBetweenCheckouts(t *testing.T) {
 		t.Fatalf("a refused apply wrote into its folder: %v", got)
 	}
 
+	// A second pull request's plan, also made before any state exists.
+	if r := f.job(jobA, homeA, "plan", "-out", "second.plan"); r.code != 0 {
+		t.Fatalf("second plan\n%s", r)
+	}
+
 	// Job B applies job A's plan, as a stream of events.
 	copyFile(t, filepath.Join(jobA, "saved.plan"), f.path("saved.plan"))
 	r = f.job(f.dir, homeB, "apply", "-json", "saved.plan")
@@ -159,10 +164,8 @@ func TestSavedPlanMovesBetweenCheckouts(t *testing.T) {
 	}
 	f.assertConverged(addrs(cs))
 
-	// Another plan made with no state is stale once a state holds an apply.
-	if r := f.job(jobA, homeA, "plan", "-out", "second.plan"); r.code != 0 {
-		t.Fatalf("second plan\n%s", r)
-	}
+	// Another plan made with no state, before job B's apply, is stale
+	// once that apply made a state.
 	copyFile(t, filepath.Join(jobA, "second.plan"), f.path("second.plan"))
 	r = f.job(f.dir, homeB, "apply", "-json", "second.plan")
 	evs = events(t, r)

@@ -254,13 +254,13 @@ func (b *pgBackend) retry(ctx context.Context, fn func(ctx context.Context) erro
 // create makes the schema's tables and the workspace's row.
 func (b *pgBackend) create(ctx context.Context, pipeline string) error {
 	s := b.s
-	if s.ifExists {
-		return fmt.Errorf("%s does not exist: %w", b.describe(), ErrNoState)
-	}
 	if s.freshCheck != nil {
 		if err := s.freshCheck("does not exist"); err != nil {
 			return err
 		}
+	}
+	if s.ifExists {
+		return fmt.Errorf("%s does not exist: %w", b.describe(), ErrNoState)
 	}
 	err := b.retry(ctx, func(ctx context.Context) error {
 		return pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {

@@ -194,13 +194,15 @@ func configure(path string, opts []Option) *Store {
 // create gives a missing or empty file its buckets and a fresh lineage,
 // once freshCheck agrees.
 func (s *Store) create(pipeline, why string) error {
-	if s.ifExists {
-		return fmt.Errorf("state file %s %s: %w", s.path, why, ErrNoState)
-	}
+	// The check runs with IfExists too: a plan over a lost state must say
+	// what still runs, as an apply would, though it creates nothing.
 	if s.freshCheck != nil {
 		if err := s.freshCheck(why); err != nil {
 			return err
 		}
+	}
+	if s.ifExists {
+		return fmt.Errorf("state file %s %s: %w", s.path, why, ErrNoState)
 	}
 	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
 		return fmt.Errorf("create state folder: %w", err)
