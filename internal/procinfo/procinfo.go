@@ -40,7 +40,7 @@ type Stat struct {
 
 // ReadStat parses /proc/PID/stat.
 func ReadStat(pid int) (Stat, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	b, err := readSmall("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return Stat{}, fmt.Errorf("pid %d: %w", pid, ErrNoProcess)
@@ -48,6 +48,34 @@ func ReadStat(pid int) (Stat, error) {
 		return Stat{}, fmt.Errorf("read stat of pid %d: %w", pid, err)
 	}
 	return parseStat(pid, string(b))
+}
+
+// readSmall reads a small /proc file with one open, one read and one close
+// (os.ReadFile also stats it, registers it with the poller and reads
+// again for the end): a scan of every process on a machine running
+// thousands of them (a destroy, a plan's refresh) reads thousands of
+// these. A file that fills the buffer is read again whole.
+func readSmall(path string) ([]byte, error) {
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	for err == syscall.EINTR {
+		fd, err = syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	}
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	var buf [1024]byte
+	n, err := syscall.Read(fd, buf[:])
+	for err == syscall.EINTR {
+		n, err = syscall.Read(fd, buf[:])
+	}
+	_ = syscall.Close(fd)
+	if err != nil {
+		return nil, &os.PathError{Op: "read", Path: path, Err: err}
+	}
+	if n == len(buf) {
+		return os.ReadFile(path)
+	}
+	return append([]byte(nil), buf[:n]...), nil
 }
 
 func parseStat(pid int, s string) (Stat, error) {
