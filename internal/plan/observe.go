@@ -117,13 +117,17 @@ func observeRecords(ctx context.Context, in Input, provs []providers.Provider, l
 		if len(r.Handle) == 0 {
 			// No object recorded (a replacement whose start failed):
 			// nothing exists to ask about.
+			mu.Lock()
 			observed[r.Address] = &providers.Observed{Address: r.Address}
+			mu.Unlock()
 			continue
 		}
 		if l, ok := byHandle[r.Provider+"\x00"+string(r.Handle)]; ok {
 			o := *l
 			o.Address = r.Address
+			mu.Lock()
 			observed[r.Address] = &o
+			mu.Unlock()
 			continue
 		}
 		wg.Add(1)
