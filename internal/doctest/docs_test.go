@@ -642,6 +642,7 @@ func TestDocumentedCommandsRunAsWritten(t *testing.T) {
 		})
 	}
 	t.Run("flags", func(t *testing.T) { checkInlineCommands(t, copyDir) })
+	t.Run("commands", func(t *testing.T) { checkCommandTable(t, copyDir) })
 }
 
 // Documents whose inline `flowctl …` spans are checked against the
@@ -707,6 +708,45 @@ func checkInlineCommands(t *testing.T, root string) {
 					t.Errorf("%s: `flowctl %s` has no flag %s", d, cmd, f)
 				}
 			}
+		}
+	}
+}
+
+var (
+	helpCommand = regexp.MustCompile(`(?m)^  ([a-z][a-z-]*)\s`)
+	readmeTable = regexp.MustCompile("(?m)^\\| `flowctl ([a-z][a-z-]*)")
+)
+
+// checkCommandTable fails when README's table of commands leaves out a
+// command of flowctl --help, or names one it does not have.
+func checkCommandTable(t *testing.T, root string) {
+	help, err := exec.Command(filepath.Join(root, "bin", "flowctl"), "--help").CombinedOutput()
+	if err != nil {
+		t.Fatalf("flowctl --help: %v\n%s", err, help)
+	}
+	_, list, _ := strings.Cut(string(help), "Available Commands:")
+	list, _, _ = strings.Cut(list, "\n\n")
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]bool{}
+	for _, m := range readmeTable.FindAllStringSubmatch(string(readme), -1) {
+		listed[m[1]] = true
+	}
+	commands := map[string]bool{}
+	for _, m := range helpCommand.FindAllStringSubmatch(list, -1) {
+		commands[m[1]] = true
+		if m[1] != "help" && !listed[m[1]] {
+			t.Errorf("README.md's table of commands leaves out flowctl %s", m[1])
+		}
+	}
+	if len(commands) < 10 {
+		t.Fatalf("flowctl --help lists %d commands:\n%s", len(commands), help)
+	}
+	for c := range listed {
+		if !commands[c] {
+			t.Errorf("README.md's table of commands names flowctl %s, which flowctl --help does not list", c)
 		}
 	}
 }
