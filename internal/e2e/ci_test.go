@@ -173,6 +173,9 @@ func TestSavedPlanMovesBetweenCheckouts(t *testing.T) {
 		t.Fatalf("a no-state plan applied over a state: want an error event, then a summary not ok\n%s", r)
 	}
 
+	// A plan made against the state, for a checkout where there is none.
+	f.must(0, "plan", "-out", "third.plan")
+	lineage := f.meta().Lineage
 	r = f.job(f.dir, homeB, "destroy", "-json", "-auto-approve")
 	if r.code != 0 {
 		t.Fatalf("destroy -json\n%s", r)
@@ -180,6 +183,19 @@ func TestSavedPlanMovesBetweenCheckouts(t *testing.T) {
 	evs = events(t, r)
 	if last := evs[len(evs)-1]; last.Counts["destroyed"] != 3 || !*last.OK {
 		t.Fatalf("destroy summary %+v\n%s", last, r)
+	}
+
+	// Applied in a checkout where there is no state: refused, naming the
+	// lineage and where it looked, and nothing is created there.
+	jobD := t.TempDir()
+	copyFile(t, f.path("pipeline.hcl"), filepath.Join(jobD, "pipeline.hcl"))
+	copyFile(t, f.path("third.plan"), filepath.Join(jobD, "third.plan"))
+	r = f.job(jobD, homeA, "apply", "third.plan")
+	if r.code != 1 || !strings.Contains(r.err, "the plan was made against the state with lineage "+lineage+", and there is no state at "+filepath.Join(jobD, ".flowctl", f.name+".state.db")) {
+		t.Fatalf("a plan made against a state, applied where there is none\n%s", r)
+	}
+	if got := ls(t, jobD); !slices.Equal(got, []string{"pipeline.hcl", "third.plan"}) {
+		t.Fatalf("a refused apply wrote into its folder: %v", got)
 	}
 }
 
