@@ -15,7 +15,10 @@
 //
 // Environment, besides what pkg/component reads (FLOWCTL_COMPONENT_ID,
 // PORT, HEALTH_PORT, ENABLE_FLOWCTL, FLOWCTL_ENDPOINT,
-// FLOWCTL_COMPONENT_TOKEN, FLOWCTL_HEARTBEAT_INTERVAL, FLOWCTL_STATE_DIR):
+// FLOWCTL_COMPONENT_TOKEN, FLOWCTL_HEARTBEAT_INTERVAL, FLOWCTL_STATE_DIR,
+// FLOWCTL_DATA_PLANE_KEY, FLOWCTL_BIND_ADDRESS; run by hand, without
+// flowctl, it needs FLOWCTL_DATA_PLANE_INSECURE=true, see
+// docs/data-plane-auth.md):
 //
 //	COUNTER_RATE        events per second per stream (default 10; 0: as fast as the reader takes them)
 //	COUNTER_COUNT       last sequence number (default 0: no end)

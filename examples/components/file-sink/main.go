@@ -18,7 +18,10 @@
 //
 // Environment, besides what pkg/component reads (FLOWCTL_COMPONENT_ID,
 // PORT, HEALTH_PORT, ENABLE_FLOWCTL, FLOWCTL_ENDPOINT,
-// FLOWCTL_COMPONENT_TOKEN, FLOWCTL_HEARTBEAT_INTERVAL):
+// FLOWCTL_COMPONENT_TOKEN, FLOWCTL_HEARTBEAT_INTERVAL,
+// FLOWCTL_DATA_PLANE_KEY, FLOWCTL_BIND_ADDRESS; run by hand, without
+// flowctl, it needs FLOWCTL_DATA_PLANE_INSECURE=true, see
+// docs/data-plane-auth.md):
 //
 //	FILE_SINK_PATH            the file (default "out/events.ndjson"; its folder is created)
 //	FILE_SINK_FLUSH_INTERVAL  Go duration between writes of buffered lines (default 200ms)

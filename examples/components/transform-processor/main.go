@@ -9,7 +9,10 @@
 //
 // Environment, besides what pkg/component reads (FLOWCTL_COMPONENT_ID,
 // PORT, HEALTH_PORT, ENABLE_FLOWCTL, FLOWCTL_ENDPOINT,
-// FLOWCTL_COMPONENT_TOKEN, FLOWCTL_HEARTBEAT_INTERVAL):
+// FLOWCTL_COMPONENT_TOKEN, FLOWCTL_HEARTBEAT_INTERVAL,
+// FLOWCTL_DATA_PLANE_KEY, FLOWCTL_BIND_ADDRESS; run by hand, without
+// flowctl, it needs FLOWCTL_DATA_PLANE_INSECURE=true, see
+// docs/data-plane-auth.md):
 //
 //	TRANSFORM_UPPER       comma-separated fields to upper-case (default: none)
 //	TRANSFORM_SET         comma-separated name=value fields to set
