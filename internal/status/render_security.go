@@ -23,8 +23,8 @@ func WriteSecurity(w io.Writer, s *Security, output string) error {
 		fmt.Fprintln(w, "Control plane: not running; it listens nowhere.")
 	} else {
 		fmt.Fprintf(w, "Control plane: running, auth mode %s\n", s.AuthMode)
-		if s.DockerGateway != "" {
-			fmt.Fprintf(w, "Docker bridge: %s\n", s.DockerGateway)
+		if g := s.DockerGateway; g != "" {
+			fmt.Fprintf(w, "%s%s.\n", strings.ToUpper(g[:1]), g[1:])
 		}
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "LISTENER\tADDRESS\tTLS\tREACHABLE FROM\tAUTH")
