@@ -109,7 +109,7 @@ func serveOptions(g *globals, cmd *cobra.Command, args []string, sf *stateFlags,
 	if !cmd.Flags().Changed("listen") {
 		// Where the last control plane of the state file listened, when
 		// free: its components were told that address.
-		if recorded := recordedListen(statePath); recorded != "" {
+		if recorded := recordedListen(statePath, loc); recorded != "" {
 			listen = recorded
 			if !cmd.Flags().Changed("http") {
 				host, _, _ := net.SplitHostPort(recorded)
@@ -134,10 +134,14 @@ func serveOptions(g *globals, cmd *cobra.Command, args []string, sf *stateFlags,
 	}, nil
 }
 
-// recordedListen is the address the last control plane of the state file
-// at path listened on, when it is free now; "" otherwise.
-func recordedListen(path string) string {
-	st, err := state.Open(path, "", state.ReadOnly())
+// recordedListen is the address the last control plane of the state at
+// loc (when empty, the one path and the environment locate) listened on,
+// when it is free now; "" otherwise.
+func recordedListen(path string, loc state.Location) string {
+	if loc.Path == "" {
+		loc, _ = state.Locate(path, nil, nil)
+	}
+	st, err := state.OpenAt(loc, "", state.ReadOnly())
 	if err != nil {
 		return ""
 	}
