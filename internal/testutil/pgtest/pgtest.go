@@ -7,6 +7,7 @@ package pgtest
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -78,11 +79,17 @@ func Start(t testing.TB) *Server {
 func StartWith(t testing.TB, opts Options) *Server {
 	t.Helper()
 	bin := BinDir(t)
-	dir, err := os.MkdirTemp("", "flowctl-pgtest-")
+	sweepAbandoned(bin)
+	dir, err := os.MkdirTemp("", dirPrefix)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	// A test process killed at its -timeout runs no cleanup: the next
+	// Start stops its server (sweepAbandoned).
+	if err := os.WriteFile(filepath.Join(dir, "owner"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	s := &Server{dir: dir, bin: bin, t: t, Password: "pw-" + randomHex(12), durable: opts.Durable}
 	if os.Geteuid() == 0 {
 		s.cred = unprivileged(t)
@@ -102,6 +109,32 @@ func StartWith(t testing.TB, opts Options) *Server {
 	s.run("pg_ctl", "start", "-w", "-D", data, "-l", filepath.Join(dir, "log"), "-o", s.serverOptions())
 	t.Cleanup(func() { _ = s.pgctl("stop", "-w", "-m", "immediate", "-D", data) })
 	return s
+}
+
+const dirPrefix = "flowctl-pgtest-"
+
+// sweepAbandoned stops the servers of test processes that no longer exist
+// and removes their folders.
+func sweepAbandoned(bin string) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*"))
+	for _, dir := range dirs {
+		b, err := os.ReadFile(filepath.Join(dir, "owner"))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
+			continue // its test still runs
+		}
+		cmd := exec.Command(filepath.Join(bin, "pg_ctl"), "stop", "-w", "-m", "immediate", "-D", filepath.Join(dir, "data"))
+		if fi, err := os.Stat(dir); err == nil {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 && st.Uid != 0 {
+				cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: st.Uid, Gid: st.Gid}}
+			}
+		}
+		_ = cmd.Run()
+		_ = os.RemoveAll(dir)
+	}
 }
 
 func (s *Server) serverOptions() string {
