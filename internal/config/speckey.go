@@ -32,6 +32,7 @@ const specHashDomain = "flowctl spec hash v2\x00"
 // Its String and GoString never show the key.
 type SpecKey struct {
 	key []byte
+	id  string // ID, computed once
 }
 
 // SpecKeyPath is the key file of the state file at statePath.
@@ -44,7 +45,15 @@ func NewSpecKey(key []byte) (*SpecKey, error) {
 	if len(key) < specKeySize {
 		return nil, fmt.Errorf("spec hash key is %d bytes; at least %d are needed", len(key), specKeySize)
 	}
-	return &SpecKey{key: bytes.Clone(key)}, nil
+	return newSpecKey(bytes.Clone(key)), nil
+}
+
+func newSpecKey(key []byte) *SpecKey {
+	k := &SpecKey{key: key}
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(specKeyIDDomain))
+	k.id = hex.EncodeToString(m.Sum(nil))[:8]
+	return k
 }
 
 // LoadSpecKey reads the key file at path; an error wrapping fs.ErrNotExist
@@ -101,7 +110,7 @@ func LoadOrCreateSpecKey(path string) (*SpecKey, error) {
 		_ = os.Remove(path)
 		return nil, fmt.Errorf("write spec hash key: %w", werr)
 	}
-	return &SpecKey{key: key}, nil
+	return newSpecKey(key), nil
 }
 
 // String never shows the key.
@@ -125,11 +134,7 @@ const specKeyIDDomain = "flowctl spec hash key id\x00"
 
 // ID names the key without revealing it: 8 hex digits of an HMAC of a
 // fixed string.
-func (k *SpecKey) ID() string {
-	m := hmac.New(sha256.New, k.key)
-	m.Write([]byte(specKeyIDDomain))
-	return hex.EncodeToString(m.Sum(nil))[:8]
-}
+func (k *SpecKey) ID() string { return k.id }
 
 // SpecHashKeyID is the ID of the key a spec hash was made with ("" for a
 // hash made without one).

@@ -152,3 +152,22 @@ func TestAKeyedSpecHashNamesItsKeyAndAnUnkeyedOneNone(t *testing.T) {
 		t.Errorf("key id of an unkeyed hash: %q", id)
 	}
 }
+
+// BenchmarkSpecHash compares the keyed hash of a spec with sensitive values
+// with the unkeyed one flowctl used before (what every plan pays per
+// component).
+func BenchmarkSpecHash(b *testing.B) {
+	t := &testing.T{}
+	c := sensitiveComponent(t, guessedSecret)
+	k := testKey(t, 1)
+	b.Run("keyed", func(b *testing.B) {
+		for b.Loop() {
+			_ = c.SpecHash(k)
+		}
+	})
+	b.Run("unkeyed", func(b *testing.B) {
+		for b.Loop() {
+			_ = c.UnkeyedSpecHash()
+		}
+	})
+}
