@@ -10,10 +10,12 @@ import (
 	"sort"
 
 	"github.com/flowctl/flowctl/internal/attest"
+	"github.com/flowctl/flowctl/internal/config"
 	"github.com/flowctl/flowctl/internal/controlplane"
 	"github.com/flowctl/flowctl/internal/providers"
 	"github.com/flowctl/flowctl/internal/serve"
 	"github.com/flowctl/flowctl/internal/state"
+	"github.com/flowctl/flowctl/pkg/contract"
 )
 
 // Security is `flowctl status --security`: what a pipeline exposes, to
@@ -110,7 +112,30 @@ func CollectSecurity(ctx context.Context, in SecurityInput) (*Security, error) {
 	if err != nil {
 		return nil, err
 	}
-	return deriveSecurity(doc, rec, recs, in.Providers, listening), nil
+	s := deriveSecurity(doc, rec, recs, in.Providers, listening)
+	s.Findings = append(s.Findings, dataPlaneOptOuts(in.Desired)...)
+	return s, nil
+}
+
+// dataPlaneOptOuts are the components whose env turns data-plane
+// authentication off or moves their ports beyond loopback
+// (docs/data-plane-auth.md).
+func dataPlaneOptOuts(p *config.Pipeline) []string {
+	if p == nil {
+		return nil
+	}
+	var out []string
+	for _, c := range p.Components {
+		if v, ok := c.Env[contract.EnvDataPlaneInsecure]; ok && v.Value != "" && v.Value != "false" && v.Value != "0" {
+			out = append(out, fmt.Sprintf("%s opts out of data-plane authentication (%s=%s in its env): anyone who reaches its ports can read, write or move its position", c.Address(), contract.EnvDataPlaneInsecure, v.Value))
+		}
+		if v, ok := c.Env[contract.EnvBindAddress]; ok {
+			if ip, err := netip.ParseAddr(v.Value); err != nil || !ip.IsLoopback() {
+				out = append(out, fmt.Sprintf("%s asks to listen on %s (%s in its env)", c.Address(), v.Value, contract.EnvBindAddress))
+			}
+		}
+	}
+	return out
 }
 
 // deriveSecurity is the view of doc, the serve record (nil: none), the

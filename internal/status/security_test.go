@@ -7,12 +7,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/flowctl/flowctl/internal/config"
 	"github.com/flowctl/flowctl/internal/controlplane"
 	"github.com/flowctl/flowctl/internal/procinfo"
 	"github.com/flowctl/flowctl/internal/providers"
 	"github.com/flowctl/flowctl/internal/providers/providertest"
 	"github.com/flowctl/flowctl/internal/serve"
 	"github.com/flowctl/flowctl/internal/state"
+	"github.com/flowctl/flowctl/pkg/contract"
 )
 
 // liveServe is a serve record of this (live) process.
@@ -86,5 +88,17 @@ func TestSecurityOfALockedDownPipelineHasNoFindings(t *testing.T) {
 	s = deriveSecurity(&Doc{Pipeline: "demo"}, nil, recs, reg, nil)
 	if len(s.Listeners) != 0 || s.Ports[0].Reach != "not listening on this machine" {
 		t.Errorf("without serve: %+v", s)
+	}
+}
+
+func TestSecurityNamesComponentsThatOptOutOfTheClosedDataPlane(t *testing.T) {
+	p := &config.Pipeline{Components: []*config.Component{
+		{Kind: config.KindSource, ID: "open", Env: map[string]config.EnvValue{contract.EnvDataPlaneInsecure: {Value: "true"}}},
+		{Kind: config.KindSink, ID: "wide", Env: map[string]config.EnvValue{contract.EnvBindAddress: {Value: "0.0.0.0"}}},
+		{Kind: config.KindSink, ID: "closed", Env: map[string]config.EnvValue{contract.EnvDataPlaneInsecure: {Value: "false"}, contract.EnvBindAddress: {Value: "127.0.0.1"}}},
+	}}
+	got := strings.Join(dataPlaneOptOuts(p), "\n")
+	if !strings.Contains(got, "source.open opts out of data-plane authentication") || !strings.Contains(got, "sink.wide asks to listen on 0.0.0.0") || strings.Contains(got, "sink.closed") {
+		t.Errorf("findings:\n%s", got)
 	}
 }
