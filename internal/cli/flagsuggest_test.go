@@ -22,8 +22,8 @@ func TestUnknownFlagSuggestsTheNearest(t *testing.T) {
 			"Error: unknown flag: -auto-aprove; did you mean -auto-approve?\nRun 'flowctl apply --help' for usage\n"},
 		{[]string{"validate", "-no-colour"}, // an inherited flag
 			"Error: unknown flag: -no-colour; did you mean -no-color?\nRun 'flowctl validate --help' for usage\n"},
-		{[]string{"apply", "-json"}, // apply has no -json, nor anything near it
-			"Error: unknown flag: -json\nRun 'flowctl apply --help' for usage\n"},
+		{[]string{"history", "-parallelism"}, // history has nothing near it
+			"Error: unknown flag: -parallelism\nRun 'flowctl history --help' for usage\n"},
 		{[]string{"plan", "-x"},
 			"Error: unknown shorthand flag: 'x' in -x\nRun 'flowctl plan --help' for usage\n"},
 	} {
