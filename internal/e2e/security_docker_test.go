@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"net"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -64,6 +65,9 @@ func TestDockerLabelsDoNotLetASensitiveValueBeGuessedAndTheBridgeIsServed(t *tes
 	_, port, _ := net.SplitHostPort(sr.GRPC)
 	if want := net.JoinHostPort(gw, port); !slices.Contains(sr.AlsoGRPC, want) {
 		t.Errorf("the control plane of a pipeline with a container does not listen on the bridge %s: %+v (%s)", want, sr.AlsoGRPC, sr.Gateway)
+	}
+	if !slices.Contains(listenersOn(t, sr.GRPC), netip.MustParseAddr(gw)) {
+		t.Errorf("/proc/net/tcp shows nothing listening on the Docker bridge %s at the control plane's port", gw)
 	}
 	df.must(0, "destroy", "-auto-approve")
 	df.assertNothingLeft()

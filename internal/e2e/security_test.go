@@ -4,9 +4,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -14,6 +17,7 @@ import (
 	"github.com/flowctl/flowctl/internal/procinfo"
 	"github.com/flowctl/flowctl/internal/serve"
 	"github.com/flowctl/flowctl/internal/state"
+	"github.com/flowctl/flowctl/internal/testutil/listeners"
 	"github.com/flowctl/flowctl/pkg/contract"
 )
 
@@ -241,6 +245,9 @@ func TestStatusSecurityListsListenersPortsAndWhereTheyAreBound(t *testing.T) {
 		for _, a := range sr.AlsoGRPC {
 			t.Errorf("the control plane of a process-only pipeline listens on %s (the Docker bridge is %s)", a, gw)
 		}
+		if slices.Contains(listenersOn(t, sr.GRPC), netip.MustParseAddr(gw)) {
+			t.Errorf("/proc/net/tcp shows the control plane's port listening on the Docker bridge %s", gw)
+		}
 	}
 	var doc struct {
 		AuthMode      string `json:"auth_mode"`
@@ -297,4 +304,20 @@ func TestStatusSecurityListsListenersPortsAndWhereTheyAreBound(t *testing.T) {
 			t.Errorf("status --security does not say %q:\n%s", want, table)
 		}
 	}
+}
+
+// listenersOn is where, per /proc/net/tcp and tcp6, the port of the
+// host:port addr listens.
+func listenersOn(t *testing.T, addr string) []netip.Addr {
+	t.Helper()
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, _ := strconv.Atoi(p)
+	got, err := listeners.On(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
 }
