@@ -89,6 +89,23 @@ func (s *JSONStream) Emit(ev Event) {
 	_, _ = s.w.Write(append(b, '\n'))
 }
 
+// Stream runs an operation whose events go to out (run gives them to the
+// engine, Options.Events). An error of run before any summary — the
+// operation could not run: a stale plan, a held lock — is an error event;
+// the last event is always a summary.
+func Stream(out io.Writer, operation string, run func(s *JSONStream) error) error {
+	s := NewJSONStream(out)
+	start := s.now()
+	err := run(s)
+	if !s.Emitted(EventSummary) {
+		if err != nil {
+			s.Emit(Event{Type: EventError, Operation: operation, Message: err.Error()})
+		}
+		s.Emit(SummaryEvent(nil, operation, s.now().Sub(start), err))
+	}
+	return err
+}
+
 // StartEvent is the first event of running p.
 func StartEvent(p *plan.Plan, operation string) Event {
 	counts := map[string]int{}

@@ -62,3 +62,26 @@ func TestJSONStreamReportsEachChangeAndItsFailure(t *testing.T) {
 		t.Error("Emitted does not say what was written")
 	}
 }
+
+// TestStreamReportsAnOperationThatCouldNotRun: an error before the walk
+// (a stale plan, a held lock) is an error event, then a summary not ok.
+func TestStreamReportsAnOperationThatCouldNotRun(t *testing.T) {
+	var out bytes.Buffer
+	err := apply.Stream(&out, "destroy", func(*apply.JSONStream) error { return errors.New("the state is locked") })
+	if err == nil {
+		t.Fatal("Stream swallowed the error")
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	var evs []apply.Event
+	for _, l := range lines {
+		var ev apply.Event
+		if err := json.Unmarshal([]byte(l), &ev); err != nil {
+			t.Fatalf("%q: %v", l, err)
+		}
+		evs = append(evs, ev)
+	}
+	if len(evs) != 2 || evs[0].Type != apply.EventError || evs[0].Message != "the state is locked" ||
+		evs[1].Type != apply.EventSummary || evs[1].OK == nil || *evs[1].OK || evs[1].Operation != "destroy" {
+		t.Fatalf("stream:\n%s", out.String())
+	}
+}

@@ -153,18 +153,12 @@ func withEvents(g *globals, af *applyFlags, op string, run func(g *globals) erro
 	if !af.asJSON {
 		return run(g)
 	}
-	af.events = apply.NewJSONStream(g.streams.Out)
 	text := *g
 	text.streams.Out = g.streams.Err
-	start := time.Now()
-	err := run(&text)
-	if err != nil && !errors.Is(err, errSilent) {
-		af.events.Emit(apply.Event{Type: apply.EventError, Operation: op, Message: err.Error()})
-	}
-	if !af.events.Emitted(apply.EventSummary) {
-		af.events.Emit(apply.SummaryEvent(nil, op, time.Since(start), err))
-	}
-	return err
+	return apply.Stream(g.streams.Out, op, func(s *apply.JSONStream) error {
+		af.events = s
+		return run(&text)
+	})
 }
 
 func confirm(g *globals, destroy bool) (bool, error) {
@@ -285,7 +279,7 @@ func execute(ctx context.Context, g *globals, ws *workspace, p *plan.Plan, desir
 	}
 	start := time.Now()
 	res, err := eng.Apply(ctx, stop, p, desired, opts)
-	if af.events != nil {
+	if af.events != nil && res != nil {
 		af.events.Emit(apply.SummaryEvent(res, op, time.Since(start), err))
 	}
 	if op == "destroy" || !af.keepControlPlane {
