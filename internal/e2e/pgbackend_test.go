@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -261,5 +262,76 @@ func TestPGBackendWatcherRestartsAcrossADatabaseRestart(t *testing.T) {
 	for _, l := range logs {
 		b, _ := os.ReadFile(l)
 		f.assertNoPassword(l, string(b))
+	}
+}
+
+// TestPGBackendTwoCIJobsShareOneState stands for CI on two machines: two
+// checkouts with HOMEs of their own and one database. Job A plans and
+// saves; job B applies that plan; while B applies the next change, A's
+// apply is refused naming B; B is killed (-9) mid-apply, and A's next
+// apply proceeds without force-unlock and converges.
+func TestPGBackendTwoCIJobsShareOneState(t *testing.T) {
+	f := newPGFixture(t) // f.dir is job B's checkout
+	jobA, homeA, homeB := t.TempDir(), t.TempDir(), t.TempDir()
+	cs := chain()
+	write := func() {
+		f.writePipeline(cs)
+		copyFile(t, f.path("pipeline.hcl"), filepath.Join(jobA, "pipeline.hcl"))
+	}
+	write()
+
+	if r := f.job(jobA, homeA, "plan", "-out", "saved.plan"); r.code != 0 {
+		t.Fatalf("job A's plan\n%s", r)
+	}
+	copyFile(t, filepath.Join(jobA, "saved.plan"), f.path("saved.plan"))
+	if r := f.job(f.dir, homeB, "apply", "saved.plan"); r.code != 0 {
+		t.Fatalf("job B's apply of job A's plan\n%s", r)
+	}
+	lineage := f.pgMeta().Lineage
+	if r := f.job(jobA, homeA, "plan", "-detailed-exitcode"); r.code != 0 {
+		t.Fatalf("job A sees what job B applied as changes to make\n%s", r)
+	}
+
+	// The next change: job B applies it, slowly; job A's apply meanwhile
+	// is refused, naming B's apply as the holder.
+	cs[1].env["MODE"] = "two"
+	cs[1].env["TC_START_DELAY"] = "3s"
+	write()
+	b := f.start("apply", "-auto-approve")
+	waitFor(t, 30*time.Second, "job B's apply to replace processor.mid", func() bool { return strings.Contains(b.out.String(), "Replacing...") })
+	r := f.job(jobA, homeA, "apply", "-auto-approve")
+	if m := lockIDPattern.FindStringSubmatch(r.err); r.code != 1 || m == nil || m[2] != "apply" || m[3] != fmt.Sprint(b.cmd.Process.Pid) {
+		t.Fatalf("job A's apply while job B holds the lock: want a refusal naming pid %d\n%s", b.cmd.Process.Pid, r)
+	}
+
+	// Job B dies mid-apply; job A goes on without force-unlock.
+	if err := b.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	b.wait(t)
+	waitFor(t, 30*time.Second, "job A's apply to get past the lock", func() bool {
+		r = f.job(jobA, homeA, "apply", "-auto-approve")
+		return !strings.Contains(r.err, "locked by another operation")
+	})
+	if r.code != 0 {
+		t.Fatalf("job A's apply after job B was killed\n%s", r)
+	}
+	if r := f.job(jobA, homeA, "plan", "-detailed-exitcode"); r.code != 0 {
+		t.Fatalf("job A's plan after its apply is not empty\n%s", r)
+	}
+	if m := f.pgMeta(); m.Lineage != lineage {
+		t.Fatalf("the lineage moved from %s to %s", lineage, m.Lineage)
+	}
+	live := byAddr(procsOf(f.name))
+	for _, a := range addrs(cs) {
+		if rec := f.record(a); rec == nil || rec.Status != state.StatusRunning || len(live[a]) != 1 || childOf(rec.Handle) != live[a][0].id {
+			t.Errorf("%s: record %+v, live %+v", a, rec, live[a])
+		}
+	}
+	// No job left a state file in its checkout.
+	for _, dir := range []string{jobA, f.dir} {
+		if _, err := os.Stat(filepath.Join(dir, ".flowctl", f.name+".state.db")); err == nil {
+			t.Errorf("a state file was written in %s", dir)
+		}
 	}
 }
