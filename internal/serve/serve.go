@@ -341,6 +341,7 @@ func (s *server) listen() error {
 		l, err := net.Listen("tcp", net.JoinHostPort(h, port))
 		if err != nil {
 			s.log.Warn("serve: not listening on a further address", "host", h, "err", err)
+			s.addrs.Gateway = fmt.Sprintf("not listening on the Docker bridge gateway %s: %v", h, err)
 			continue
 		}
 		s.also = append(s.also, l)
