@@ -40,8 +40,7 @@ func newShowCommand(g *globals) *cobra.Command {
 			default:
 				return fmt.Errorf("show -format %q: the formats are text, json and markdown", format)
 			}
-			fmt.Fprintf(g.streams.Out, "Saved plan for pipeline %s (%s), made %s against state serial %d.\n\n",
-				f.Plan.Pipeline, f.PipelineFile, f.CreatedAt.Local().Format("2006-01-02 15:04:05"), f.Plan.Serial)
+			fmt.Fprintf(g.streams.Out, "%s\n\n", f.Heading())
 			plan.Render(g.streams.Out, f.Plan, plan.RenderOptions{Color: g.color(g.streams.Out)})
 			return nil
 		},

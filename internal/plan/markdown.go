@@ -48,6 +48,16 @@ func RenderMarkdown(w io.Writer, f *File) {
 	mdDrift(w, p)
 }
 
+// Heading is show's first line: the pipeline, its file, when and against
+// what state the plan was made.
+func (f *File) Heading() string {
+	against := "with no state yet (apply creates it)"
+	if f.Plan.Lineage != "" {
+		against = fmt.Sprintf("against state serial %d", f.Plan.Serial)
+	}
+	return fmt.Sprintf("Saved plan for pipeline %s (%s), made %s %s.", f.Plan.Pipeline, f.PipelineFile, f.CreatedAt.Local().Format("2006-01-02 15:04:05"), against)
+}
+
 // mdMadeFrom says what the plan was made from and when.
 func mdMadeFrom(f *File) string {
 	p := f.Plan
