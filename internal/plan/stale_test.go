@@ -2,6 +2,8 @@ package plan
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -166,5 +168,35 @@ func TestPlanFilePathsAreRelativeToTheWorkingDirectory(t *testing.T) {
 	}
 	if got := f.Resolve(other, "/abs/pipeline.hcl"); got != "/abs/pipeline.hcl" {
 		t.Errorf("a version 1 absolute path resolved to %s", got)
+	}
+}
+
+func TestVersion1PlanFilesAreStillReadWithTheirAbsolutePaths(t *testing.T) {
+	dir := t.TempDir()
+	pipeline := filepath.Join(dir, "pipeline.hcl")
+	if err := os.WriteFile(pipeline, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := &File{Format: fileMarker, FormatVersion: 1, PipelineFile: pipeline, StatePath: filepath.Join(dir, ".flowctl", "p.state.db"), Plan: &Plan{Pipeline: "p", Lineage: "L1", Serial: 3}}
+	b, err := old.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Decode(b)
+	if err != nil {
+		t.Fatalf("a version 1 file: %v", err)
+	}
+	if got, err := back.PipelinePath(t.TempDir()); err != nil || got != pipeline {
+		t.Errorf("its pipeline file from elsewhere: %q, %v", got, err)
+	}
+	if got := back.Resolve(t.TempDir(), back.StatePath); got != old.StatePath {
+		t.Errorf("its state path: %q", got)
+	}
+	old.FormatVersion = FileFormatVersion + 1
+	if b, err = old.Encode(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Decode(b); err == nil || !strings.Contains(err.Error(), "this flowctl reads versions 1 to 2") {
+		t.Errorf("a future version: %v", err)
 	}
 }
