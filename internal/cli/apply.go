@@ -203,7 +203,7 @@ func runApplyPlanFile(ctx context.Context, g *globals, path string, sf *stateFla
 	if ws.store == nil {
 		return fmt.Errorf("the plan was made against the state with lineage %s, and there is no state at %s: apply it where that state is (the same -state, or the pipeline's backend); nothing was done", f.Plan.Lineage, ws.statePath)
 	}
-	if f.SpecKey, err = config.StateSpecKey(ws.statePath, false); err != nil {
+	if f.SpecKey, err = ws.specKey(false); err != nil {
 		return err
 	}
 	desired, err := f.PlannedPipeline(pipelinePath, func(path string) (*config.Pipeline, error) { return loadValidPipeline(g, path, sf.vars) })

@@ -156,12 +156,26 @@ func (ws *workspace) lock(ctx context.Context, g *globals, op string, timeout ti
 	return l, nil
 }
 
+// specKey is the state's spec hash key (nil when there is none and not
+// create): beside the state file, or, for a state in a database, in the
+// database, which every machine that applies the pipeline shares.
+func (ws *workspace) specKey(create bool) (*config.SpecKey, error) {
+	if ws.store == nil || ws.store.Location().PG == nil {
+		return config.StateSpecKey(ws.statePath, create)
+	}
+	raw, err := ws.store.SharedKey(config.SpecKeyFileName, create)
+	if err != nil || raw == nil {
+		return nil, err
+	}
+	return config.NewSpecKey(raw)
+}
+
 // planInput gathers what a plan is made from.
 func (ws *workspace) planInput(opts plan.Options) (plan.Input, error) {
 	in := plan.Input{Desired: ws.pipeline, Providers: ws.providers, Options: opts}
 	var err error
 	needsKey := ws.pipeline != nil && ws.pipeline.NeedsSpecKey()
-	if in.SpecKey, err = config.StateSpecKey(ws.statePath, needsKey && ws.store != nil); err != nil {
+	if in.SpecKey, err = ws.specKey(needsKey && ws.store != nil); err != nil {
 		return in, err
 	}
 	if ws.store == nil {

@@ -274,8 +274,12 @@ func TestPGBackendTwoCIJobsShareOneState(t *testing.T) {
 	f := newPGFixture(t) // f.dir is job B's checkout
 	jobA, homeA, homeB := t.TempDir(), t.TempDir(), t.TempDir()
 	cs := chain()
+	// A sensitive value: its spec hash is keyed, and the key must be the
+	// same on both machines (it is kept in the database).
+	cs[0].env["TOKEN"] = "${var.token}"
 	write := func() {
 		f.writePipeline(cs)
+		f.write("pipeline.hcl", string(must(os.ReadFile(f.path("pipeline.hcl"))))+"\nvariable \"token\" {\n  default   = \"s3cret-value\"\n  sensitive = true\n}\n")
 		copyFile(t, f.path("pipeline.hcl"), filepath.Join(jobA, "pipeline.hcl"))
 	}
 	write()
@@ -328,10 +332,19 @@ func TestPGBackendTwoCIJobsShareOneState(t *testing.T) {
 			t.Errorf("%s: record %+v, live %+v", a, rec, live[a])
 		}
 	}
-	// No job left a state file in its checkout.
+	// No job left a state file, or a key of its own, in its checkout.
 	for _, dir := range []string{jobA, f.dir} {
-		if _, err := os.Stat(filepath.Join(dir, ".flowctl", f.name+".state.db")); err == nil {
-			t.Errorf("a state file was written in %s", dir)
+		for _, name := range []string{f.name + ".state.db", "spec-hash-key"} {
+			if _, err := os.Stat(filepath.Join(dir, ".flowctl", name)); err == nil {
+				t.Errorf("%s was written in %s", name, dir)
+			}
 		}
 	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 )
 
 // Migrated is what Migrate moved.
@@ -55,6 +56,9 @@ func Migrate(ctx context.Context, from, to Location, pipeline string) (*Migrated
 		dropFresh(dst)
 		return nil, fmt.Errorf("migrate to %s: %w", dst, err)
 	}
+	if err := moveKeys(src, dst); err != nil {
+		return nil, fmt.Errorf("migrate the keys to %s: %w", dst, err)
+	}
 	out.Components, out.Events = len(snap.buckets[bkComponents]), len(snap.buckets[bkHistory])
 	return out, nil
 }
@@ -78,6 +82,9 @@ func takeSnapshot(s *Store) (*snapshot, error) {
 		if err != nil {
 			return err
 		}
+		// The keys go their own way (moveKeys): a file state keeps them
+		// in files of their own.
+		names = slices.DeleteFunc(names, func(n string) bool { return n == bkDataPrefix+keysNamespace })
 		for _, b := range append([]string{bkComponents, bkHistory}, names...) {
 			err := k.forEach(b, func(key, v []byte) error {
 				snap.buckets[b] = append(snap.buckets[b], pgEntry{append([]byte(nil), key...), append([]byte(nil), v...)})
