@@ -115,6 +115,9 @@ func TestPGBackendAppliesShowsAndDestroysWithNoStateFile(t *testing.T) {
 	if r := f.must(0, "state", "list"); !strings.Contains(r.out, "sink.b") || !strings.Contains(r.out, "source.a") {
 		t.Fatalf("state list:\n%s", r)
 	}
+	if r := f.must(0, "status"); !strings.Contains(r.out, fmt.Sprintf("(state pg workspace %q (schema e2e at 127.0.0.1:%d/postgres)", f.name, f.srv.Port)) {
+		t.Errorf("status does not say where the state is:\n%s", r)
+	}
 	logs, _ := filepath.Glob(filepath.Join(f.dir, ".flowctl", "*.log"))
 	for _, l := range logs {
 		b, _ := os.ReadFile(l)

@@ -109,6 +109,15 @@ func OpenAt(loc Location, pipeline string, opts ...Option) (*Store, error) {
 	return OpenPG(*loc.PG, loc.Path, pipeline, opts...)
 }
 
+// Where names the state for a person: the file's path, or the database's
+// workspace, schema and server (never a password).
+func (s *Store) Where() string {
+	if b, ok := s.be.(*pgBackend); ok {
+		return fmt.Sprintf("pg workspace %q (schema %s at %s)", b.ws, b.schema, b.where)
+	}
+	return s.path
+}
+
 // Location is where the store's state is kept.
 func (s *Store) Location() Location {
 	if s.loc.Path == "" {

@@ -48,7 +48,7 @@ type observation struct {
 // saved states, the persisted registry, the serve record and the relay's
 // counters.
 func readFacts(store *state.Store, now time.Time) (*facts, error) {
-	f := &facts{now: now, stateFile: store.Path(), watched: map[string]watch.State{}, dataFlows: serve.RelayEdges(store)}
+	f := &facts{now: now, stateFile: store.Where(), watched: map[string]watch.State{}, dataFlows: serve.RelayEdges(store)}
 	err := store.View(func(tx *state.Tx) error {
 		f.meta = tx.Meta()
 		var err error
