@@ -54,6 +54,9 @@ type File struct {
 	// ActsOn is what the plan saw of each recorded component it changes
 	// (version 2).
 	ActsOn []ActedOn `json:"acts_on"`
+	// TokenGeneration is the state's token secret generation the plan saw:
+	// `flowctl tokens rotate` since is a state edit (version 2).
+	TokenGeneration uint64 `json:"token_generation"`
 	// Checksum is the SHA-256 of the file with this field empty.
 	Checksum string `json:"checksum"`
 
@@ -72,14 +75,16 @@ type FileOptions struct {
 	// StatePath is the state the operator named with -state ("" for the
 	// pipeline's own).
 	StatePath string
-	// Records are the state's records the plan was made from.
-	Records []*state.Record
-	Now     time.Time
+	// Records are the state's records the plan was made from, and
+	// TokenGeneration its token secret generation.
+	Records         []*state.Record
+	TokenGeneration uint64
+	Now             time.Time
 }
 
 // NewFile wraps a plan for saving.
 func NewFile(p *Plan, o FileOptions) (*File, error) {
-	f := &File{Format: fileMarker, FormatVersion: FileFormatVersion, CreatedAt: o.Now.UTC(), Plan: p}
+	f := &File{Format: fileMarker, FormatVersion: FileFormatVersion, CreatedAt: o.Now.UTC(), Plan: p, TokenGeneration: o.TokenGeneration}
 	var err error
 	if f.PipelineFile, err = relativePath(o.WorkDir, o.PipelineFile); err != nil {
 		return nil, err

@@ -72,9 +72,10 @@ func (e *StaleError) Error() string {
 // reality of in (in.Desired may be nil). The rule (docs/plan-format.md):
 //   - the state must be the one the plan was made against (its lineage), or,
 //     for a plan made with no state, a state where nothing was ever recorded;
-//   - the recorded desired world (each component's executor and spec hash)
-//     must be what the plan saw: an apply, a destroy or a state edit since
-//     makes the plan stale;
+//   - the recorded desired world (each component's executor and spec hash,
+//     and the token secret generation) must be what the plan saw: an apply,
+//     a destroy or a state edit (state rm, tokens rotate) since makes the
+//     plan stale;
 //   - each recorded component the plan changes must still be the instance,
 //     in the status, the plan saw, and its objects must be the ones the plan
 //     observed.
@@ -93,6 +94,9 @@ func (f *File) CheckFresh(ctx context.Context, in Input) error {
 		reasons = append(reasons, fmt.Sprintf("the state changed since the plan was made (serial %d, plan made at serial %d)", in.Meta.Serial, p.Serial))
 	case f.FormatVersion >= 2:
 		reasons = append(reasons, worldDiff(f.World, worldOf(in.Records))...)
+		if g := in.Meta.TokenGeneration; p.Lineage != "" && g != f.TokenGeneration {
+			reasons = append(reasons, fmt.Sprintf("the token secret was rotated since the plan was made (generation %d, the plan saw %d): the components it leaves alone need new tokens too", g, f.TokenGeneration))
+		}
 		reasons = append(reasons, actsDiff(f.ActsOn, in.Records)...)
 	}
 	if len(reasons) == 0 {

@@ -32,12 +32,12 @@ func newStalenessWorld(t *testing.T) *stalenessWorld {
 		w.recs = append(w.recs, r)
 	}
 	changed := loadPipeline(t, strings.Replace(basePipeline, "inputs  = [processor.b]", "inputs  = [processor.b]\n  env = { LEVEL = \"debug\" }", 1))
-	w.in = Input{SpecKey: testSpecKey, Desired: changed, Meta: state.Meta{Lineage: "L1", Pipeline: "demo", Serial: 5}, Records: w.recs, Providers: providers.NewRegistry(w.prov)}
+	w.in = Input{SpecKey: testSpecKey, Desired: changed, Meta: state.Meta{Lineage: "L1", Pipeline: "demo", Serial: 5, TokenGeneration: 1}, Records: w.recs, Providers: providers.NewRegistry(w.prov)}
 	p, err := Make(context.Background(), w.in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.file, err = NewFile(p, FileOptions{PipelineFile: "pipeline.hcl", Records: w.recs, Now: time.Unix(0, 0)})
+	w.file, err = NewFile(p, FileOptions{PipelineFile: "pipeline.hcl", Records: w.recs, TokenGeneration: 1, Now: time.Unix(0, 0)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,6 +103,8 @@ func TestSavedPlanIsStaleWhenWhatItActsOnChanged(t *testing.T) {
 		{"state rm", func(t *testing.T, w *stalenessWorld) {
 			w.in.Records = w.recs[:2]
 		}, "sink.c was removed from the state since the plan was made"},
+		{"tokens rotated", func(t *testing.T, w *stalenessWorld) { w.in.Meta.TokenGeneration = 2 },
+			"the token secret was rotated since the plan was made (generation 2, the plan saw 1)"},
 		{"another state", func(t *testing.T, w *stalenessWorld) { w.in.Meta.Lineage = "L2" },
 			"the state's lineage is L2, the plan was made for L1 (another state)"},
 	}
@@ -133,7 +135,7 @@ func TestPlanMadeWithNoStateAppliesOnlyToAStateWhereNothingWasRecorded(t *testin
 	if p.Lineage != "" || p.Serial != 0 || len(f.World) != 0 {
 		t.Fatalf("a plan from no state records lineage %q serial %d world %v", p.Lineage, p.Serial, f.World)
 	}
-	in.Meta = state.Meta{Lineage: "NEW", Pipeline: "demo"} // the state apply just created
+	in.Meta = state.Meta{Lineage: "NEW", Pipeline: "demo", TokenGeneration: 1} // the state apply just created
 	if err := f.CheckFresh(context.Background(), in); err != nil {
 		t.Fatalf("against a state created by this apply: %v", err)
 	}
