@@ -28,7 +28,11 @@ func checkPlans(ctx context.Context, in Input, r *Reality) error {
 	byProvider := map[string][]*config.Component{}
 	for _, c := range in.Desired.Components {
 		rec := recs[c.Address()]
-		hash, _ := hashAndSpec(c, in.SpecKey)
+		hash, spec := hashAndSpec(c, in.SpecKey)
+		if r.specs == nil {
+			r.specs = make(map[*config.Component]hashedSpec, len(in.Desired.Components))
+		}
+		r.specs[c] = hashedSpec{in.SpecKey, hash, spec}
 		obs := r.Observed[c.Address()]
 		if rec == nil || !sameSpec(c, rec.SpecHash, hash) || rec.Provider != c.Executor ||
 			(obs != nil && (!obs.Exists || (obs.SpecHash != "" && obs.SpecHash != objectHash(rec)))) {

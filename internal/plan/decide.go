@@ -112,7 +112,8 @@ func (d *decider) desiredChanges(unrecorded []Listed) []*Change {
 	var changes []*Change
 	for _, addr := range sortedKeys(d.desired) {
 		c := d.desired[addr]
-		ch := decideComponent(c, d.in.SpecKey, d.records[addr], d.r.Observed[addr], d.replace[addr], d.r.SelfRestarting[c.Executor], d.in.Meta.TokenGeneration)
+		hash, spec := d.r.specOf(c, d.in.SpecKey)
+		ch := decideComponent(c, hash, spec, d.records[addr], d.r.Observed[addr], d.replace[addr], d.r.SelfRestarting[c.Executor], d.in.Meta.TokenGeneration)
 		if ch.Action == Update || ch.Action == Replace {
 			ch.ClusterChanges = d.r.ClusterChanges[addr]
 		}
@@ -182,13 +183,12 @@ func (d *decider) orphans(unrecorded []Listed) []*Change {
 	return changes
 }
 
-// decideComponent plans desired component c against its record (nil: not
-// in state) and its object as observed (nil: not looked at). key keys the
-// spec hash of sensitive values; selfRestarts says c's executor restarts
+// decideComponent plans desired component c, of spec hash hash and
+// canonical spec spec, against its record (nil: not in state) and its
+// object as observed (nil: not looked at); selfRestarts says c's executor restarts
 // and checks it itself; tokenGen is the state's token-secret generation
 // (state.Meta).
-func decideComponent(c *config.Component, key *config.SpecKey, rec *state.Record, obs *providers.Observed, replace, selfRestarts bool, tokenGen uint64) *Change {
-	hash, spec := hashAndSpec(c, key)
+func decideComponent(c *config.Component, hash string, spec json.RawMessage, rec *state.Record, obs *providers.Observed, replace, selfRestarts bool, tokenGen uint64) *Change {
 	ch := &Change{Address: c.Address(), Provider: c.Executor, SpecHash: hash, Spec: spec, Upstreams: c.Upstreams()}
 	if rec == nil {
 		ch.Action, ch.Reason = Create, ReasonNotInState

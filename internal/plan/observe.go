@@ -6,6 +6,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/flowctl/flowctl/internal/config"
 	"github.com/flowctl/flowctl/internal/providers"
 	"github.com/flowctl/flowctl/internal/state"
 )
@@ -28,6 +29,9 @@ type Reality struct {
 	// fields its executor's dry run says would change
 	// (providers.PlanChecker).
 	ClusterChanges map[string][]string
+	// specs are the desired components' spec hashes the plan check
+	// computed, for Decide (specOf).
+	specs map[*config.Component]hashedSpec
 }
 
 // Listed is one object a provider listed, and which provider.

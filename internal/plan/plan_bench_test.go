@@ -17,7 +17,7 @@ import (
 // comes from the fake executor (providertest, its call log off), which
 // answers Observe and List from a map, so executors cost nothing here.
 func BenchmarkPlan(b *testing.B) {
-	for _, n := range []int{100, 1000, 5000} {
+	for _, n := range []int{100, 1000, 5000, 10000} {
 		b.Run(fmt.Sprintf("components=%d", n), func(b *testing.B) {
 			in := benchInput(b, n)
 			p, err := Make(context.Background(), in)
