@@ -310,6 +310,9 @@ func TestPGBackendTwoCIJobsShareOneState(t *testing.T) {
 	if m := lockIDPattern.FindStringSubmatch(r.err); r.code != 1 || m == nil || m[2] != "apply" || m[3] != fmt.Sprint(b.cmd.Process.Pid) {
 		t.Fatalf("job A's apply while job B holds the lock: want a refusal naming pid %d\n%s", b.cmd.Process.Pid, r)
 	}
+	if !strings.Contains(r.err, "The lock ends with that operation, however it ends.") {
+		t.Errorf("the refusal does not say the lock ends with its holder:\n%s", r)
+	}
 
 	// Job B dies mid-apply; job A goes on without force-unlock.
 	if err := b.cmd.Process.Kill(); err != nil {

@@ -235,8 +235,13 @@ func TestLockOfEitherBackendNamesItsHolder(t *testing.T) {
 				t.Fatalf("holder = %+v, %v", h, err)
 			}
 			var le *LockedError
-			if _, err := s.Acquire(context.Background(), LockOptions{Operation: "destroy"}); !errors.As(err, &le) || le.Holder.ID != l.Info.ID {
+			_, err = s.Acquire(context.Background(), LockOptions{Operation: "destroy"})
+			if !errors.As(err, &le) || le.Holder.ID != l.Info.ID {
 				t.Fatalf("second acquire: err = %v", err)
+			}
+			hint := map[string]string{"file": "If that operation is gone, run: flowctl force-unlock", "pg": "The lock ends with that operation, however it ends."}[name]
+			if !strings.Contains(err.Error(), hint) {
+				t.Fatalf("second acquire: %v\nwant %q", err, hint)
 			}
 			if _, err := s.ForceUnlock("wrong"); !errors.Is(err, ErrLockMismatch) {
 				t.Fatalf("force-unlock with a wrong ID: err = %v", err)

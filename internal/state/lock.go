@@ -31,9 +31,18 @@ func (l *LockInfo) String() string {
 }
 
 // LockedError is returned when another operation holds the lock.
-type LockedError struct{ Holder LockInfo }
+type LockedError struct {
+	Holder LockInfo
+	// SessionBound says the lock ends with its holder's database session
+	// (the pg backend): a holder that is gone holds nothing.
+	SessionBound bool
+}
 
 func (e *LockedError) Error() string {
+	if e.SessionBound {
+		return "the state is locked by another operation: " + e.Holder.String() +
+			"\nThe lock ends with that operation, however it ends. If it hangs, flowctl force-unlock " + e.Holder.ID + " ends its database session."
+	}
 	return "the state is locked by another operation: " + e.Holder.String() +
 		"\nIf that operation is gone, run: flowctl force-unlock " + e.Holder.ID
 }
@@ -100,7 +109,8 @@ func (s *Store) Acquire(ctx context.Context, opts LockOptions) (*Lock, error) {
 			limit = max(limit, BriefWait)
 		}
 		if time.Since(start) >= limit {
-			return nil, &LockedError{Holder: *holder}
+			_, pg := s.be.(*pgBackend)
+			return nil, &LockedError{Holder: *holder, SessionBound: pg}
 		}
 		select {
 		case <-ctx.Done():
