@@ -334,7 +334,7 @@ func TestHelperPGHoldLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	fmt.Println("locked")
-	select {}
+	time.Sleep(time.Hour) // until the test kills it
 }
 
 // TestPGSurvivesADatabaseRestart: the pool's connections die with the
