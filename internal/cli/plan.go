@@ -73,7 +73,7 @@ func newPlanCommand(g *globals) *cobra.Command {
 				return err
 			}
 			if out != "" {
-				f, err := plan.NewFile(p, plan.FileOptions{PipelineFile: ws.file, StatePath: sf.statePath, Records: in.Records, TokenGeneration: in.Meta.TokenGeneration, Now: time.Now()})
+				f, err := plan.NewFile(p, plan.FileOptions{PipelineFile: ws.file, StatePath: sf.statePath, Records: in.Records, TokenGeneration: in.Meta.TokenGeneration, State: in.State, Now: time.Now()})
 				if err != nil {
 					return err
 				}

@@ -187,7 +187,7 @@ func (ws *workspace) planInput(opts plan.Options) (plan.Input, error) {
 		return in, err
 	}
 	err = ws.store.View(func(tx *state.Tx) error {
-		in.Meta = tx.Meta()
+		in.Meta, in.State = tx.Meta(), ws.store.Identity()
 		recs, err := tx.Components()
 		in.Records = recs
 		return err

@@ -354,3 +354,25 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// TestPGBackendPlanAppliedToAnotherWorkspaceNamesBoth: a plan saved
+// against one workspace, applied where the pipeline's backend now names
+// another, is refused naming both.
+func TestPGBackendPlanAppliedToAnotherWorkspaceNamesBoth(t *testing.T) {
+	f := newPGFixture(t)
+	cs := []comp{{kind: "source", id: "a"}}
+	f.writePipeline(cs)
+	f.apply()
+	f.must(0, "destroy", "-auto-approve") // the state stays, nothing runs
+	f.must(0, "plan", "-out", "saved.plan")
+
+	other := strings.Replace(string(must(os.ReadFile(f.path("pipeline.hcl")))), `schema_name = "e2e"`, `schema_name = "e2e"`+"\n    workspace   = \"other\"", 1)
+	f.write("pipeline.hcl", other)
+	f.apply() // a state of its own in workspace "other"
+	f.must(0, "destroy", "-auto-approve")
+
+	r := f.run("apply", "saved.plan")
+	if r.code != 1 || !strings.Contains(r.err, fmt.Sprintf(`the plan was made against pg workspace %q (schema e2e), this is pg workspace "other" (schema e2e)`, f.name)) {
+		t.Fatalf("a plan applied to another workspace: want a refusal naming both\n%s", r)
+	}
+}

@@ -57,6 +57,11 @@ type File struct {
 	// TokenGeneration is the state's token secret generation the plan saw:
 	// `flowctl tokens rotate` since is a state edit (version 2).
 	TokenGeneration uint64 `json:"token_generation"`
+	// State names the backend of the state the plan was made against (and,
+	// for a database, its workspace and schema: state.Store.Identity);
+	// empty when there was none. A plan applied to another state names
+	// both.
+	State string `json:"state,omitempty"`
 	// Checksum is the SHA-256 of the file with this field empty.
 	Checksum string `json:"checksum"`
 
@@ -79,12 +84,14 @@ type FileOptions struct {
 	// TokenGeneration its token secret generation.
 	Records         []*state.Record
 	TokenGeneration uint64
-	Now             time.Time
+	// State is the state's Identity ("" for none).
+	State string
+	Now   time.Time
 }
 
 // NewFile wraps a plan for saving.
 func NewFile(p *Plan, o FileOptions) (*File, error) {
-	f := &File{Format: fileMarker, FormatVersion: FileFormatVersion, CreatedAt: o.Now.UTC(), Plan: p, TokenGeneration: o.TokenGeneration}
+	f := &File{Format: fileMarker, FormatVersion: FileFormatVersion, CreatedAt: o.Now.UTC(), Plan: p, TokenGeneration: o.TokenGeneration, State: o.State}
 	var err error
 	if f.PipelineFile, err = relativePath(o.WorkDir, o.PipelineFile); err != nil {
 		return nil, err

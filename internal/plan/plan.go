@@ -138,6 +138,8 @@ type Input struct {
 	// SpecKey keys the spec hashes of components with sensitive values
 	// (config.Component.SpecHash); it must be set when Desired has any.
 	SpecKey *config.SpecKey
+	// State is the state's Identity (state.Store.Identity), "" for none.
+	State string
 }
 
 // HasChanges reports whether applying the plan would do anything.

@@ -89,7 +89,11 @@ func (f *File) CheckFresh(ctx context.Context, in Input) error {
 	case p.Lineage == "" && in.Meta.Lineage != "" && (in.Meta.Serial != 0 || len(in.Records) > 0):
 		reasons = append(reasons, fmt.Sprintf("the plan was made with no state, and there is now a state with lineage %s at serial %d (something was applied since)", in.Meta.Lineage, in.Meta.Serial))
 	case p.Lineage != "" && in.Meta.Lineage != p.Lineage:
-		reasons = append(reasons, fmt.Sprintf("the state's lineage is %s, the plan was made for %s (another state)", in.Meta.Lineage, p.Lineage))
+		why := fmt.Sprintf("the state's lineage is %s, the plan was made for %s (another state)", in.Meta.Lineage, p.Lineage)
+		if f.State != "" && in.State != "" && f.State != in.State {
+			why += fmt.Sprintf(": the plan was made against %s, this is %s", f.State, in.State)
+		}
+		reasons = append(reasons, why)
 	case f.FormatVersion < 2 && in.Meta.Serial != p.Serial:
 		reasons = append(reasons, fmt.Sprintf("the state changed since the plan was made (serial %d, plan made at serial %d)", in.Meta.Serial, p.Serial))
 	case f.FormatVersion >= 2:

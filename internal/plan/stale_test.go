@@ -107,6 +107,9 @@ func TestSavedPlanIsStaleWhenWhatItActsOnChanged(t *testing.T) {
 			"the token secret was rotated since the plan was made (generation 2, the plan saw 1)"},
 		{"another state", func(t *testing.T, w *stalenessWorld) { w.in.Meta.Lineage = "L2" },
 			"the state's lineage is L2, the plan was made for L1 (another state)"},
+		{"another backend", func(t *testing.T, w *stalenessWorld) {
+			w.file.State, w.in.State, w.in.Meta.Lineage = `pg workspace "prod" (schema flowctl)`, "a state file", "L2"
+		}, `the state's lineage is L2, the plan was made for L1 (another state): the plan was made against pg workspace "prod" (schema flowctl), this is a state file`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

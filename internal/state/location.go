@@ -109,6 +109,16 @@ func OpenAt(loc Location, pipeline string, opts ...Option) (*Store, error) {
 	return OpenPG(*loc.PG, loc.Path, pipeline, opts...)
 }
 
+// Identity names the state's backend and, for a database, its workspace
+// and schema, alike on every machine: what a saved plan records of the
+// state it was made against.
+func (s *Store) Identity() string {
+	if l := s.Location(); l.PG != nil {
+		return fmt.Sprintf("pg workspace %q (schema %s)", l.PG.Workspace, l.PG.Schema)
+	}
+	return "a state file"
+}
+
 // Where names the state for a person: the file's path, or the database's
 // workspace, schema and server (never a password).
 func (s *Store) Where() string {
