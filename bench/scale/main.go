@@ -71,6 +71,7 @@ type bench struct {
 	crash         int
 	backoff       string
 	want          func(string) bool
+	lastCPU       time.Duration // CPU time of the last flowctl command run
 }
 
 func run(ns string, par, runs, repeat, crash int, bin string, keep bool, only, backoff string) error {
@@ -153,6 +154,7 @@ func (b *bench) once(dir string, n int) (err error) {
 		return err
 	}
 	fmt.Printf("   apply           %8.3f s  max RSS %6.1f MiB%s\n", d.Seconds(), mib(rss), ratio(d, direct))
+	fmt.Printf("   CPU             apply %.2f s; so far serve %.2f s, shims %.2f s (user+system)\n", b.lastCPU.Seconds(), cpuOf(pidsOf(b.flowctl)), cpuOf(b.shims()))
 	for _, cmd := range []string{"plan", "status"} {
 		if !b.want(cmd) {
 			continue
@@ -218,6 +220,7 @@ func (b *bench) flowctlRun(dir string, args ...string) (time.Duration, int64, er
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		rss = ru.Maxrss
 	}
+	b.lastCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	return d, rss, nil
 }
 
@@ -453,6 +456,23 @@ func runRecords(dir string) ([]runRecord, error) {
 	}
 	slices.SortFunc(out, func(a, b runRecord) int { return strings.Compare(a.Address, b.Address) })
 	return out, nil
+}
+
+// cpuOf is the CPU time (user and system, seconds) the processes pids used.
+func cpuOf(pids []int) float64 {
+	var ticks int64
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+		u, _ := strconv.ParseInt(f[11], 10, 64) // field 14, utime
+		k, _ := strconv.ParseInt(f[12], 10, 64) // field 15, stime
+		ticks += u + k
+	}
+	return float64(ticks) / 100 // USER_HZ
 }
 
 // load is the machine's load average.
