@@ -20,6 +20,7 @@ func TestShimStaysLean(t *testing.T) {
 		"github.com/flowctl/flowctl/cmd/flowctl-shim":                true,
 		"github.com/flowctl/flowctl/internal/providers/process/shim": true,
 		"github.com/flowctl/flowctl/internal/procinfo":               true,
+		"github.com/flowctl/flowctl/pkg/contract":                    true, // names only; the standard library
 		"golang.org/x/sys/unix":                                      true,
 	}
 	for _, pkg := range strings.Fields(string(out)) {

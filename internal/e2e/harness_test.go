@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"os/exec"
@@ -270,6 +272,9 @@ func (f *fixture) apply(args ...string) result {
 // records reads the state file's component records by address.
 func (f *fixture) records() map[string]*state.Record {
 	f.t.Helper()
+	if _, err := os.Stat(f.statePath()); errors.Is(err, fs.ErrNotExist) {
+		return map[string]*state.Record{} // plan and a refused apply create none
+	}
 	st, err := state.Open(f.statePath(), "")
 	if err != nil {
 		f.t.Fatalf("open state: %v", err)
