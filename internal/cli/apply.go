@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -109,12 +107,12 @@ func runApply(ctx context.Context, g *globals, args []string, sf *stateFlags, pf
 	if destroy {
 		op = "destroy"
 	}
-	l, err := ws.lock(ctx, g, op, sf.lockTimeout)
+	l, err := lockState(ctx, g, ws, op, sf.lockTimeout)
 	if err != nil {
 		return err
 	}
 	defer l.Release()
-	ws.controlPlane = af.controlPlane
+	ws.ControlPlane = af.controlPlane
 	p, _, err := makePlan(ctx, ws, pf.options(destroy))
 	if err != nil {
 		return err
@@ -143,7 +141,7 @@ func runApply(ctx context.Context, g *globals, args []string, sf *stateFlags, pf
 		}
 	}
 	fmt.Fprintln(out)
-	return execute(ctx, g, ws, p, ws.pipeline, af, op)
+	return execute(ctx, g, ws, p, ws.Pipeline, af, op)
 }
 
 // withEvents runs an apply or destroy; with -json its stdout carries only
@@ -200,22 +198,22 @@ func runApplyPlanFile(ctx context.Context, g *globals, path string, sf *stateFla
 	if err != nil {
 		return err
 	}
-	if ws.store == nil {
-		return fmt.Errorf("the plan was made against the state with lineage %s, and there is no state at %s: apply it where that state is (the same -state, or the pipeline's backend); nothing was done", f.Plan.Lineage, ws.statePath)
+	if ws.Store == nil {
+		return fmt.Errorf("the plan was made against the state with lineage %s, and there is no state at %s: apply it where that state is (the same -state, or the pipeline's backend); nothing was done", f.Plan.Lineage, ws.StatePath)
 	}
-	if f.SpecKey, err = ws.specKey(false); err != nil {
+	if f.SpecKey, err = ws.SpecKey(false); err != nil {
 		return err
 	}
 	desired, err := f.PlannedPipeline(pipelinePath, func(path string) (*config.Pipeline, error) { return loadValidPipeline(g, path, sf.vars) })
 	if err != nil {
 		return err
 	}
-	l, err := ws.lock(ctx, g, "apply", sf.lockTimeout)
+	l, err := lockState(ctx, g, ws, "apply", sf.lockTimeout)
 	if err != nil {
 		return err
 	}
 	defer l.Release()
-	in, err := ws.planInput(plan.Options{Destroy: f.Plan.Destroy, Targets: f.Plan.Targets})
+	in, err := ws.PlanInput(plan.Options{Destroy: f.Plan.Destroy, Targets: f.Plan.Targets})
 	if err != nil {
 		return err
 	}
@@ -238,32 +236,9 @@ func runApplyPlanFile(ctx context.Context, g *globals, path string, sf *stateFla
 // execute runs the plan with Ctrl-C handling: the first interrupt lets
 // in-flight steps finish and starts nothing new; the second aborts.
 func execute(ctx context.Context, g *globals, ws *workspace, p *plan.Plan, desired *config.Pipeline, af *applyFlags, op string) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := make(chan struct{})
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	go func() {
-		n := 0
-		for {
-			select {
-			case <-sigs:
-				n++
-				if n == 1 {
-					fmt.Fprintln(g.streams.Err, "\nInterrupt received: finishing the steps under way; nothing new will start. Interrupt again to abort them.")
-					close(stop)
-				} else {
-					fmt.Fprintln(g.streams.Err, "\nTwo interrupts received: aborting.")
-					cancel()
-					return
-				}
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	eng := apply.New(apply.Wiring{Store: ws.store, Providers: ws.providers})
+	ctx, stop, release := apply.Interruptible(ctx, g.streams.Err)
+	defer release()
+	eng := apply.New(apply.Wiring{Store: ws.Store, Providers: ws.Providers})
 	if af.events != nil {
 		af.events.Emit(apply.StartEvent(p, op))
 	}
@@ -273,7 +248,7 @@ func execute(ctx context.Context, g *globals, ws *workspace, p *plan.Plan, desir
 			return err
 		}
 	}
-	opts := apply.Options{WorkDir: ws.workDir, Parallelism: af.parallelism, Out: g.streams.Out, OpID: uuid.NewString(), Operation: op}
+	opts := apply.Options{WorkDir: ws.WorkDir, Parallelism: af.parallelism, Out: g.streams.Out, OpID: uuid.NewString(), Operation: op}
 	if af.events != nil {
 		opts.Events = af.events.Emit
 	}
@@ -293,14 +268,7 @@ func execute(ctx context.Context, g *globals, ws *workspace, p *plan.Plan, desir
 	out := g.streams.Out
 	fmt.Fprintln(out)
 	if err != nil {
-		fmt.Fprintf(g.streams.Err, "Error: %s did not complete (%s):\n", op, time.Since(start).Round(100*time.Millisecond))
-		for _, o := range res.Failed() {
-			if o.Skipped != "" {
-				fmt.Fprintf(g.streams.Err, "  %s: %s\n", o.Address, o.Skipped)
-				continue
-			}
-			fmt.Fprintf(g.streams.Err, "  %s: %s failed: %v\n", o.Address, o.Action, o.Err)
-		}
+		res.WriteFailures(g.streams.Err, op, time.Since(start))
 		return errSilent
 	}
 	fmt.Fprintln(out, res.Summary(op == "destroy"))
@@ -317,19 +285,19 @@ func connectControlPlane(ctx context.Context, g *globals, ws *workspace, overrid
 		return nil, err
 	}
 	if cp.Started {
-		fmt.Fprintf(g.streams.Out, "Control plane started in the background on %s (log: %s).\n", cp.Endpoint, serve.LogPath(ws.store.Path()))
+		fmt.Fprintf(g.streams.Out, "Control plane started in the background on %s (log: %s).\n", cp.Endpoint, serve.LogPath(ws.Store.Path()))
 		if cp.Moved != "" {
 			fmt.Fprintf(g.streams.Out, "Its recorded address %s is taken: running components learn the new one at their next start (a restart by the watcher, or an apply).\n", cp.Moved)
 		}
 		fmt.Fprintln(g.streams.Out)
 	}
-	secret, gen, err := serve.TokenSecret(ws.store)
+	secret, gen, err := serve.TokenSecret(ws.Store)
 	if err != nil {
 		return nil, err
 	}
 	return serve.NewEngine(serve.EngineOptions{
-		Store: ws.store, Providers: ws.providers, Endpoint: cp.Endpoint,
-		Secret: secret, Generation: gen, Registrations: serve.RegistrationsIn(ws.store),
+		Store: ws.Store, Providers: ws.Providers, Endpoint: cp.Endpoint,
+		Secret: secret, Generation: gen, Registrations: serve.RegistrationsIn(ws.Store),
 	})
 }
 
@@ -337,7 +305,7 @@ func connectControlPlane(ctx context.Context, g *globals, ws *workspace, overrid
 // nothing of the pipeline runs or is pending (serve.StopIfIdle), and says
 // so.
 func stopIdleControlPlane(g *globals, ws *workspace) {
-	stopped, err := serve.StopIfIdle(ws.store)
+	stopped, err := serve.StopIfIdle(ws.Store)
 	switch {
 	case err != nil:
 		fmt.Fprintf(g.streams.Err, "Warning: %v\n", err)
@@ -353,14 +321,14 @@ func observeControlPlane(ctx context.Context, ws *workspace, opts plan.Options) 
 	if opts.Destroy || opts.NoRefresh {
 		return nil
 	}
-	named := ws.controlPlane
-	if named == "" && ws.pipeline != nil {
-		named = ws.pipeline.ControlPlane
+	named := ws.ControlPlane
+	if named == "" && ws.Pipeline != nil {
+		named = ws.Pipeline.ControlPlane
 	}
-	if ws.store == nil && named == "" {
+	if ws.Store == nil && named == "" {
 		return &plan.ControlPlaneSeen{Managed: true, Detail: "it is not running"} // no state yet
 	}
-	seen, err := serve.ObserveControlPlane(ctx, ws.store, named)
+	seen, err := serve.ObserveControlPlane(ctx, ws.Store, named)
 	if err != nil {
 		return nil // an unreadable serve record: Ensure replaces it
 	}
@@ -371,5 +339,5 @@ func observeControlPlane(ctx context.Context, ws *workspace, opts plan.Options) 
 // else the pipeline's, else the one serving ws's state file, else one
 // started now with this flowctl binary.
 func ensureControlPlane(ctx context.Context, ws *workspace, override string) (*serve.ControlPlane, error) {
-	return serve.Ensure(ctx, serve.EnsureOptions{Store: ws.store, Address: override, Pipeline: ws.pipeline, Executable: os.Executable})
+	return serve.Ensure(ctx, serve.EnsureOptions{Store: ws.Store, Address: override, Pipeline: ws.Pipeline, Executable: os.Executable})
 }

@@ -21,7 +21,7 @@ func newForceUnlockCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			removed, err := ws.store.ForceUnlock(args[0])
+			removed, err := ws.Store.ForceUnlock(args[0])
 			if err != nil {
 				return err
 			}

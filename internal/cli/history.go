@@ -23,7 +23,7 @@ func newHistoryCommand(g *globals) *cobra.Command {
 				return err
 			}
 			var events []*state.Event
-			if err := ws.store.View(func(tx *state.Tx) error { var err error; events, err = tx.History(n); return err }); err != nil {
+			if err := ws.Store.View(func(tx *state.Tx) error { var err error; events, err = tx.History(n); return err }); err != nil {
 				return err
 			}
 			return state.WriteHistory(g.streams.Out, events, asJSON)

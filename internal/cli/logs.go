@@ -76,8 +76,8 @@ func newLogsCommand(g *globals) *cobra.Command {
 			}, prefixAddresses(ws, addrs))
 			unread := &unreadLogs{w: g.streams.Err, seen: map[string]bool{}}
 			opts.Warn = unread.report
-			inv := &logs.StateInventory{Store: ws.store, Providers: ws.providers}
-			readers := func(name string) (logs.Reader, error) { return ws.providers.Get(name) }
+			inv := &logs.StateInventory{Store: ws.Store, Providers: ws.Providers}
+			readers := func(name string) (logs.Reader, error) { return ws.Providers.Get(name) }
 			if err := logs.Run(ctx, inv, readers, opts, printer.Print); err != nil {
 				return err
 			}
@@ -126,12 +126,12 @@ func prefixAddresses(ws *workspace, addrs []string) []string {
 		return addrs
 	}
 	var out []string
-	if ws.pipeline != nil {
-		for _, c := range ws.pipeline.Components {
+	if ws.Pipeline != nil {
+		for _, c := range ws.Pipeline.Components {
 			out = append(out, c.Address())
 		}
 	}
-	_ = ws.store.View(func(tx *state.Tx) error {
+	_ = ws.Store.View(func(tx *state.Tx) error {
 		recs, err := tx.Components()
 		for _, r := range recs {
 			out = append(out, r.Address)

@@ -61,8 +61,8 @@ func newPlanCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if ws.store != nil {
-				l, err := ws.lock(ctx, g, "plan", sf.lockTimeout)
+			if ws.Store != nil {
+				l, err := lockState(ctx, g, ws, "plan", sf.lockTimeout)
 				if err != nil {
 					return err
 				}
@@ -73,7 +73,7 @@ func newPlanCommand(g *globals) *cobra.Command {
 				return err
 			}
 			if out != "" {
-				f, err := plan.NewFile(p, plan.FileOptions{PipelineFile: ws.file, StatePath: sf.statePath, Records: in.Records, TokenGeneration: in.Meta.TokenGeneration, State: in.State, Now: time.Now()})
+				f, err := plan.NewFile(p, plan.FileOptions{PipelineFile: ws.File, StatePath: sf.statePath, Records: in.Records, TokenGeneration: in.Meta.TokenGeneration, State: in.State, Now: time.Now()})
 				if err != nil {
 					return err
 				}
@@ -108,7 +108,7 @@ func newPlanCommand(g *globals) *cobra.Command {
 
 // makePlan plans for ws, and returns the input it planned from.
 func makePlan(ctx context.Context, ws *workspace, opts plan.Options) (*plan.Plan, plan.Input, error) {
-	in, err := ws.planInput(opts)
+	in, err := ws.PlanInput(opts)
 	if err != nil {
 		return nil, in, err
 	}

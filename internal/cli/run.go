@@ -70,23 +70,23 @@ func runDev(g *globals, parent context.Context, args []string, sf *stateFlags, o
 	serveCtx, stopServe := context.WithCancel(context.WithoutCancel(parent))
 	defer stopServe()
 	mode := controlplane.AuthRequired
-	if ws.pipeline != nil && ws.pipeline.Auth != "" {
-		mode = controlplane.AuthMode(ws.pipeline.Auth)
+	if ws.Pipeline != nil && ws.Pipeline.Auth != "" {
+		mode = controlplane.AuthMode(ws.Pipeline.Auth)
 	}
-	dev, err := serve.StartInProcess(serveCtx, ws.store, mode, ws.pipeline)
+	dev, err := serve.StartInProcess(serveCtx, ws.Store, mode, ws.Pipeline)
 	if err != nil {
 		return err
 	}
 	endpoint, inProcess, serveDone := dev.Endpoint, dev.InProcess, dev.Done
 	if inProcess {
-		fmt.Fprintf(out, "Control plane listening on %s (log: %s).\n\n", endpoint, serve.LogPath(ws.store.Path()))
+		fmt.Fprintf(out, "Control plane listening on %s (log: %s).\n\n", endpoint, serve.LogPath(ws.Store.Path()))
 	} else {
 		fmt.Fprintf(out, "Using the control plane already serving this pipeline on %s.\n\n", endpoint)
 	}
 	af := &applyFlags{autoApprove: true, parallelism: o.parallelism, controlPlane: endpoint, keepControlPlane: true}
 
 	applyOnce := func() error {
-		l, err := ws.lock(ctx, g, "apply", sf.lockTimeout)
+		l, err := lockState(ctx, g, ws, "apply", sf.lockTimeout)
 		if err != nil {
 			return err
 		}
@@ -100,7 +100,7 @@ func runDev(g *globals, parent context.Context, args []string, sf *stateFlags, o
 			return nil
 		}
 		fmt.Fprintln(out)
-		return execute(context.WithoutCancel(ctx), g, ws, p, ws.pipeline, af, "apply")
+		return execute(context.WithoutCancel(ctx), g, ws, p, ws.Pipeline, af, "apply")
 	}
 	applyErr := applyOnce()
 	goOn := afterFirstApply(ctx, g, ws, applyErr)
@@ -174,7 +174,7 @@ func afterFirstApply(ctx context.Context, g *globals, ws *workspace, applyErr er
 func followUntilDone(ctx context.Context, g *globals, ws *workspace, sf *stateFlags, o devOptions, applyOnce func() error) {
 	var wg sync.WaitGroup
 	wg.Go(func() { followLogs(ctx, g, ws) })
-	if o.watch && ws.file != "" {
+	if o.watch && ws.File != "" {
 		wg.Go(func() { watchPipelineFile(ctx, g, ws, sf, applyOnce) })
 	}
 	<-ctx.Done()
@@ -184,7 +184,7 @@ func followUntilDone(ctx context.Context, g *globals, ws *workspace, sf *stateFl
 // somethingRuns reports whether a component of ws runs or is pending
 // (serve.Idle is false).
 func somethingRuns(ws *workspace) bool {
-	idle, err := serve.Idle(ws.store)
+	idle, err := serve.Idle(ws.Store)
 	return err == nil && !idle
 }
 
@@ -192,8 +192,8 @@ func somethingRuns(ws *workspace) bool {
 func followLogs(ctx context.Context, g *globals, ws *workspace) {
 	out := g.streams.Out
 	printer := logs.NewPrinter(out, logs.Format{Prefix: true, Color: g.color(out)}, nil)
-	inv := &logs.StateInventory{Store: ws.store, Providers: ws.providers}
-	readers := func(name string) (logs.Reader, error) { return ws.providers.Get(name) }
+	inv := &logs.StateInventory{Store: ws.Store, Providers: ws.Providers}
+	readers := func(name string) (logs.Reader, error) { return ws.Providers.Get(name) }
 	opts := logs.Options{Follow: true, Tail: 10, Warn: func(addr string, err error) {
 		fmt.Fprintf(g.streams.Err, "Warning: %v\n", err)
 	}}
@@ -205,9 +205,9 @@ func followLogs(ctx context.Context, g *globals, ws *workspace) {
 // watchPipelineFile re-plans and applies on every save of ws's pipeline
 // file. A file that does not load is reported; what runs is left alone.
 func watchPipelineFile(ctx context.Context, g *globals, ws *workspace, sf *stateFlags, applyOnce func() error) {
-	err := config.WatchFile(ctx, ws.file, watchDebounce, func() {
-		fmt.Fprintf(g.streams.Out, "\n%s changed: planning.\n", ws.file)
-		p, err := loadValidPipeline(g, ws.file, sf.vars)
+	err := config.WatchFile(ctx, ws.File, watchDebounce, func() {
+		fmt.Fprintf(g.streams.Out, "\n%s changed: planning.\n", ws.File)
+		p, err := loadValidPipeline(g, ws.File, sf.vars)
 		if err != nil {
 			if !errors.Is(err, errSilent) {
 				fmt.Fprintf(g.streams.Err, "Error: %v\n", err)
@@ -215,7 +215,7 @@ func watchPipelineFile(ctx context.Context, g *globals, ws *workspace, sf *state
 			fmt.Fprintln(g.streams.Out, "The pipeline keeps running as it is.")
 			return
 		}
-		ws.pipeline = p
+		ws.Pipeline = p
 		if err := applyOnce(); err != nil && !errors.Is(err, errSilent) {
 			fmt.Fprintf(g.streams.Err, "Error: %v\n", err)
 		}
@@ -227,7 +227,7 @@ func watchPipelineFile(ctx context.Context, g *globals, ws *workspace, sf *state
 
 // destroyAll destroys everything the state records.
 func destroyAll(ctx context.Context, g *globals, ws *workspace, af *applyFlags) error {
-	l, err := ws.lock(ctx, g, "destroy", 30*time.Second)
+	l, err := lockState(ctx, g, ws, "destroy", 30*time.Second)
 	if err != nil {
 		return err
 	}
@@ -239,5 +239,5 @@ func destroyAll(ctx context.Context, g *globals, ws *workspace, af *applyFlags) 
 	if !p.HasChanges() {
 		return nil
 	}
-	return execute(ctx, g, ws, p, ws.pipeline, af, "destroy")
+	return execute(ctx, g, ws, p, ws.Pipeline, af, "destroy")
 }

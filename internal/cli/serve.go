@@ -103,7 +103,7 @@ func serveOptions(g *globals, cmd *cobra.Command, args []string, sf *stateFlags,
 		if err != nil {
 			return serve.Options{}, err
 		}
-		statePath, loc = ws.store.Path(), ws.store.Location()
+		statePath, loc = ws.Store.Path(), ws.Store.Location()
 	}
 	listen := f.listen
 	if !cmd.Flags().Changed("listen") {

@@ -9,6 +9,7 @@ import (
 	"github.com/flowctl/flowctl/internal/complete"
 	"github.com/flowctl/flowctl/internal/config"
 	"github.com/flowctl/flowctl/internal/state"
+	wsp "github.com/flowctl/flowctl/internal/workspace"
 )
 
 func newStateCommand(g *globals) *cobra.Command {
@@ -32,7 +33,7 @@ func newStateListCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return ws.store.View(func(tx *state.Tx) error {
+			return ws.Store.View(func(tx *state.Tx) error {
 				recs, err := tx.Components()
 				if err != nil {
 					return err
@@ -64,7 +65,7 @@ func newStateShowCommand(g *globals) *cobra.Command {
 				return err
 			}
 			var rec *state.Record
-			if err := ws.store.View(func(tx *state.Tx) error { var err error; rec, err = tx.Component(args[0]); return err }); err != nil {
+			if err := ws.Store.View(func(tx *state.Tx) error { var err error; rec, err = tx.Component(args[0]); return err }); err != nil {
 				return err
 			}
 			if rec == nil {
@@ -96,12 +97,12 @@ func newStateRmCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			l, err := ws.lock(context.Background(), g, "state-rm", sf.lockTimeout)
+			l, err := lockState(context.Background(), g, ws, "state-rm", sf.lockTimeout)
 			if err != nil {
 				return err
 			}
 			defer l.Release()
-			return ws.store.Update(func(tx *state.Tx) error {
+			return ws.Store.Update(func(tx *state.Tx) error {
 				for _, addr := range args {
 					rec, err := tx.Component(addr)
 					if err != nil {
@@ -146,7 +147,7 @@ func newStateRestoreCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := state.Restorable(path, backendSettings(block)); err != nil {
+			if err := state.Restorable(path, wsp.BackendSettings(block)); err != nil {
 				return err
 			}
 			r, err := state.Restore(path, from, pipeline, force)
@@ -183,7 +184,7 @@ func newStateMigrateCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			from, dst, err := state.MigrationEnds(to, path, backendSettings(block), nil)
+			from, dst, err := state.MigrationEnds(to, path, wsp.BackendSettings(block), nil)
 			if err != nil {
 				return err
 			}

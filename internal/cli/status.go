@@ -46,7 +46,7 @@ func newStatusCommand(g *globals) *cobra.Command {
 			}
 			ctx := cmd.Context()
 			if sec {
-				doc, err := status.CollectSecurity(ctx, status.SecurityInput{Input: status.Input{Store: ws.store, Providers: ws.providers, Desired: ws.pipeline, Now: time.Now()}})
+				doc, err := status.CollectSecurity(ctx, status.SecurityInput{Input: status.Input{Store: ws.Store, Providers: ws.Providers, Desired: ws.Pipeline, Now: time.Now()}})
 				if err != nil {
 					return err
 				}
@@ -96,7 +96,7 @@ func watchStatus(ctx context.Context, g *globals, ws *workspace, output string, 
 }
 
 func renderStatus(ctx context.Context, g *globals, ws *workspace, output string, compact bool) error {
-	doc, err := status.Collect(ctx, status.Input{Store: ws.store, Providers: ws.providers, Desired: ws.pipeline, Now: time.Now()})
+	doc, err := status.Collect(ctx, status.Input{Store: ws.Store, Providers: ws.Providers, Desired: ws.Pipeline, Now: time.Now()})
 	if err != nil {
 		return err
 	}

@@ -38,24 +38,24 @@ func newTokensRotateCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			l, err := ws.lock(cmd.Context(), g, "tokens-rotate", sf.lockTimeout)
+			l, err := lockState(cmd.Context(), g, ws, "tokens-rotate", sf.lockTimeout)
 			if err != nil {
 				return err
 			}
 			defer l.Release()
 			path := secretFile
 			if path == "" {
-				path = tokens.DefaultSecretPath(ws.store.Path())
+				path = tokens.DefaultSecretPath(ws.Store.Path())
 			}
 			if err := tokens.RotateSecretFile(path); err != nil {
 				return fmt.Errorf("rotate the token secret: %w", err)
 			}
-			if err := tokens.RotateDataKeyFile(tokens.DefaultDataKeyPath(ws.store.Path())); err != nil {
+			if err := tokens.RotateDataKeyFile(tokens.DefaultDataKeyPath(ws.Store.Path())); err != nil {
 				return fmt.Errorf("rotate the data-plane key: %w", err)
 			}
 			var gen uint64
 			stale := 0
-			err = ws.store.Update(func(tx *state.Tx) error {
+			err = ws.Store.Update(func(tx *state.Tx) error {
 				var err error
 				if gen, err = tx.BumpTokenGeneration(); err != nil {
 					return err
