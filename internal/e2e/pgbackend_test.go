@@ -176,6 +176,10 @@ func TestStateMigrateFileToPGAndBackKeepsLineageAndSerial(t *testing.T) {
 	cs := []comp{{kind: "source", id: "a"}}
 	f.fixture.writePipeline(cs)
 	f.apply()
+	// A change planned and saved on the file, to apply after the move.
+	cs[0].env = map[string]string{"MODE": "two"}
+	f.fixture.writePipeline(cs)
+	f.must(0, "plan", "-out", "saved.plan")
 	before := f.meta()
 
 	f.writePipeline(cs) // now with backend "pg"
@@ -187,7 +191,13 @@ func TestStateMigrateFileToPGAndBackKeepsLineageAndSerial(t *testing.T) {
 	if m := f.pgMeta(); m.Lineage != before.Lineage || m.Serial != before.Serial {
 		t.Fatalf("the database has lineage %s serial %d, the file had %s serial %d", m.Lineage, m.Serial, before.Lineage, before.Serial)
 	}
+	// The plan saved against the file applies to the same state in the
+	// database: it is bound to the lineage, not the backend.
+	if r := f.run("apply", "saved.plan"); r.code != 0 {
+		t.Fatalf("the plan saved before the move\n%s", r)
+	}
 	f.assertConverged(addrs(cs))
+	before = f.pgMeta()
 	if r := f.run("state", "migrate", "--to", "pg"); r.code == 0 || !strings.Contains(r.err, "already holds a state") {
 		t.Fatalf("a second migration over the first:\n%s", r)
 	}
