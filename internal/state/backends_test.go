@@ -127,29 +127,7 @@ func TestBackendsKeepTheSameState(t *testing.T) {
 			if s2.Created() || meta(t, s2).Lineage != m0.Lineage {
 				t.Fatalf("reopen: created = %v, meta = %+v", s2.Created(), meta(t, s2))
 			}
-			err := s2.View(func(tx *Tx) error {
-				recs, err := tx.Components()
-				if err != nil || len(recs) != 1 || recs[0].Address != "source.a" || recs[0].SpecHash != "h2" || recs[0].CreatedAt.IsZero() {
-					return fmt.Errorf("components = %+v, %v", recs, err)
-				}
-				if r, _ := tx.Component("sink.b"); r != nil {
-					return fmt.Errorf("deleted record still there: %+v", r)
-				}
-				h, err := tx.History(3)
-				if err != nil || len(h) != 3 || h[0].Seq != 3 || h[2].Seq != 5 {
-					return fmt.Errorf("history(3) = %+v, %v", h, err)
-				}
-				all, _ := tx.History(0)
-				if len(all) != 5 || all[1].Result != "ok" {
-					return fmt.Errorf("history = %+v", all)
-				}
-				var keys []string
-				_ = tx.ForEachData("registry", func(k string, v []byte) error { keys = append(keys, k+"="+string(v)); return nil })
-				if strings.Join(keys, ",") != "svc/0=zero" || tx.GetData("registry", "svc/9") != nil || tx.TokenGeneration() != 2 {
-					return fmt.Errorf("data = %v, generation %d", keys, tx.TokenGeneration())
-				}
-				return nil
-			})
+			err := s2.View(checkWrittenState)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -162,6 +140,31 @@ func TestBackendsKeepTheSameState(t *testing.T) {
 			}
 		})
 	}
+}
+
+// checkWrittenState checks what TestBackendsKeepTheSameState wrote.
+func checkWrittenState(tx *Tx) error {
+	recs, err := tx.Components()
+	if err != nil || len(recs) != 1 || recs[0].Address != "source.a" || recs[0].SpecHash != "h2" || recs[0].CreatedAt.IsZero() {
+		return fmt.Errorf("components = %+v, %v", recs, err)
+	}
+	if r, _ := tx.Component("sink.b"); r != nil {
+		return fmt.Errorf("deleted record still there: %+v", r)
+	}
+	h, err := tx.History(3)
+	if err != nil || len(h) != 3 || h[0].Seq != 3 || h[2].Seq != 5 {
+		return fmt.Errorf("history(3) = %+v, %v", h, err)
+	}
+	all, _ := tx.History(0)
+	if len(all) != 5 || all[1].Result != "ok" {
+		return fmt.Errorf("history = %+v", all)
+	}
+	var keys []string
+	_ = tx.ForEachData("registry", func(k string, v []byte) error { keys = append(keys, k+"="+string(v)); return nil })
+	if strings.Join(keys, ",") != "svc/0=zero" || tx.GetData("registry", "svc/9") != nil || tx.TokenGeneration() != 2 {
+		return fmt.Errorf("data = %v, generation %d", keys, tx.TokenGeneration())
+	}
+	return nil
 }
 
 // TestConcurrentWritersLoseNoUpdate: writers that read, decide and write
