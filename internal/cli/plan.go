@@ -46,6 +46,7 @@ func newPlanCommand(g *globals) *cobra.Command {
 		asJSON   bool
 		detailed bool
 		destroy  bool
+		lock     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "plan [PIPELINE]",
@@ -57,11 +58,12 @@ func newPlanCommand(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			sf.ifExists = true // plan reads a state, never creates one
+			sf.readOnly = !lock
 			ws, err := openWorkspace(g, args, &sf, destroy)
 			if err != nil {
 				return err
 			}
-			if ws.Store != nil {
+			if ws.Store != nil && lock {
 				l, err := lockState(ctx, g, ws, "plan", sf.lockTimeout)
 				if err != nil {
 					return err
@@ -103,6 +105,7 @@ func newPlanCommand(g *globals) *cobra.Command {
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON (see docs/plan-format.md)")
 	cmd.Flags().BoolVar(&detailed, "detailed-exitcode", false, "exit 0 with no changes, 1 on error, 2 with changes")
 	cmd.Flags().BoolVar(&destroy, "destroy", false, "plan to destroy every component")
+	cmd.Flags().BoolVar(&lock, "lock", true, "take the state's operation lock while reading (-lock=false reads it read-only, writing nothing at all)")
 	return cmd
 }
 

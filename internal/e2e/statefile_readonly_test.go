@@ -40,6 +40,9 @@ func TestReadOnlyCommandsReadAnUnwritableStateFile(t *testing.T) {
 		{[]string{"state", "show", "source.a"}, "address"},
 		{[]string{"history"}, "apply"},
 		{[]string{"logs", "--tail", "1"}, ""},
+		// plan takes the operation lock (an entry in the file) unless
+		// -lock=false, which reads the state and writes nothing.
+		{[]string{"plan", "-lock=false"}, "No changes."},
 	} {
 		r := f.must(0, c.args...)
 		if !strings.Contains(r.out, c.want) {
