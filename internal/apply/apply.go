@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -386,6 +385,7 @@ type walker struct {
 
 	recsMu sync.Mutex
 	recs   map[string]*state.Record // see records
+	held   map[int][]string         // the components each port of recs is recorded for
 }
 
 func (w *walker) stopped() bool {
@@ -722,7 +722,7 @@ func (w *walker) start(ctx context.Context, n *node) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	prior := recs[c.Address()]
+	prior := recs.own
 	ports, err := w.ports(c, recs)
 	if err != nil {
 		return "", err
@@ -883,9 +883,10 @@ func (w *walker) adopt(ctx context.Context, n *node) (string, error) {
 // its deletes), with what this apply's starts and adoptions recorded since
 // (remember), and addr's own record read afresh (serve's restart watcher
 // may have moved its restart count). Decoding all N records for each of N
-// starts was most of apply's CPU at 1,000 components. The map is the
-// caller's; the records in it are shared and must not be changed.
-func (w *walker) records(addr string) (map[string]*state.Record, error) {
+// starts was most of apply's CPU at 1,000 components; copying them, or
+// gathering the ports they hold, for each start was O(N²) still. The
+// records are shared and must not be changed.
+func (w *walker) records(addr string) (recordsView, error) {
 	w.recsMu.Lock()
 	if w.recs == nil {
 		recs := map[string]*state.Record{}
@@ -898,42 +899,94 @@ func (w *walker) records(addr string) (map[string]*state.Record, error) {
 		})
 		if err != nil {
 			w.recsMu.Unlock()
-			return nil, fmt.Errorf("read state: %w", err)
+			return recordsView{}, fmt.Errorf("read state: %w", err)
 		}
-		w.recs = recs
+		w.recs, w.held = recs, map[int][]string{}
+		for _, r := range recs {
+			w.hold(r)
+		}
 	}
-	out := maps.Clone(w.recs)
 	w.recsMu.Unlock()
-	var own *state.Record
+	v := recordsView{w: w, addr: addr}
 	err := w.Store.View(func(tx *state.Tx) (err error) {
-		own, err = tx.Component(addr)
+		v.own, err = tx.Component(addr)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read state: %w", err)
+		return recordsView{}, fmt.Errorf("read state: %w", err)
 	}
-	delete(out, addr)
-	if own != nil {
-		out[addr] = own
+	return v, nil
+}
+
+// recordsView is what records returns: the records as a start of addr
+// sees them.
+type recordsView struct {
+	w    *walker
+	addr string
+	own  *state.Record // addr's record, read afresh (nil: none)
+}
+
+// get returns the record of a (nil: none).
+func (v recordsView) get(a string) *state.Record {
+	if a == v.addr {
+		return v.own
 	}
-	return out, nil
+	v.w.recsMu.Lock()
+	defer v.w.recsMu.Unlock()
+	return v.w.recs[a]
+}
+
+// heldByOthers says whether a component other than addr is recorded with
+// port p.
+func (w *walker) heldByOthers(p int, addr string) bool {
+	w.recsMu.Lock()
+	defer w.recsMu.Unlock()
+	for _, a := range w.held[p] {
+		if a != addr {
+			return true
+		}
+	}
+	return false
+}
+
+// hold and unhold note r's ports in w.held; the caller holds recsMu.
+func (w *walker) hold(r *state.Record) {
+	for _, p := range r.Ports {
+		if !slices.Contains(w.held[p], r.Address) {
+			w.held[p] = append(w.held[p], r.Address)
+		}
+	}
+}
+
+func (w *walker) unhold(r *state.Record) {
+	for _, p := range r.Ports {
+		w.held[p] = slices.DeleteFunc(w.held[p], func(a string) bool { return a == r.Address })
+		if len(w.held[p]) == 0 {
+			delete(w.held, p)
+		}
+	}
 }
 
 // remember notes a record this apply wrote, for the next records.
 func (w *walker) remember(rec *state.Record) {
 	w.recsMu.Lock()
 	defer w.recsMu.Unlock()
-	if w.recs != nil {
-		w.recs[rec.Address] = rec
+	if w.recs == nil {
+		return
 	}
+	if old := w.recs[rec.Address]; old != nil {
+		w.unhold(old)
+	}
+	w.recs[rec.Address] = rec
+	w.hold(rec)
 }
 
 // ports keeps PORT and HEALTH_PORT across replacements and allocates what is
 // missing; a value the user set in env or in health wins. An allocated port
 // is one no other component holds in state (it may be stopped now and
 // start again with it) and that this apply has not handed out already.
-func (w *walker) ports(c *config.Component, recs map[string]*state.Record) (map[string]int, error) {
-	prior := recs[c.Address()]
+func (w *walker) ports(c *config.Component, recs recordsView) (map[string]int, error) {
+	prior := recs.own
 	out := map[string]int{}
 	for _, name := range contract.PortNames() {
 		if p := c.FixedPorts[name]; p != 0 {
@@ -954,7 +1007,7 @@ func (w *walker) ports(c *config.Component, recs map[string]*state.Record) (map[
 			out[name] = prior.Ports[name]
 			continue
 		}
-		p, err := w.allocPort(c.Address(), recs)
+		p, err := w.allocPort(c.Address())
 		if err != nil {
 			return nil, fmt.Errorf("allocate %s: %w", name, err)
 		}
@@ -963,18 +1016,10 @@ func (w *walker) ports(c *config.Component, recs map[string]*state.Record) (map[
 	return out, nil
 }
 
-func (w *walker) allocPort(addr string, recs map[string]*state.Record) (int, error) {
+func (w *walker) allocPort(addr string) (int, error) {
 	alloc := w.AllocPort
 	if alloc == nil {
 		alloc = FreePort
-	}
-	held := map[int]bool{}
-	for a, r := range recs {
-		for _, p := range r.Ports {
-			if a != addr {
-				held[p] = true
-			}
-		}
 	}
 	w.portsMu.Lock()
 	defer w.portsMu.Unlock()
@@ -983,7 +1028,7 @@ func (w *walker) allocPort(addr string, recs map[string]*state.Record) (int, err
 		if err != nil {
 			return 0, err
 		}
-		if !held[p] && !w.portsGiven[p] {
+		if !w.heldByOthers(p, addr) && !w.portsGiven[p] {
 			w.portsGiven[p] = true
 			return p, nil
 		}
@@ -993,9 +1038,9 @@ func (w *walker) allocPort(addr string, recs map[string]*state.Record) (int, err
 
 // resolver resolves ${KIND.ID.ATTR} from what state records now: every
 // referenced component is upstream, so it was applied first.
-func (w *walker) resolver(recs map[string]*state.Record) func(config.Ref) string {
+func (w *walker) resolver(recs recordsView) func(config.Ref) string {
 	return func(r config.Ref) string {
-		rec := recs[r.Addr]
+		rec := recs.get(r.Addr)
 		if rec == nil {
 			return ""
 		}

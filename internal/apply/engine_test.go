@@ -448,3 +448,44 @@ source "a" {
 		}
 	}
 }
+
+func TestAllocatedPortsAreNoneAnotherComponentHoldsOrThisApplyGave(t *testing.T) {
+	r := newRig(t)
+	r.mustApply(load(t, `source "a" {
+  command = ["./a"]
+}
+`))
+	held := map[int]string{}
+	for _, p := range r.record("source.a").Ports {
+		held[p] = "source.a"
+	}
+	if len(held) != 2 {
+		t.Fatalf("source.a holds ports %v", r.record("source.a").Ports)
+	}
+	// An allocator that offers source.a's ports first, then each of the
+	// next ports twice.
+	var mu sync.Mutex
+	offers := []int{20001, 20002, 20003, 20003, 20004, 20004, 20005, 20005, 20006, 20006}
+	r.eng = apply.New(apply.Wiring{Store: r.store, Providers: r.reg, AllocPort: func() (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(offers) == 0 {
+			return 0, errors.New("no more ports")
+		}
+		p := offers[0]
+		offers = offers[1:]
+		return p, nil
+	}})
+	r.mustApply(load(t, chain))
+	for _, addr := range []string{"processor.b", "sink.c"} {
+		for name, p := range r.record(addr).Ports {
+			if other, ok := held[p]; ok {
+				t.Errorf("%s got %s %d, which %s holds", addr, name, p, other)
+			}
+			held[p] = addr
+		}
+	}
+	if got := r.record("source.a").Ports; len(got) != 2 || held[got[contract.EnvPort]] != "source.a" || held[got[contract.EnvHealthPort]] != "source.a" {
+		t.Errorf("source.a's ports moved: %v", got)
+	}
+}
