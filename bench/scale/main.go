@@ -56,10 +56,11 @@ func main() {
 	crash := flag.Int("crash", 0, "components to kill at once for the watcher's crash → running latency (0: skip)")
 	bin := flag.String("bin", "", "folder with flowctl and flowctl-shim (default: build them)")
 	keep := flag.Bool("keep", false, "keep the work folder")
+	logsFor := flag.Duration("logs", 0, "follow `flowctl logs -f` for this long, each component printing a numbered line a second instead of sleeping (0: skip)")
 	backoff := flag.String("backoff", "", "each component's restart backoff initial delay (default: the policy's own)")
 	only := flag.String("only", "", "comma-separated subset of direct,apply,plan,status,memory,crash,destroy (default: all)")
 	flag.Parse()
-	if err := run(*ns, *par, *runs, *repeat, *crash, *bin, *keep, *only, *backoff); err != nil {
+	if err := run(*ns, *par, *runs, *repeat, *crash, *bin, *keep, *only, *backoff, *logsFor); err != nil {
 		fmt.Fprintln(os.Stderr, "scale:", err)
 		os.Exit(1)
 	}
@@ -70,11 +71,12 @@ type bench struct {
 	par, repeat   int
 	crash         int
 	backoff       string
+	logsFor       time.Duration
 	want          func(string) bool
 	lastCPU       time.Duration // CPU time of the last flowctl command run
 }
 
-func run(ns string, par, runs, repeat, crash int, bin string, keep bool, only, backoff string) error {
+func run(ns string, par, runs, repeat, crash int, bin string, keep bool, only, backoff string, logsFor time.Duration) error {
 	work, err := os.MkdirTemp("", "flowctl-scale-")
 	if err != nil {
 		return err
@@ -92,7 +94,7 @@ func run(ns string, par, runs, repeat, crash int, bin string, keep bool, only, b
 			return fmt.Errorf("build: %w", err)
 		}
 	}
-	b := &bench{flowctl: filepath.Join(bin, "flowctl"), shim: filepath.Join(bin, "flowctl-shim"), par: par, repeat: repeat, crash: crash, backoff: backoff}
+	b := &bench{flowctl: filepath.Join(bin, "flowctl"), shim: filepath.Join(bin, "flowctl-shim"), par: par, repeat: repeat, crash: crash, backoff: backoff, logsFor: logsFor}
 	b.flowctl, _ = filepath.Abs(b.flowctl)
 	b.shim, _ = filepath.Abs(b.shim)
 	b.want = func(s string) bool { return only == "" || slices.Contains(strings.Split(only, ","), s) }
@@ -119,7 +121,7 @@ func run(ns string, par, runs, repeat, crash int, bin string, keep bool, only, b
 
 // once measures one size in dir.
 func (b *bench) once(dir string, n int) (err error) {
-	if err := os.WriteFile(filepath.Join(dir, "pipeline.hcl"), []byte(Pipeline(fmt.Sprintf("scale%d", n), n, b.backoff)), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "pipeline.hcl"), []byte(Pipeline(fmt.Sprintf("scale%d", n), n, b.backoff, b.logsFor > 0)), 0o644); err != nil {
 		return err
 	}
 	defer func() {
@@ -175,6 +177,11 @@ func (b *bench) once(dir string, n int) (err error) {
 	if b.want("memory") {
 		b.memory(n)
 	}
+	if b.logsFor > 0 && b.want("logs") {
+		if err := b.follow(dir, n); err != nil {
+			return err
+		}
+	}
 	if b.crash > 0 && b.want("crash") {
 		if err := b.crashes(dir, n); err != nil {
 			return err
@@ -226,8 +233,13 @@ func (b *bench) flowctlRun(dir string, args ...string) (time.Duration, int64, er
 
 // Pipeline is the generated pipeline: ten layers of n/10, each component
 // reading two of the layer before; with backoff, each restarts after that
-// initial delay.
-func Pipeline(name string, n int, backoff string) string {
+// initial delay; with talk, each prints "line I" once a second (I = 1, 2,
+// …) instead of sleeping.
+func Pipeline(name string, n int, backoff string, talk bool) string {
+	command := `["sleep", "1000000"]`
+	if talk {
+		command = `["sh", "-c", "i=0; while :; do i=$((i+1)); echo line $i; sleep 1; done"]`
+	}
 	width := n / 10
 	var s strings.Builder
 	fmt.Fprintf(&s, "pipeline %q {\n  executor = \"process\"\n}\n", name)
@@ -240,7 +252,7 @@ func Pipeline(name string, n int, backoff string) string {
 	for l := range 10 {
 		for i := range width {
 			kind, _, _ := strings.Cut(addr(l, i), ".")
-			fmt.Fprintf(&s, "\n%s \"l%d-c%d\" {\n  command = [\"sleep\", \"1000000\"]\n", kind, l, i)
+			fmt.Fprintf(&s, "\n%s \"l%d-c%d\" {\n  command = %s\n", kind, l, i, command)
 			if l > 0 {
 				in := []string{addr(l-1, i)}
 				if width > 1 {
@@ -371,6 +383,62 @@ func (b *bench) memory(n int) {
 	fmt.Printf("   shims           %d running: PSS %.1f MiB (%.2f MiB each), RSS %.1f MiB (%.2f MiB each)\n", len(pids), mib(pss), mib(pss)/float64(max(len(pids), 1)), mib(rss), mib(rss)/float64(max(len(pids), 1)))
 	fmt.Printf("   serve           PSS %.1f MiB, RSS %.1f MiB (%.3f MiB per component)\n", mib(spss), mib(srss), mib(spss)/float64(n))
 	fmt.Printf("   per component   %.2f MiB PSS (shim + share of serve)\n", (mib(pss)+mib(spss))/float64(n))
+}
+
+// follow runs `flowctl logs -f --tail 0 -o json` for b.logsFor and
+// reports the lines it received, the lines it missed (gaps in a
+// component's numbering), its open files at the end, and its CPU.
+func (b *bench) follow(dir string, n int) error {
+	cmd := exec.Command(b.flowctl, "logs", "-f", "--tail", "0", "-o", "json")
+	cmd.Dir = dir
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	type span struct{ first, last, count int }
+	seen := map[string]*span{}
+	lines := 0
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			var l struct {
+				Component string `json:"component"`
+				Line      string `json:"line"`
+			}
+			if json.Unmarshal(sc.Bytes(), &l) != nil {
+				continue
+			}
+			var i int
+			if _, err := fmt.Sscanf(l.Line, "line %d", &i); err != nil {
+				continue
+			}
+			lines++
+			sp := seen[l.Component]
+			if sp == nil {
+				sp = &span{first: i, last: i}
+				seen[l.Component] = sp
+			}
+			sp.first, sp.last, sp.count = min(sp.first, i), max(sp.last, i), sp.count+1
+		}
+	}()
+	time.Sleep(b.logsFor)
+	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", cmd.Process.Pid))
+	cpu := cpuOf([]int{cmd.Process.Pid})
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	<-done
+	_ = cmd.Wait()
+	missed := 0
+	for _, sp := range seen {
+		missed += sp.last - sp.first + 1 - sp.count
+	}
+	fmt.Printf("   logs -f         %d components followed for %s: %d lines (%.0f/s), %d missed, %d open files, CPU %.2f s\n",
+		len(seen), b.logsFor, lines, float64(lines)/b.logsFor.Seconds(), missed, len(fds), cpu)
+	return nil
 }
 
 // crashes kills b.crash components at once (SIGKILL to the component
