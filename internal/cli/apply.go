@@ -314,27 +314,6 @@ func stopIdleControlPlane(g *globals, ws *workspace) {
 	}
 }
 
-// observeControlPlane is the control plane of ws as a plan sees it, or nil
-// when it is not planned: for a destroy (which stops it), without a
-// refresh, or when the operator or the pipeline names one.
-func observeControlPlane(ctx context.Context, ws *workspace, opts plan.Options) *plan.ControlPlaneSeen {
-	if opts.Destroy || opts.NoRefresh {
-		return nil
-	}
-	named := ws.ControlPlane
-	if named == "" && ws.Pipeline != nil {
-		named = ws.Pipeline.ControlPlane
-	}
-	if ws.Store == nil && named == "" {
-		return &plan.ControlPlaneSeen{Managed: true, Detail: "it is not running"} // no state yet
-	}
-	seen, err := serve.ObserveControlPlane(ctx, ws.Store, named)
-	if err != nil {
-		return nil // an unreadable serve record: Ensure replaces it
-	}
-	return seen
-}
-
 // ensureControlPlane is serve.Ensure for ws: override (--control-plane),
 // else the pipeline's, else the one serving ws's state file, else one
 // started now with this flowctl binary.

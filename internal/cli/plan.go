@@ -120,7 +120,7 @@ func makePlan(ctx context.Context, ws *workspace, opts plan.Options) (*plan.Plan
 			return nil, in, fmt.Errorf("%s is not a component of the pipeline or the state", t)
 		}
 	}
-	in.ControlPlane = observeControlPlane(ctx, ws, opts)
+	in.ControlPlane = ws.ObserveControlPlane(ctx, opts)
 	p, err := plan.Make(ctx, in)
 	return p, in, err
 }
