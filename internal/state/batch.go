@@ -52,9 +52,9 @@ func (s *Store) Batch(fn func(tx *Tx) error) error {
 func (s *Store) commit(calls []*batchCall) {
 	for len(calls) > 0 {
 		failed := -1
-		err := s.updateLocked(func(btx *bolt.Tx) error {
+		err := s.updateLocked(func(btx *bolt.Tx, ch *changes) error {
 			for i, c := range calls {
-				if err := s.run(boltKV{btx}, c.fn); err != nil {
+				if err := s.run(boltKV{btx, ch}, c.fn); err != nil {
 					failed = i
 					return errBatchMember
 				}
@@ -68,7 +68,7 @@ func (s *Store) commit(calls []*batchCall) {
 			return
 		}
 		c := calls[failed]
-		c.done <- s.updateLocked(func(btx *bolt.Tx) error { return s.run(boltKV{btx}, c.fn) })
+		c.done <- s.updateLocked(func(btx *bolt.Tx, ch *changes) error { return s.run(boltKV{btx, ch}, c.fn) })
 		calls = append(calls[:failed:failed], calls[failed+1:]...)
 	}
 }

@@ -15,11 +15,11 @@ import (
 type boltFile struct{ s *Store }
 
 func (b boltFile) update(fn func(kv) error) error {
-	return b.s.update(func(tx *bolt.Tx) error { return fn(boltKV{tx}) })
+	return b.s.update(func(tx *bolt.Tx, ch *changes) error { return fn(boltKV{tx, ch}) })
 }
 
 func (b boltFile) view(fn func(kv) error) error {
-	return b.s.view(func(tx *bolt.Tx) error { return fn(boltKV{tx}) })
+	return b.s.view(func(tx *bolt.Tx) error { return fn(boltKV{tx, nil}) })
 }
 
 func (b boltFile) describe() string { return "state file " + b.s.path }
@@ -30,7 +30,7 @@ func (b boltFile) close() error { return nil }
 // that ran on this host and no longer exists (its pid and start time are
 // gone) is replaced, and returned as broken.
 func (b boltFile) tryLock(info LockInfo) (holder, broken *LockInfo, release func() error, err error) {
-	err = b.s.update(func(tx *bolt.Tx) error {
+	err = b.s.update(func(tx *bolt.Tx, _ *changes) error {
 		bk := tx.Bucket(bucketLock)
 		if v := bk.Get(keyLock); v != nil {
 			var cur LockInfo
@@ -58,7 +58,7 @@ func (b boltFile) tryLock(info LockInfo) (holder, broken *LockInfo, release func
 // release removes the lock if it is still id's: one force-unlocked and
 // taken by someone else is left alone.
 func (b boltFile) release(id string) error {
-	return b.s.update(func(tx *bolt.Tx) error {
+	return b.s.update(func(tx *bolt.Tx, _ *changes) error {
 		bk := tx.Bucket(bucketLock)
 		v := bk.Get(keyLock)
 		if v == nil {

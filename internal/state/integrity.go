@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -210,8 +212,10 @@ func invariants(tx *bolt.Tx) error {
 	}); err != nil {
 		return err
 	}
-	if want, got := tx.Bucket(bucketMeta).Get(keySum), checksum(tx); want != nil && string(want) != got {
-		return fmt.Errorf("the checksum of its records does not match: they were changed outside flowctl (recorded %.16s…, computed %.16s…)", want, got)
+	if want := tx.Bucket(bucketMeta).Get(keySum); want != nil {
+		if got := computedSeal(tx, want); string(want) != got {
+			return fmt.Errorf("the checksum of its records does not match: they were changed outside flowctl (recorded %.16s…, computed %.16s…)", want, got)
+		}
 	}
 	if err := checkMeta(tx.Bucket(bucketMeta)); err != nil {
 		return err
@@ -295,9 +299,157 @@ func checkRecords(tx *bolt.Tx) error {
 	})
 }
 
-// checksum is the SHA-256 of every bucket but the history (which only
-// grows, and which no plan reads), the checksum itself left out.
-func checksum(tx *bolt.Tx) string {
+// The seal: what the last write left in meta's "checksum". It covers
+// every bucket but the history (which only grows, and which no plan reads)
+// and the seal itself. Two forms:
+//
+//   - legacy: the hex SHA-256 of every covered key and value in order
+//     (legacyChecksum). Files sealed so are still checked that way, and
+//     sealed the new way at their next write.
+//   - "2:<records>:<rest>": <records> is the sum, modulo 2^256, of a
+//     SHA-256 of each entry of the components and data buckets (its
+//     bucket path, key and value, or that it is a bucket); <rest> is the
+//     SHA-256 of the meta and lock entries and of <records>. A bit flipped
+//     in any entry changes that entry's hash and so the sum, as it changed
+//     the whole SHA-256 before; but a write updates the sum with the hashes
+//     of the entries it changed, before and after (changes), instead of
+//     hashing every record again: O(changes) per write, not O(records).
+const sealPrefix = "2:"
+
+// sum256 is a sum of entry hashes modulo 2^256, as four 64-bit limbs,
+// least significant first.
+type sum256 [4]uint64
+
+func (s *sum256) add(d *[32]byte) {
+	var carry uint64
+	for i := range s {
+		s[i], carry = bits.Add64(s[i], binary.LittleEndian.Uint64(d[8*i:]), carry)
+	}
+}
+
+func (s *sum256) sub(d *[32]byte) {
+	var borrow uint64
+	for i := range s {
+		s[i], borrow = bits.Sub64(s[i], binary.LittleEndian.Uint64(d[8*i:]), borrow)
+	}
+}
+
+func (s *sum256) bytes() []byte {
+	out := make([]byte, 32)
+	for i, l := range s {
+		binary.LittleEndian.PutUint64(out[8*i:], l)
+	}
+	return out
+}
+
+func parseSum256(h string) (sum256, bool) {
+	var s sum256
+	b, err := hex.DecodeString(h)
+	if err != nil || len(b) != 32 {
+		return s, false
+	}
+	for i := range s {
+		s[i] = binary.LittleEndian.Uint64(b[8*i:])
+	}
+	return s, true
+}
+
+// entryDigest is the hash of one entry: its bucket path, key, and value or
+// (value nil) the mark of a nested bucket, each length-prefixed.
+func entryDigest(path []string, k, v []byte) [32]byte {
+	h := sha256.New()
+	var n [4]byte
+	add := func(b []byte) {
+		binary.BigEndian.PutUint32(n[:], uint32(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	h.Write([]byte{byte(len(path))})
+	for _, p := range path {
+		add([]byte(p))
+	}
+	add(k)
+	if v == nil {
+		h.Write([]byte{'B'})
+	} else {
+		h.Write([]byte{'V'})
+		add(v)
+	}
+	var d [32]byte
+	h.Sum(d[:0])
+	return d
+}
+
+// recordsSum is the sum of the entry hashes of the components and data
+// buckets, every one read.
+func recordsSum(tx *bolt.Tx) sum256 {
+	var s sum256
+	var walk func(path []string, b *bolt.Bucket)
+	walk = func(path []string, b *bolt.Bucket) {
+		_ = b.ForEach(func(k, v []byte) error {
+			d := entryDigest(path, k, v)
+			s.add(&d)
+			if v == nil {
+				if sub := b.Bucket(k); sub != nil {
+					walk(append(path[:len(path):len(path)], string(k)), sub)
+				}
+			}
+			return nil
+		})
+	}
+	for _, name := range [][]byte{bucketComponents, bucketData} {
+		if b := tx.Bucket(name); b != nil {
+			walk([]string{string(name)}, b)
+		}
+	}
+	return s
+}
+
+// sealOf is the seal of the file whose components and data sum to records.
+func sealOf(tx *bolt.Tx, records sum256) string {
+	h := sha256.New()
+	var n [4]byte
+	add := func(b []byte) {
+		binary.BigEndian.PutUint32(n[:], uint32(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	rec := records.bytes()
+	add(rec)
+	for _, name := range [][]byte{bucketMeta, bucketLock} {
+		add(name)
+		b := tx.Bucket(name)
+		if b == nil {
+			continue
+		}
+		_ = b.ForEach(func(k, v []byte) error {
+			if name[0] == 'm' && bytes.Equal(k, keySum) {
+				return nil
+			}
+			add(k)
+			if v == nil {
+				h.Write([]byte{'{', '}'}) // not flowctl's: checkMeta refuses it
+				return nil
+			}
+			add(v)
+			return nil
+		})
+	}
+	return sealPrefix + hex.EncodeToString(rec) + ":" + hex.EncodeToString(h.Sum(nil))
+}
+
+// computedSeal is the seal of what tx holds, in the form of want (legacy
+// or not), every record read.
+func computedSeal(tx *bolt.Tx, want []byte) string {
+	if !bytes.HasPrefix(want, []byte(sealPrefix)) {
+		return legacyChecksum(tx)
+	}
+	return sealOf(tx, recordsSum(tx))
+}
+
+// legacyChecksum is the seal of files written before the sum: the SHA-256
+// of every bucket but the history, the checksum itself left out.
+func legacyChecksum(tx *bolt.Tx) string {
 	h := sha256.New()
 	var n [4]byte
 	add := func(b []byte) {
@@ -337,11 +489,118 @@ func checksum(tx *bolt.Tx) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// seal records the checksum of what the transaction leaves.
-func seal(tx *bolt.Tx) error {
-	sum := checksum(tx)
+// changes are the component and data entries a write transaction
+// touched, each with its hash as the transaction found it, so that seal
+// can take those out of the sum and put the new ones in. Every write to
+// those buckets goes through boltKV, which records it here.
+type changes struct {
+	tx      *bolt.Tx
+	touched map[string]*touch
+	order   []*touch
+}
+
+type touch struct {
+	path   []string
+	key    []byte
+	had    bool
+	before [32]byte
+}
+
+func newChanges(tx *bolt.Tx) *changes {
+	return &changes{tx: tx, touched: map[string]*touch{}}
+}
+
+// sealedPath is the bucket path of a kv bucket the sum covers, or nil.
+func sealedPath(bucket string) []string {
+	top, sub, nested := strings.Cut(bucket, "/")
+	switch {
+	case top == bkComponents && !nested:
+		return []string{top}
+	case top == "data" && nested:
+		return []string{top, sub}
+	case top == "data":
+		return []string{top}
+	}
+	return nil
+}
+
+// note records key of bucket (a kv bucket name) as about to change. The
+// first note of a key keeps its hash from before the transaction.
+func (c *changes) note(bucket string, key []byte) {
+	if c == nil {
+		return
+	}
+	path := sealedPath(bucket)
+	if path == nil {
+		return
+	}
+	id := strings.Join(path, "\x00") + "\x00\x00" + string(key)
+	if _, ok := c.touched[id]; ok {
+		return
+	}
+	t := &touch{path: path, key: append([]byte(nil), key...)}
+	if v, ok := lookup(c.tx, path, key); ok {
+		t.had, t.before = true, entryDigest(path, key, v)
+	}
+	c.touched[id] = t
+	c.order = append(c.order, t)
+}
+
+// lookup finds key in the bucket at path: its value (nil for a nested
+// bucket) and whether it exists.
+func lookup(tx *bolt.Tx, path []string, key []byte) ([]byte, bool) {
+	b := tx.Bucket([]byte(path[0]))
+	for _, p := range path[1:] {
+		if b == nil {
+			return nil, false
+		}
+		b = b.Bucket([]byte(p))
+	}
+	if b == nil {
+		return nil, false
+	}
+	if v := b.Get(key); v != nil {
+		return v, true
+	}
+	return nil, b.Bucket(key) != nil
+}
+
+// apply moves s from the entries' hashes before the transaction to their
+// hashes now.
+func (c *changes) apply(s *sum256) {
+	for _, t := range c.order {
+		if t.had {
+			s.sub(&t.before)
+		}
+		if v, ok := lookup(c.tx, t.path, t.key); ok {
+			d := entryDigest(t.path, t.key, v)
+			s.add(&d)
+		}
+	}
+}
+
+// seal records the seal of what the transaction leaves. With ch (every
+// change to the components and data this transaction made) and a file
+// already sealed with a sum, only the changed entries are hashed; else
+// every one.
+func seal(tx *bolt.Tx, ch *changes) error {
 	meta := tx.Bucket(bucketMeta)
-	if string(meta.Get(keySum)) == sum {
+	prev := string(meta.Get(keySum))
+	var records sum256
+	ok := false
+	if ch != nil {
+		if rest, found := strings.CutPrefix(prev, sealPrefix); found {
+			h, _, _ := strings.Cut(rest, ":")
+			records, ok = parseSum256(h)
+		}
+	}
+	if ok {
+		ch.apply(&records)
+	} else {
+		records = recordsSum(tx)
+	}
+	sum := sealOf(tx, records)
+	if prev == sum {
 		return nil
 	}
 	return meta.Put(keySum, []byte(sum))

@@ -60,8 +60,12 @@ const (
 )
 
 // boltKV is a kv over a bbolt transaction; "data/<ns>" is the bucket ns
-// nested in the bucket "data".
-type boltKV struct{ tx *bolt.Tx }
+// nested in the bucket "data". A write transaction's boltKV notes in ch
+// every entry of the sealed buckets it is about to change (see seal).
+type boltKV struct {
+	tx *bolt.Tx
+	ch *changes
+}
 
 func (b boltKV) bucket(name string, create bool) (*bolt.Bucket, error) {
 	top, sub, nested := strings.Cut(name, "/")
@@ -70,6 +74,9 @@ func (b boltKV) bucket(name string, create bool) (*bolt.Bucket, error) {
 		return bk, nil
 	}
 	if create {
+		if bk.Bucket([]byte(sub)) == nil {
+			b.ch.note(top, []byte(sub))
+		}
 		return bk.CreateBucketIfNotExists([]byte(sub))
 	}
 	return bk.Bucket([]byte(sub)), nil
@@ -88,6 +95,7 @@ func (b boltKV) put(bucket string, key, value []byte) error {
 	if err != nil {
 		return err
 	}
+	b.ch.note(bucket, key)
 	return bk.Put(key, value)
 }
 
@@ -96,6 +104,7 @@ func (b boltKV) del(bucket string, key []byte) error {
 	if bk == nil {
 		return nil
 	}
+	b.ch.note(bucket, key)
 	return bk.Delete(key)
 }
 

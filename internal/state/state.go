@@ -236,7 +236,7 @@ func (s *Store) create(pipeline, why string) error {
 				}
 			}
 			s.created = true
-			return seal(tx)
+			return seal(tx, nil)
 		})
 		if cerr := db.Close(); err == nil {
 			err = cerr
@@ -296,7 +296,7 @@ func (s *Store) open(readOnly bool) (*bolt.DB, fileVersion, bool, error) {
 	}
 }
 
-func (s *Store) update(fn func(*bolt.Tx) error) error {
+func (s *Store) update(fn func(*bolt.Tx, *changes) error) error {
 	s.file.mu.Lock()
 	defer s.file.mu.Unlock()
 	return s.updateLocked(fn)
@@ -304,8 +304,10 @@ func (s *Store) update(fn func(*bolt.Tx) error) error {
 
 // updateLocked is update for a caller holding s.file.mu. It keeps the
 // previous version of the file as the backup when the transaction moves
-// the serial, and seals what it wrote.
-func (s *Store) updateLocked(fn func(*bolt.Tx) error) error {
+// the serial, and seals what it wrote. fn writes the components and data
+// through a boltKV with the changes it is given (the seal is updated from
+// them); the meta and lock buckets it may write directly.
+func (s *Store) updateLocked(fn func(*bolt.Tx, *changes) error) error {
 	if s.readOnly {
 		return fmt.Errorf("state file %s: %w", s.path, errReadOnly)
 	}
@@ -322,7 +324,8 @@ func (s *Store) updateLocked(fn func(*bolt.Tx) error) error {
 				}
 			}
 			before := btoi(tx.Bucket(bucketMeta).Get(keySerial))
-			if err := fn(tx); err != nil {
+			ch := newChanges(tx)
+			if err := fn(tx, ch); err != nil {
 				return err
 			}
 			if btoi(tx.Bucket(bucketMeta).Get(keySerial)) != before {
@@ -330,7 +333,7 @@ func (s *Store) updateLocked(fn func(*bolt.Tx) error) error {
 					return err
 				}
 			}
-			return seal(tx)
+			return seal(tx, ch)
 		})
 		if err == nil {
 			// What this process just wrote is sound: bbolt wrote it

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -77,4 +78,44 @@ func BenchmarkCheckFile(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkUpdateOneOfMany is one start recorded in the state of a large
+// pipeline: an Update of one component record among n, each record the
+// size of a process component's (a spec, a handle, ports). The seal's cost
+// grows with n when it hashes every record, not when it hashes the change.
+func BenchmarkUpdateOneOfMany(b *testing.B) {
+	spec := []byte(fmt.Sprintf(`{"command":["sleep","1000000"],"env":{"A":%q}}`, strings.Repeat("x", 600)))
+	for _, n := range []int{100, 1000, 2000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			s, err := Open(filepath.Join(b.TempDir(), "p.state.db"), "p")
+			if err != nil {
+				b.Fatal(err)
+			}
+			rec := func(i int) *Record {
+				return &Record{Address: fmt.Sprintf("source.c%04d", i), Kind: "source", ID: fmt.Sprintf("c%04d", i), Provider: "process",
+					SpecHash: fmt.Sprintf("%064d", i), Spec: spec, Handle: []byte(`{"pid":1234,"start_ticks":99,"shim_pid":1233}`),
+					Status: StatusRunning, Ports: map[string]int{"PORT": 4000 + i}}
+			}
+			if err := s.Update(func(tx *Tx) error {
+				for i := range n {
+					if err := tx.PutComponent(rec(i)); err != nil {
+						return err
+					}
+				}
+				return nil
+			}); err != nil {
+				b.Fatal(err)
+			}
+			i := 0
+			for b.Loop() {
+				r := rec(i % n)
+				r.Status = StatusCreating
+				if err := s.Update(func(tx *Tx) error { return tx.PutComponent(r) }); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
 }
