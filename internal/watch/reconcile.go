@@ -15,6 +15,7 @@ import (
 	"github.com/flowctl/flowctl/internal/controlplane"
 	"github.com/flowctl/flowctl/internal/graph"
 	"github.com/flowctl/flowctl/internal/health"
+	"github.com/flowctl/flowctl/internal/plan"
 	"github.com/flowctl/flowctl/internal/providers"
 	"github.com/flowctl/flowctl/internal/state"
 	"github.com/flowctl/flowctl/pkg/contract"
@@ -92,10 +93,28 @@ type Reconciler struct {
 	since time.Time
 	// lastPass is when the latest pass ended.
 	lastPass time.Time
-	// healthy are the trackers a pass found newly healthy, saved together
-	// at its end (saveHealthy).
-	healthy map[string]*tracked
+	// unsaved are the trackers a pass changed, and writes the component
+	// records' statuses (with their history rows) it decided on: written
+	// together in one transaction before its restarts and at its end
+	// (flush). At 1,000 components a transaction each cost serve a seal
+	// over every record and made every other process re-check the file.
+	unsaved  map[string]*tracked
+	statuses []statusWrite
+	// due are the restarts a pass found due, run together at its end
+	// (restartDue).
+	due []due
 }
+
+// due is a restart a pass found due.
+type due struct {
+	rec  *state.Record
+	comp *config.Component
+	tr   *tracked
+}
+
+// restartParallel bounds how many restarts run at once: a hundred
+// components killed together come back in a few rounds, not one by one.
+const restartParallel = 20
 
 // tracked is the loop's view of one component.
 type tracked struct {
@@ -179,7 +198,7 @@ func (r *Reconciler) reconcile(ctx context.Context) time.Time {
 		r.opts.Log.Warn("restart watcher: read state", "err", err)
 		return time.Time{}
 	}
-	defer r.saveHealthy()
+	defer r.flush()
 	present := map[string]bool{}
 	var next time.Time
 	soonest := func(t time.Time) {
@@ -194,6 +213,8 @@ func (r *Reconciler) reconcile(ctx context.Context) time.Time {
 		}
 		soonest(r.one(ctx, rec, saved[rec.Address]))
 	}
+	r.flush()
+	soonest(r.restartDue(ctx))
 	r.mu.Lock()
 	var gone []string
 	for a := range r.trackers {
@@ -245,7 +266,8 @@ func (r *Reconciler) one(ctx context.Context, rec *state.Record, saved []byte) t
 		if r.opts.Clock.Now().Before(at) {
 			return at
 		}
-		return r.restart(ctx, rec, comp, tr)
+		r.due = append(r.due, due{rec, comp, tr})
+		return time.Time{}
 	}
 	unwatched := r.unwatched(rec, tr)
 	f, next := r.look(ctx, rec, comp, tr)
@@ -343,7 +365,8 @@ func (r *Reconciler) act(ctx context.Context, rec *state.Record, comp *config.Co
 		return time.Time{}
 	}
 	if !r.opts.Clock.Now().Before(d.At) {
-		return r.restart(ctx, rec, comp, tr)
+		r.due = append(r.due, due{rec, comp, tr})
+		return time.Time{}
 	}
 	return d.At
 }
@@ -388,10 +411,7 @@ func (r *Reconciler) checkRunning(ctx context.Context, rec *state.Record, comp *
 		before := tr.t.State()
 		tr.t.Healthy()
 		if tr.t.State() != before {
-			if r.healthy == nil {
-				r.healthy = map[string]*tracked{}
-			}
-			r.healthy[rec.Address] = tr
+			r.save(rec.Address, tr)
 		}
 	}
 	return nil, next
@@ -503,41 +523,82 @@ func heartbeatInterval(reg controlplane.Registration) time.Duration {
 	return contract.DefaultHeartbeatInterval
 }
 
-// restart starts the pending attempt's new instance, through the engine,
-// under the operation lock (it waits for an apply to finish), then, when
-// the component says restart_dependents, its downstream components.
-//
-// A restart whose new instance fails (it does not start, or exits before
-// it is ready) is the next failure of the streak: counted, backed off, and
-// a crash loop once the retries are spent. The watcher follows the new
-// instance from then on. It returns when to look again.
-func (r *Reconciler) restart(ctx context.Context, rec *state.Record, comp *config.Component, tr *tracked) time.Time {
-	log := r.opts.Log.With("component", rec.Address)
-	st := tr.t.State()
+// restartDue runs the restarts the pass found due, up to restartParallel
+// at once, under one acquisition of the operation lock (it waits for an
+// apply to finish); then, for each restarted component that says
+// restart_dependents, its downstream components, one after another. It
+// returns when to look again.
+func (r *Reconciler) restartDue(ctx context.Context) time.Time {
+	batch := r.due
+	r.due = nil
+	if len(batch) == 0 {
+		return time.Time{}
+	}
 	lock, err := r.opts.Store.Acquire(ctx, state.LockOptions{Operation: lockOperation, Brief: true})
 	if err != nil {
 		// An apply holds the lock: the next look tries again.
-		log.Debug("restart watcher: operation lock busy", "err", err)
+		r.opts.Log.Debug("restart watcher: operation lock busy", "err", err, "restarts", len(batch))
 		return time.Time{}
 	}
 	defer lock.Release()
-	// Re-read under the lock: an apply may have changed it meanwhile (a
-	// new instance, a new spec, a replacement under way or failed).
-	cur := r.readRecord(rec.Address)
-	if !sameInstance(cur, rec) {
-		return time.Time{}
+	// Re-read under the lock: an apply may have changed them meanwhile
+	// (a new instance, a new spec, a replacement under way or failed).
+	type started struct {
+		instance string
+		err      error
+		skip     bool
 	}
-	log.Info("restart watcher: restarting", "reason", st.Reason, "attempt", st.Attempt, "delay", st.Delay)
-	newInstance, err := r.startAgain(ctx, cur, comp, st.Reason, func(ev *state.Event) {
-		ev.Attempt, ev.Delay = st.Attempt, st.Delay.String()
-	})
+	out := make([]started, len(batch))
+	var run []restartRun
+	for i, d := range batch {
+		cur := r.readRecord(d.rec.Address)
+		if ctx.Err() != nil || !sameInstance(cur, d.rec) {
+			out[i].skip = true
+			continue
+		}
+		st := d.tr.t.State()
+		r.opts.Log.Info("restart watcher: restarting", "component", d.rec.Address, "reason", st.Reason, "attempt", st.Attempt, "delay", st.Delay)
+		run = append(run, restartRun{cur: cur, comp: d.comp, reason: st.Reason, annotate: func(ev *state.Event) {
+			ev.Attempt, ev.Delay = st.Attempt, st.Delay.String()
+		}})
+	}
+	res := r.startMany(ctx, run)
+	for i, d := range batch {
+		if !out[i].skip {
+			o := res[d.rec.Address]
+			out[i].instance, out[i].err = o.instance, o.err
+		}
+	}
+	var next time.Time
+	for i, d := range batch {
+		if out[i].skip {
+			continue
+		}
+		t, ok := r.restarted(d.rec, d.tr, out[i].instance, out[i].err)
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+		if ok && d.comp.Restart.Dependents {
+			r.restartDependents(ctx, d.rec.Address)
+		}
+	}
+	return next
+}
+
+// restarted follows up a restart of rec: the watcher follows the new
+// instance (newInstance, when there is one) from then on. A restart that
+// failed (err: the new instance did not start, or exited before it was
+// ready) is the next failure of the streak: counted, backed off, and a
+// crash loop once the retries are spent. It returns when to look again,
+// and whether the restart succeeded.
+func (r *Reconciler) restarted(rec *state.Record, tr *tracked, newInstance string, err error) (time.Time, bool) {
 	if newInstance != "" {
 		tr.instance = newInstance
 	}
 	tr.liveness, tr.probe, tr.hb = nil, nil, time.Time{}
 	tr.looked = r.opts.Clock.Now()
 	if err != nil {
-		log.Warn("restart watcher: restart failed", "err", err)
+		r.opts.Log.Warn("restart watcher: restart failed", "component", rec.Address, "err", err)
 		d := tr.t.Failed(StartFailed(err))
 		r.save(rec.Address, tr)
 		instance := rec.InstanceID
@@ -546,16 +607,13 @@ func (r *Reconciler) restart(ctx context.Context, rec *state.Record, comp *confi
 		}
 		r.record(rec.Address, instance, d)
 		if d.Action == ActRestart {
-			return d.At
+			return d.At, false
 		}
-		return time.Time{}
+		return time.Time{}, false
 	}
 	tr.t.Restarted()
 	r.save(rec.Address, tr)
-	if comp.Restart.Dependents {
-		r.restartDependents(ctx, rec.Address)
-	}
-	return time.Time{}
+	return time.Time{}, true
 }
 
 // sameInstance reports whether cur, the record as read under the lock, is
@@ -622,22 +680,31 @@ func (r *Reconciler) restartDependents(ctx context.Context, addr string) {
 	}
 }
 
+// openEnv fills comp's environment from cur's sealed one, if it has one.
+func (r *Reconciler) openEnv(cur *state.Record, comp *config.Component) error {
+	if cur.SealedEnv == "" {
+		return nil
+	}
+	if r.opts.Open == nil {
+		return errors.New("its environment is sealed and no secret opens it")
+	}
+	b, err := r.opts.Open(cur.SealedEnv)
+	if err == nil {
+		err = json.Unmarshal(b, &comp.Env)
+	}
+	if err != nil {
+		return fmt.Errorf("open its sealed environment (token secret rotated?): %w", err)
+	}
+	return nil
+}
+
 // startAgain stops cur's instance and starts a new one of comp through the
 // engine (a new instance ID and token, the same ports), recording one
 // history event with reason; it returns the new instance ID, also when
 // that instance failed. The caller holds the operation lock.
 func (r *Reconciler) startAgain(ctx context.Context, cur *state.Record, comp *config.Component, reason string, annotate func(*state.Event)) (string, error) {
-	if cur.SealedEnv != "" {
-		if r.opts.Open == nil {
-			return "", errors.New("its environment is sealed and no secret opens it")
-		}
-		b, err := r.opts.Open(cur.SealedEnv)
-		if err == nil {
-			err = json.Unmarshal(b, &comp.Env)
-		}
-		if err != nil {
-			return "", fmt.Errorf("open its sealed environment (token secret rotated?): %w", err)
-		}
+	if err := r.openEnv(cur, comp); err != nil {
+		return "", err
 	}
 	opts := apply.Options{
 		Operation: lockOperation, WorkDir: cur.WorkDir, Parallelism: 1, EventAtStart: true,
@@ -657,6 +724,118 @@ func (r *Reconciler) startAgain(ctx context.Context, cur *state.Record, comp *co
 	return r.opts.Engine.Restart(ctx, cur, comp, reason, opts)
 }
 
+// restartRun is one component for startMany to restart.
+type restartRun struct {
+	cur      *state.Record
+	comp     *config.Component
+	reason   string
+	annotate func(*state.Event)
+}
+
+// restartResult is how a restart of startMany went: the new instance's
+// ID (also when it failed), and its error.
+type restartResult struct {
+	instance string
+	err      error
+}
+
+// startMany is startAgain for several components at once: one run of the
+// engine (one read of the state's records, restartParallel starts at a
+// time) per work folder, instead of one each. The caller holds the
+// operation lock. It returns each one's result by address.
+func (r *Reconciler) startMany(ctx context.Context, runs []restartRun) map[string]restartResult {
+	out := make(map[string]restartResult, len(runs))
+	byDir := map[string][]restartRun{}
+	var dirs []string
+	for _, rr := range runs {
+		if err := r.openEnv(rr.cur, rr.comp); err != nil {
+			out[rr.cur.Address] = restartResult{err: err}
+			continue
+		}
+		if byDir[rr.cur.WorkDir] == nil {
+			dirs = append(dirs, rr.cur.WorkDir)
+		}
+		byDir[rr.cur.WorkDir] = append(byDir[rr.cur.WorkDir], rr)
+	}
+	for _, dir := range dirs {
+		group := byDir[dir]
+		if len(group) == 1 {
+			rr := group[0]
+			inst, err := r.startAgain(ctx, rr.cur, rr.comp, rr.reason, rr.annotate)
+			out[rr.cur.Address] = restartResult{inst, err}
+			continue
+		}
+		for addr, res := range r.startGroup(ctx, dir, group) {
+			out[addr] = res
+		}
+	}
+	return out
+}
+
+// startGroup restarts group, whose records share the work folder dir, in
+// one run of the engine.
+func (r *Reconciler) startGroup(ctx context.Context, dir string, group []restartRun) map[string]restartResult {
+	out := make(map[string]restartResult, len(group))
+	var pipeline string
+	if err := r.opts.Store.View(func(tx *state.Tx) error { pipeline = tx.Meta().Pipeline; return nil }); err != nil {
+		for _, rr := range group {
+			out[rr.cur.Address] = restartResult{err: err}
+		}
+		return out
+	}
+	p := &plan.Plan{Pipeline: pipeline}
+	desired := &config.Pipeline{Name: pipeline}
+	byAddr := make(map[string]restartRun, len(group))
+	for _, rr := range group {
+		cur := rr.cur
+		p.Changes = append(p.Changes, &plan.Change{
+			Address: cur.Address, Action: plan.Restart, Reason: plan.Reason(rr.reason),
+			Provider: cur.Provider, PriorProvider: cur.Provider, Handle: cur.Handle,
+			SpecHash: cur.SpecHash, Spec: cur.Spec,
+		})
+		desired.Components = append(desired.Components, rr.comp)
+		byAddr[cur.Address] = rr
+	}
+	opts := apply.Options{
+		Operation: lockOperation, WorkDir: dir, Parallelism: restartParallel, EventAtStart: true,
+		ReadyTimeout: restartReadyTimeout,
+		Annotate: func(ev *state.Event) {
+			if rr, ok := byAddr[ev.Address]; ok {
+				ev.Reason = rr.reason
+				if rr.annotate != nil {
+					rr.annotate(ev)
+				}
+			}
+		},
+	}
+	res, err := r.opts.Engine.Apply(ctx, nil, p, desired, opts)
+	if res == nil {
+		if err == nil {
+			err = errors.New("the engine returned no outcome")
+		}
+		for _, rr := range group {
+			out[rr.cur.Address] = restartResult{err: err}
+		}
+		return out
+	}
+	for _, o := range res.Outcomes {
+		var e error
+		switch {
+		case o.Err != nil:
+			e = o.Err
+		case o.Skipped != "":
+			e = errors.New(o.Skipped)
+		}
+		out[o.Address] = restartResult{o.InstanceID, e}
+	}
+	for _, rr := range group {
+		if _, ok := out[rr.cur.Address]; !ok {
+			out[rr.cur.Address] = restartResult{err: errors.New("the engine did not restart it")}
+		}
+	}
+	return out
+}
+
 // readRecord reads one component record (nil when gone or unreadable).
 func (r *Reconciler) readRecord(addr string) *state.Record {
 	var rec *state.Record
@@ -668,50 +847,78 @@ func (r *Reconciler) readRecord(addr string) *state.Record {
 	return rec
 }
 
-// saveHealthy persists, in one write, the trackers the pass found newly
-// healthy: after an apply of 1,000 components, one write per component
-// cost serve a transaction each (a seal over every record) and made every
-// other process re-check the whole file before its next transaction.
-func (r *Reconciler) saveHealthy() {
-	if len(r.healthy) == 0 {
+// statusWrite is a status to record on a component's record, if it is
+// still the instance the watcher looked at, and a history row (when ev is
+// not nil) to append in the same transaction.
+type statusWrite struct {
+	addr, instance, status, reason string
+	code                           *int
+	ev                             *state.Event
+}
+
+// flush writes, in one transaction, the trackers and statuses the pass
+// queued (save, setStatus).
+func (r *Reconciler) flush() {
+	if len(r.unsaved) == 0 && len(r.statuses) == 0 {
 		return
 	}
 	saved := map[string][]byte{}
-	for addr, tr := range r.healthy {
+	for addr, tr := range r.unsaved {
 		st := tr.t.State()
 		st.Instance = tr.instance
 		if b, err := st.Marshal(); err == nil {
 			saved[addr] = b
 		}
 	}
-	r.healthy = nil
-	if err := r.opts.Store.Update(func(tx *state.Tx) error {
+	statuses := r.statuses
+	r.unsaved, r.statuses = nil, nil
+	err := r.opts.Store.Update(func(tx *state.Tx) error {
 		for addr, b := range saved {
 			if err := tx.PutData(DataNamespace, addr, b); err != nil {
 				return err
 			}
 		}
+		for _, w := range statuses {
+			if err := putStatus(tx, w); err != nil {
+				return err
+			}
+		}
 		return nil
-	}); err != nil {
-		r.opts.Log.Warn("restart watcher: save", "components", len(saved), "err", err)
-	}
-}
-
-// save persists a tracker's state.
-func (r *Reconciler) save(addr string, tr *tracked) {
-	st := tr.t.State()
-	st.Instance = tr.instance
-	b, err := st.Marshal()
+	})
 	if err != nil {
-		return
-	}
-	if err := r.opts.Store.Update(func(tx *state.Tx) error { return tx.PutData(DataNamespace, addr, b) }); err != nil {
-		r.opts.Log.Warn("restart watcher: save", "component", addr, "err", err)
+		r.opts.Log.Warn("restart watcher: save", "components", len(saved), "statuses", len(statuses), "err", err)
 	}
 }
 
-// setStatus records a status on the component's record, if it is still the
-// instance the watcher looked at.
+// putStatus carries out w in tx.
+func putStatus(tx *state.Tx, w statusWrite) error {
+	if w.ev != nil {
+		if err := tx.AppendHistory(w.ev); err != nil {
+			return err
+		}
+	}
+	cur, err := tx.Component(w.addr)
+	if err != nil || cur == nil || cur.InstanceID != w.instance || cur.Status == state.StatusCreating || cur.Status == state.StatusStopped {
+		return err
+	}
+	cur.Status, cur.StatusReason = w.status, w.reason
+	if w.code != nil {
+		c := *w.code
+		cur.LastExitCode = &c
+	}
+	return tx.PutComponent(cur)
+}
+
+// save queues a tracker's state for the pass's next flush.
+func (r *Reconciler) save(addr string, tr *tracked) {
+	if r.unsaved == nil {
+		r.unsaved = map[string]*tracked{}
+	}
+	r.unsaved[addr] = tr
+}
+
+// setStatus queues a status for the component's record, if it is still
+// the instance the watcher looked at.
 func (r *Reconciler) setStatus(addr, instance, status, reason string, code *int) {
 	r.setStatusAndLog(addr, instance, status, reason, code, nil)
 }
@@ -719,26 +926,7 @@ func (r *Reconciler) setStatus(addr, instance, status, reason string, code *int)
 // setStatusAndLog is setStatus that also appends ev (when not nil) to the
 // history in the same transaction.
 func (r *Reconciler) setStatusAndLog(addr, instance, status, reason string, code *int, ev *state.Event) {
-	err := r.opts.Store.Update(func(tx *state.Tx) error {
-		if ev != nil {
-			if err := tx.AppendHistory(ev); err != nil {
-				return err
-			}
-		}
-		cur, err := tx.Component(addr)
-		if err != nil || cur == nil || cur.InstanceID != instance || cur.Status == state.StatusCreating || cur.Status == state.StatusStopped {
-			return err
-		}
-		cur.Status, cur.StatusReason = status, reason
-		if code != nil {
-			c := *code
-			cur.LastExitCode = &c
-		}
-		return tx.PutComponent(cur)
-	})
-	if err != nil {
-		r.opts.Log.Warn("restart watcher: record status", "component", addr, "err", err)
-	}
+	r.statuses = append(r.statuses, statusWrite{addr: addr, instance: instance, status: status, reason: reason, code: code, ev: ev})
 }
 
 func (r *Reconciler) rand() Rand {
