@@ -212,7 +212,8 @@ func invariants(tx *bolt.Tx) error {
 	}); err != nil {
 		return err
 	}
-	if want := tx.Bucket(bucketMeta).Get(keySum); want != nil {
+	want := tx.Bucket(bucketMeta).Get(keySum)
+	if want != nil {
 		if got := computedSeal(tx, want); string(want) != got {
 			return fmt.Errorf("the checksum of its records does not match: they were changed outside flowctl (recorded %.16s…, computed %.16s…)", want, got)
 		}
@@ -220,7 +221,7 @@ func invariants(tx *bolt.Tx) error {
 	if err := checkMeta(tx.Bucket(bucketMeta)); err != nil {
 		return err
 	}
-	return checkRecords(tx)
+	return checkRecords(tx, bytes.HasPrefix(want, []byte(sealPrefix)))
 }
 
 func checkMeta(meta *bolt.Bucket) error {
@@ -256,8 +257,16 @@ func checkMeta(meta *bolt.Bucket) error {
 }
 
 // checkRecords decodes every component record, history event and lock,
-// and checks the data namespaces are buckets.
-func checkRecords(tx *bolt.Tx) error {
+// and checks the data namespaces are buckets. sealed says the file's seal
+// covers the records and events and matched: they are then, byte for
+// byte, what flowctl wrote (from a Record or Event), and are not decoded
+// again — the check of a file another process wrote would otherwise cost
+// a decode of every record and of the whole history, which grows with
+// every operation.
+func checkRecords(tx *bolt.Tx, sealed bool) error {
+	if sealed {
+		return checkLockAndData(tx)
+	}
 	if err := tx.Bucket(bucketComponents).ForEach(func(k, v []byte) error {
 		var r Record
 		if err := json.Unmarshal(v, &r); err != nil {
@@ -282,6 +291,12 @@ func checkRecords(tx *bolt.Tx) error {
 	}); err != nil {
 		return err
 	}
+	return checkLockAndData(tx)
+}
+
+// checkLockAndData decodes the lock and checks the data namespaces are
+// buckets.
+func checkLockAndData(tx *bolt.Tx) error {
 	if err := tx.Bucket(bucketLock).ForEach(func(k, v []byte) error {
 		var l LockInfo
 		if !bytes.Equal(k, keyLock) || json.Unmarshal(v, &l) != nil {
@@ -299,21 +314,22 @@ func checkRecords(tx *bolt.Tx) error {
 	})
 }
 
-// The seal: what the last write left in meta's "checksum". It covers
-// every bucket but the history (which only grows, and which no plan reads)
-// and the seal itself. Two forms:
+// The seal: what the last write left in meta's "checksum". Two forms:
 //
-//   - legacy: the hex SHA-256 of every covered key and value in order
-//     (legacyChecksum). Files sealed so are still checked that way, and
-//     sealed the new way at their next write.
+//   - legacy: the hex SHA-256 of every key and value in order but the
+//     history's and the seal's (legacyChecksum). Files sealed so are still
+//     checked that way, and sealed the new way at their next write.
 //   - "2:<records>:<rest>": <records> is the sum, modulo 2^256, of a
-//     SHA-256 of each entry of the components and data buckets (its
-//     bucket path, key and value, or that it is a bucket); <rest> is the
-//     SHA-256 of the meta and lock entries and of <records>. A bit flipped
-//     in any entry changes that entry's hash and so the sum, as it changed
-//     the whole SHA-256 before; but a write updates the sum with the hashes
-//     of the entries it changed, before and after (changes), instead of
-//     hashing every record again: O(changes) per write, not O(records).
+//     SHA-256 of each entry of the components, history and data buckets
+//     (its bucket path, key and value, or that it is a bucket); <rest> is
+//     the SHA-256 of the meta and lock entries and of <records>. A bit
+//     flipped in any entry changes that entry's hash and so the sum, as it
+//     changed the whole SHA-256 before; but a write updates the sum with
+//     the hashes of the entries it changed, before and after (changes),
+//     instead of hashing every record again: O(changes) per write, not
+//     O(records). As it covers the history too, a file whose seal of this
+//     form matches holds only records and events flowctl wrote, and the
+//     check does not decode each again (checkRecords).
 const sealPrefix = "2:"
 
 // sum256 is a sum of entry hashes modulo 2^256, as four 64-bit limbs,
@@ -380,8 +396,11 @@ func entryDigest(path []string, k, v []byte) [32]byte {
 	return d
 }
 
-// recordsSum is the sum of the entry hashes of the components and data
-// buckets, every one read.
+// sumBuckets are the buckets whose entries the sum covers.
+var sumBuckets = [][]byte{bucketComponents, bucketHistory, bucketData}
+
+// recordsSum is the sum of the entry hashes of the components, history and
+// data buckets, every one read.
 func recordsSum(tx *bolt.Tx) sum256 {
 	var s sum256
 	var walk func(path []string, b *bolt.Bucket)
@@ -397,7 +416,7 @@ func recordsSum(tx *bolt.Tx) sum256 {
 			return nil
 		})
 	}
-	for _, name := range [][]byte{bucketComponents, bucketData} {
+	for _, name := range sumBuckets {
 		if b := tx.Bucket(name); b != nil {
 			walk([]string{string(name)}, b)
 		}
@@ -489,7 +508,7 @@ func legacyChecksum(tx *bolt.Tx) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// changes are the component and data entries a write transaction
+// changes are the component, history and data entries a write transaction
 // touched, each with its hash as the transaction found it, so that seal
 // can take those out of the sum and put the new ones in. Every write to
 // those buckets goes through boltKV, which records it here.
@@ -514,7 +533,7 @@ func newChanges(tx *bolt.Tx) *changes {
 func sealedPath(bucket string) []string {
 	top, sub, nested := strings.Cut(bucket, "/")
 	switch {
-	case top == bkComponents && !nested:
+	case (top == bkComponents || top == bkHistory) && !nested:
 		return []string{top}
 	case top == "data" && nested:
 		return []string{top, sub}
@@ -580,7 +599,7 @@ func (c *changes) apply(s *sum256) {
 }
 
 // seal records the seal of what the transaction leaves. With ch (every
-// change to the components and data this transaction made) and a file
+// change to the components, history and data this transaction made) and a file
 // already sealed with a sum, only the changed entries are hashed; else
 // every one.
 func seal(tx *bolt.Tx, ch *changes) error {

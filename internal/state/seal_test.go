@@ -61,6 +61,9 @@ func TestIncrementalSealIsTheSealOfEveryRecord(t *testing.T) {
 		if err := tx.DeleteComponent("source.c2"); err != nil {
 			return err
 		}
+		if err := tx.AppendHistory(&Event{Operation: "apply", Address: "source.c1", Result: "ok"}); err != nil {
+			return err
+		}
 		if err := tx.PutData("ns1", "k", []byte("v1")); err != nil {
 			return err
 		}
@@ -76,6 +79,17 @@ func TestIncrementalSealIsTheSealOfEveryRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("a data delete")
+	if err := s.Update(func(tx *Tx) error {
+		evs, err := tx.History(1)
+		if err != nil || len(evs) != 1 {
+			return fmt.Errorf("history: %v, %d events", err, len(evs))
+		}
+		evs[0].Result = "failed"
+		return tx.AmendHistory(evs[0])
+	}); err != nil {
+		t.Fatal(err)
+	}
+	check("a history event amended")
 	// A batch, one of whose calls fails (rolled back and run again).
 	var wg sync.WaitGroup
 	for i := 10; i < 30; i++ {
@@ -183,10 +197,14 @@ func TestARecordChangedUnderTheNewSealIsRefused(t *testing.T) {
 		{"a record added", bucketComponents, "source.z", `{"address":"source.z","kind":"source","id":"z"}`},
 		{"a record removed", bucketComponents, "source.a", ""},
 		{"the lock written", bucketLock, "holder", `{}`},
+		{"a history event's byte", bucketHistory, "\x00\x00\x00\x00\x00\x00\x00\x01", `{"seq":1,"operation":"apply","address":"source.b","result":"ok"}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStore(t)
 			if err := s.Update(func(tx *Tx) error {
+				if err := tx.AppendHistory(&Event{Operation: "apply", Address: "source.a", Result: "ok"}); err != nil {
+					return err
+				}
 				return tx.PutComponent(&Record{Address: "source.a", Kind: "source", ID: "a", Provider: "process", SpecHash: "h"})
 			}); err != nil {
 				t.Fatal(err)
