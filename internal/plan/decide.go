@@ -3,6 +3,7 @@ package plan
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/flowctl/flowctl/internal/config"
@@ -61,11 +62,12 @@ func newDecider(in Input, r Reality) *decider {
 	}
 	p.Targets = append([]string(nil), in.Options.Targets...)
 	sort.Strings(p.Targets)
-	d := &decider{in: in, r: r, p: p, records: map[string]*state.Record{}, desired: map[string]*config.Component{}, replace: map[string]bool{}, adopted: map[int]bool{}}
+	d := &decider{in: in, r: r, p: p, records: make(map[string]*state.Record, len(in.Records)), desired: map[string]*config.Component{}, replace: map[string]bool{}, adopted: map[int]bool{}}
 	for _, rec := range in.Records {
 		d.records[rec.Address] = rec
 	}
 	if in.Desired != nil && !in.Options.Destroy {
+		d.desired = make(map[string]*config.Component, len(in.Desired.Components))
 		for _, c := range in.Desired.Components {
 			d.desired[c.Address()] = c
 		}
@@ -81,17 +83,18 @@ func newDecider(in Input, r Reality) *decider {
 // shown, never acted on.
 func (d *decider) see() []Listed {
 	// Objects state knows, by fingerprint, to tell them from unrecorded ones.
-	known := map[string]bool{}
+	known := make(map[providerKey]bool, len(d.r.Observed))
+	d.p.Reality = slices.Grow(d.p.Reality, len(d.r.Observed))
 	for addr, o := range d.r.Observed {
 		prov := d.records[addr].Provider
 		d.p.Reality = append(d.p.Reality, Seen{Address: addr, Provider: prov, Exists: o.Exists, Running: o.Running, Fingerprint: o.Fingerprint, InState: true, Lineage: o.Lineage})
 		if o.Exists {
-			known[prov+"|"+o.Fingerprint] = true
+			known[providerKey{prov, o.Fingerprint}] = true
 		}
 	}
 	var unrecorded []Listed
 	for _, lo := range d.r.Listed {
-		if known[lo.Provider+"|"+lo.Object.Fingerprint] {
+		if known[providerKey{lo.Provider, lo.Object.Fingerprint}] {
 			continue
 		}
 		o := lo.Object

@@ -100,15 +100,19 @@ func recordProviders(in Input) ([]providers.Provider, error) {
 	return provs, nil
 }
 
+// providerKey names an object by its executor and a string of its own
+// (its handle, its fingerprint): a map key built without a concatenation.
+type providerKey struct{ provider, key string }
+
 func observeRecords(ctx context.Context, in Input, provs []providers.Provider, listed []Listed) (map[string]*providers.Observed, error) {
 	// What the executor listed under the very handle a record holds is
 	// what observing that handle would return: it is not asked twice (at
 	// 1,000 process components, half of a plan's refresh). An object whose
 	// end is still being written down is observed, which waits for it.
-	byHandle := make(map[string]*providers.Observed, len(listed))
+	byHandle := make(map[providerKey]*providers.Observed, len(listed))
 	for i := range listed {
 		if o := &listed[i].Object; len(o.Handle) > 0 && !o.ExitPending {
-			byHandle[listed[i].Provider+"\x00"+string(o.Handle)] = o
+			byHandle[providerKey{listed[i].Provider, string(o.Handle)}] = o
 		}
 	}
 	var (
@@ -116,7 +120,7 @@ func observeRecords(ctx context.Context, in Input, provs []providers.Provider, l
 		firstErr error
 		wg       sync.WaitGroup
 		sem      = make(chan struct{}, observeParallelism)
-		observed = map[string]*providers.Observed{}
+		observed = make(map[string]*providers.Observed, len(in.Records))
 	)
 	for i, r := range in.Records {
 		if len(r.Handle) == 0 {
@@ -127,7 +131,7 @@ func observeRecords(ctx context.Context, in Input, provs []providers.Provider, l
 			mu.Unlock()
 			continue
 		}
-		if l, ok := byHandle[r.Provider+"\x00"+string(r.Handle)]; ok {
+		if l, ok := byHandle[providerKey{r.Provider, string(r.Handle)}]; ok {
 			o := *l
 			o.Address = r.Address
 			mu.Lock()
