@@ -215,9 +215,17 @@ func runWatcher(ctx context.Context, e env) {
 		default:
 		}
 	}
+	ends := make(chan struct{}, 1)
+	end := func() {
+		select {
+		case ends <- struct{}{}:
+		default:
+		}
+	}
+	go gateEnds(ctx, e.Store, ends, signal)
 	for _, p := range e.Providers.All() {
 		if ew, ok := p.(providers.EndWatcher); ok {
-			go ew.WatchEnds(ctx, e.Meta.Pipeline, signal, e.Logger)
+			go ew.WatchEnds(ctx, e.Meta.Pipeline, end, e.Logger)
 		}
 	}
 	r := watch.NewReconciler(watch.Options{
