@@ -41,11 +41,16 @@ func (l *loop) registrations() []controlplane.Registration { return l.regs }
 // reconciler on it, jitter-free.
 func newLoop(t *testing.T, restart string) *loop {
 	t.Helper()
+	return newLoopOf(t, fmt.Sprintf("pipeline \"demo\" {}\nsource \"a\" {\n  command = [\"./a\"]\n%s\n}\n", restart))
+}
+
+// newLoopOf is newLoop for the pipeline src.
+func newLoopOf(t *testing.T, src string) *loop {
+	t.Helper()
 	store, err := state.Open(filepath.Join(t.TempDir(), "demo.state.db"), "demo")
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := fmt.Sprintf("pipeline \"demo\" {}\nsource \"a\" {\n  command = [\"./a\"]\n%s\n}\n", restart)
 	desired, diags := config.LoadBytes([]byte(src), "pipeline.hcl", config.LoadOptions{Environ: []string{}})
 	if diags.HasErrors() {
 		t.Fatal(diags)
@@ -335,4 +340,95 @@ func TestAnApplysNewInstanceEndsTheStreak(t *testing.T) {
 	if got := l.watcherHistory(); len(got) != 0 {
 		t.Fatalf("watcher history %q", got)
 	}
+}
+
+func TestReconcilerRestartsWhatEndedTogetherInOneBatchEachByItsOwnStreak(t *testing.T) {
+	const restart = `  restart {
+    policy = "on-failure"
+    backoff {
+      initial = "0s"
+    }
+  }`
+	var src strings.Builder
+	src.WriteString("pipeline \"demo\" {}\n")
+	for _, n := range []string{"a", "b", "c", "d"} {
+		fmt.Fprintf(&src, "source %q {\n  command = [\"./%s\"]\n%s\n}\n", n, n, restart)
+	}
+	l := newLoopOf(t, src.String())
+	instance := map[string]string{}
+	for _, n := range []string{"a", "b", "c", "d"} {
+		h, ok := l.fake.Current("source." + n)
+		if !ok {
+			t.Fatalf("source.%s has no object", n)
+		}
+		instance[n] = l.recordOf("source." + n).InstanceID
+		if n != "d" {
+			l.fake.Exit(h, 1)
+		}
+	}
+	// b's restart fails: that is b's next failure, and only b's.
+	l.fake.FailStart("source.b", errors.New("exec: ./b: not found"))
+	l.r.reconcile(context.Background())
+
+	st := l.r.Statuses()
+	for _, n := range []string{"a", "c"} {
+		if got := st["source."+n]; got.Phase != PhaseRunning || got.Attempt != 1 {
+			t.Errorf("%s: %+v, want running after restart 1", n, got)
+		}
+		if rec := l.recordOf("source." + n); rec.InstanceID == instance[n] || rec.RestartCount != 1 || rec.Status != state.StatusRunning {
+			t.Errorf("%s in state after the restart: %+v", n, rec)
+		}
+	}
+	if got := st["source.b"]; got.Phase != PhaseBackoff || got.Attempt != 2 || !strings.Contains(got.Reason, "not found") {
+		t.Errorf("b: %+v, want its failed restart counted as attempt 2", got)
+	}
+	if rec := l.recordOf("source.b"); rec.Status != state.StatusFailed || !strings.Contains(rec.StatusReason, "not found") {
+		t.Errorf("b in state: %s: %s", rec.Status, rec.StatusReason)
+	}
+	if got := st["source.d"]; got.Phase != PhaseRunning || got.Attempt != 0 {
+		t.Errorf("d, which kept running: %+v", got)
+	}
+	if rec := l.recordOf("source.d"); rec.InstanceID != instance["d"] {
+		t.Error("d, which kept running, was restarted")
+	}
+	starts := l.fake.Ops(providertest.OpStart)
+	slices.Sort(starts)
+	if want := []string{"start source.a", "start source.b", "start source.c"}; !slices.Equal(starts, want) {
+		t.Errorf("starts %q, want %q", starts, want)
+	}
+	// One history row per restart, each with its own attempt and reason.
+	var rows []string
+	if err := l.store.View(func(tx *state.Tx) error {
+		evs, err := tx.History(0)
+		for _, ev := range evs {
+			if ev.Operation == lockOperation {
+				rows = append(rows, fmt.Sprintf("%s %s %s: %s, attempt %d", ev.Address, ev.Action, ev.Result, ev.Reason, ev.Attempt))
+			}
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(rows)
+	want := []string{
+		"source.a restart ok: exited code=1, attempt 1",
+		"source.b restart failed: exited code=1, attempt 1",
+		"source.c restart ok: exited code=1, attempt 1",
+	}
+	if !slices.Equal(rows, want) {
+		t.Errorf("history\n%q\nwant\n%q", rows, want)
+	}
+}
+
+func (l *loop) recordOf(addr string) *state.Record {
+	l.t.Helper()
+	var rec *state.Record
+	if err := l.store.View(func(tx *state.Tx) error {
+		var err error
+		rec, err = tx.Component(addr)
+		return err
+	}); err != nil || rec == nil {
+		l.t.Fatalf("record of %s: %v", addr, err)
+	}
+	return rec
 }
