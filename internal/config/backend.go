@@ -4,7 +4,6 @@ import (
 	"regexp"
 
 	"github.com/hashicorp/hcl/v2"
-	"gopkg.in/yaml.v3"
 )
 
 // Backend is the pipeline's backend block: where its state is kept. No
@@ -55,19 +54,7 @@ func (l *hclLoader) decodeBackend(o *hclOwner, p *Pipeline, b *hcl.Block) {
 	be := &Backend{Type: b.Labels[0]}
 	l.getString(o, attrs, "schema_name", "backend.schema_name", &be.SchemaName)
 	l.getString(o, attrs, "workspace", "backend.workspace", &be.Workspace)
-	if v, a, sens, ok := l.get(o, attrs, "conn_str", "backend.conn_str"); ok {
-		// Never l.typeErr: it would show the value.
-		if s, isString := ctyString(v); isString {
-			be.ConnStr = s
-		} else {
-			l.diags = append(l.diags, errorf(a.Expr.Range(), "Incorrect attribute value type",
-				"%s: backend.conn_str must be a string", o.label))
-		}
-		if !sens && be.ConnStr != "" {
-			l.diags = append(l.diags, warnf(a.Expr.Range(), "Connection string in the file",
-				"%s: backend.conn_str is written in the file; take it from a sensitive variable or leave it out and set PG_CONN_STR", o.label))
-		}
-	}
+	l.getSecretString(o, attrs, "conn_str", secretAttr{path: "backend.conn_str", summary: "Connection string in the file", env: "PG_CONN_STR"}, &be.ConnStr)
 	p.Backend = be
 }
 
@@ -89,22 +76,7 @@ func (l *yamlLoader) backend(p *Pipeline, e ylEntry) {
 			p.Ranges["backend."+f.key] = l.rng(l.deref(e.v))
 		}
 	}
-	if e, ok := es["conn_str"]; ok {
-		v := l.deref(e.v)
-		p.Ranges["backend.conn_str"] = l.rng(v)
-		switch {
-		case ylIsNull(v):
-		case v.Kind == yaml.ScalarNode:
-			be.ConnStr = v.Value
-			if be.ConnStr != "" {
-				l.diags = append(l.diags, warnf(l.rng(v), "Connection string in the file",
-					"spec.backend.conn_str is written in the file; leave it out and set PG_CONN_STR"))
-			}
-		default:
-			// Never l.wrongType: it would describe the value.
-			l.diags = append(l.diags, errorf(l.rng(v), "Wrong type", "spec.backend.conn_str must be a string"))
-		}
-	}
+	l.secretString(p, es, "conn_str", secretAttr{path: "backend.conn_str", summary: "Connection string in the file", env: "PG_CONN_STR"}, &be.ConnStr)
 	p.Backend = be
 }
 

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
-	"gopkg.in/yaml.v3"
 )
 
 // Nomad is the pipeline's nomad block: where the components on the nomad
@@ -57,19 +56,7 @@ func (l *hclLoader) decodeNomad(o *hclOwner, p *Pipeline, b *hcl.Block) {
 	l.getString(o, attrs, "region", "nomad.region", &n.Region)
 	l.getString(o, attrs, "namespace", "nomad.namespace", &n.Namespace)
 	l.getStrings(o, attrs, "datacenters", "nomad.datacenters", &n.Datacenters)
-	if v, a, sens, ok := l.get(o, attrs, "token", "nomad.token"); ok {
-		// Never l.typeErr: it would show the value.
-		if s, isString := ctyString(v); isString {
-			n.Token = s
-		} else {
-			l.diags = append(l.diags, errorf(a.Expr.Range(), "Incorrect attribute value type",
-				"%s: nomad.token must be a string", o.label))
-		}
-		if !sens && n.Token != "" {
-			l.diags = append(l.diags, warnf(a.Expr.Range(), "Nomad token in the file",
-				"%s: nomad.token is written in the file; take it from a sensitive variable or leave it out and set NOMAD_TOKEN", o.label))
-		}
-	}
+	l.getSecretString(o, attrs, "token", secretAttr{path: "nomad.token", summary: "Nomad token in the file", env: "NOMAD_TOKEN"}, &n.Token)
 	p.Nomad = n
 }
 
@@ -95,22 +82,7 @@ func (l *yamlLoader) nomad(p *Pipeline, e ylEntry) {
 		n.Datacenters, _, _ = l.strList(e.v, "", "spec.nomad.datacenters", true)
 		p.Ranges["nomad.datacenters"] = l.rng(l.deref(e.v))
 	}
-	if e, ok := es["token"]; ok {
-		v := l.deref(e.v)
-		p.Ranges["nomad.token"] = l.rng(v)
-		switch {
-		case ylIsNull(v):
-		case v.Kind == yaml.ScalarNode:
-			n.Token = v.Value
-			if n.Token != "" {
-				l.diags = append(l.diags, warnf(l.rng(v), "Nomad token in the file",
-					"spec.nomad.token is written in the file; leave it out and set NOMAD_TOKEN"))
-			}
-		default:
-			// Never l.wrongType: it would describe the value.
-			l.diags = append(l.diags, errorf(l.rng(v), "Wrong type", "spec.nomad.token must be a string"))
-		}
-	}
+	l.secretString(p, es, "token", secretAttr{path: "nomad.token", summary: "Nomad token in the file", env: "NOMAD_TOKEN"}, &n.Token)
 	p.Nomad = n
 }
 
