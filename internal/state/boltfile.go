@@ -24,6 +24,12 @@ func (b boltFile) view(fn func(kv) error) error {
 
 func (b boltFile) describe() string { return "state file " + b.s.path }
 
+func (b boltFile) location() string { return b.s.path }
+
+// sessionLock: the file's lock is an entry in the file, broken by the next
+// holder when its process is gone.
+func (boltFile) sessionLock() bool { return false }
+
 func (b boltFile) close() error { return nil }
 
 // tryLock writes info as the lock unless a live holder has it. A holder

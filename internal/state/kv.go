@@ -48,6 +48,12 @@ type backend interface {
 	forceUnlock(s *Store, id string) (*LockInfo, error)
 	// describe names the state in messages, without secrets.
 	describe() string
+	// location names the state for a person (status): a path, or a database
+	// workspace; never a password.
+	location() string
+	// sessionLock reports whether the operation lock ends with its
+	// holder's session (so a dead holder never needs force-unlock).
+	sessionLock() bool
 	close() error
 }
 

@@ -121,12 +121,7 @@ func (s *Store) Identity() string {
 
 // Where names the state for a person: the file's path, or the database's
 // workspace, schema and server (never a password).
-func (s *Store) Where() string {
-	if b, ok := s.be.(*pgBackend); ok {
-		return fmt.Sprintf("pg workspace %q (schema %s at %s)", b.ws, b.schema, b.where)
-	}
-	return s.path
-}
+func (s *Store) Where() string { return s.be.location() }
 
 // Location is where the store's state is kept.
 func (s *Store) Location() Location {

@@ -109,8 +109,7 @@ func (s *Store) Acquire(ctx context.Context, opts LockOptions) (*Lock, error) {
 			limit = max(limit, BriefWait)
 		}
 		if time.Since(start) >= limit {
-			_, pg := s.be.(*pgBackend)
-			return nil, &LockedError{Holder: *holder, SessionBound: pg}
+			return nil, &LockedError{Holder: *holder, SessionBound: s.be.sessionLock()}
 		}
 		select {
 		case <-ctx.Done():

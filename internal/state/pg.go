@@ -160,6 +160,13 @@ func newPGBackend(s *Store, cfg PGConfig, pipeline string) (*pgBackend, error) {
 	return b, nil
 }
 
+func (b *pgBackend) location() string {
+	return fmt.Sprintf("pg workspace %q (schema %s at %s)", b.ws, b.schema, b.where)
+}
+
+// sessionLock: an advisory lock of the holder's database session.
+func (*pgBackend) sessionLock() bool { return true }
+
 func (b *pgBackend) describe() string {
 	return fmt.Sprintf("postgres state %q (schema %s at %s)", b.ws, b.schema, b.where)
 }
