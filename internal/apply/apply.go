@@ -404,7 +404,17 @@ func (w *walker) run(ctx context.Context, n *node) {
 		return
 	}
 	w.sem <- struct{}{}
-	defer func() { <-w.sem }()
+	// The slot is given back once the change is done, before its state
+	// write (record): that write waits for the file, and the changes
+	// waiting for it commit together.
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			<-w.sem
+		}
+	}
+	defer release()
 	if w.stopped() || ctx.Err() != nil {
 		n.outcome.Skipped = "not started: the operation was interrupted"
 		n.outcome.Canceled = true
@@ -431,6 +441,7 @@ func (w *walker) run(ctx context.Context, n *node) {
 		}
 	}()
 	detail, err := w.execute(ctx, n)
+	release()
 	close(finished)
 	tick.Stop()
 	n.outcome.Elapsed = w.now().Sub(start)
@@ -558,9 +569,12 @@ func (w *walker) execute(ctx context.Context, n *node) (string, error) {
 			return "", err
 		}
 		if ch.Action == plan.Delete {
-			if err := w.Store.Batch(func(tx *state.Tx) error { return tx.DeleteComponent(ch.Address) }); err != nil {
-				return "", fmt.Errorf("forget %s in state: %w", ch.Address, err)
-			}
+			// Forgotten in the write that records the change's history
+			// (record), not in one of its own: a destroy of many
+			// components is bound by its state writes. Killed before that
+			// write, the state still names an instance that has ended,
+			// which the next plan sees.
+			n.settle = func(tx *state.Tx) error { return tx.DeleteComponent(ch.Address) }
 		}
 		return "", nil
 	case plan.Update:

@@ -115,6 +115,7 @@ func (b *background) topology(ctx context.Context) ([]relay.Node, error) {
 	if e == nil {
 		return nil, nil
 	}
+	e.Store.Settled(ctx, settleQuiet, settleMax)
 	var recs []*state.Record
 	if err := e.Store.View(func(tx *state.Tx) error {
 		var err error

@@ -29,6 +29,7 @@ func gateEnds(ctx context.Context, st *state.Store, ends <-chan struct{}, wake f
 			return
 		case <-ends:
 		}
+		st.Settled(ctx, settleQuiet, settleMax)
 		if h, err := st.LockHolder(); err == nil && h != nil && h.Operation == destroyOperation {
 			t := time.NewTimer(endGateQuiet)
 			select {
@@ -42,3 +43,12 @@ func gateEnds(ctx context.Context, st *state.Store, ends <-chan struct{}, wake f
 		wake()
 	}
 }
+
+// How long serve's background readers of the state (the watcher's ends,
+// the relay's topology, the gateway check, the relay's counters) wait for
+// another process's run of writes to end before they read: see
+// state.Store.Settled.
+const (
+	settleQuiet = 250 * time.Millisecond
+	settleMax   = 3 * time.Second
+)

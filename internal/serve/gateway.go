@@ -193,6 +193,7 @@ func (s *server) watchGateway(ctx context.Context, wg *sync.WaitGroup, errc chan
 			return
 		case <-t.C:
 		}
+		s.store.Settled(ctx, settleQuiet, settleMax)
 		d := s.decideGateway()
 		if d.host == "" {
 			if !d.later {

@@ -37,6 +37,7 @@ func SaveRelayEdges(ctx context.Context, store *state.Store, r *relay.Relay) {
 		if err != nil || string(v) == string(last) {
 			continue
 		}
+		store.Settled(ctx, settleQuiet, settleMax)
 		if err := store.Update(func(tx *state.Tx) error { return tx.PutData(relayNamespace, relayKey, v) }); err == nil {
 			last = v
 		}

@@ -38,6 +38,13 @@ const exitSettle = 50 * time.Millisecond
 // what happened meanwhile nobody watched.
 const gapAfter = 10 * DefaultPoll
 
+// A pass waits for another process's run of state writes to end
+// (state.Store.Settled): quiet for settleQuiet, at most settleMax.
+const (
+	settleQuiet = 250 * time.Millisecond
+	settleMax   = 3 * time.Second
+)
+
 // failureOf describes how an instance that is not running ended: by its
 // signal, else its exit code, else the executor's word (a container that
 // never started has no exit code to tell).
@@ -181,6 +188,9 @@ func (r *Reconciler) reconcile(ctx context.Context) time.Time {
 		r.since = now
 	}
 	defer func() { r.lastPass = r.opts.Clock.Now() }()
+	// Another process's run of writes (an apply) is let finish: each
+	// version it writes would be checked anew before this read.
+	r.opts.Store.Settled(ctx, settleQuiet, settleMax)
 	var recs []*state.Record
 	saved := map[string][]byte{}
 	err := r.opts.Store.View(func(tx *state.Tx) error {
@@ -860,6 +870,11 @@ type statusWrite struct {
 // queued (save, setStatus).
 func (r *Reconciler) flush() {
 	if len(r.unsaved) == 0 && len(r.statuses) == 0 {
+		return
+	}
+	if len(r.statuses) == 0 && r.opts.Store.Busy() {
+		// Trackers alone wait for a pass that finds the file quiet: an
+		// apply writing it is not made to check it anew for them.
 		return
 	}
 	saved := map[string][]byte{}

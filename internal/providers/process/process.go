@@ -110,8 +110,6 @@ type Provider struct {
 	opts Options
 	// images is the default image cache, opened on first use (image.go).
 	images imageCache
-	// scans shares process-tree scans between concurrent Stops (tree.go).
-	scans treeScans
 }
 
 var _ providers.Provider = (*Provider)(nil)

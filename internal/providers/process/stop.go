@@ -38,7 +38,7 @@ func (p *Provider) Stop(ctx context.Context, h providers.Handle, grace time.Dura
 	// whichever group or session it moved to.
 	var escaped []shim.Descendant
 	if alive(hd.BootID, hd.Shim) {
-		for _, d := range p.scans.get().Descendants(hd.Shim.PID) {
+		for _, d := range shim.Descendants(hd.Shim.PID) {
 			if d.PGID != hd.Child.PID {
 				escaped = append(escaped, d)
 			}
@@ -104,22 +104,12 @@ func stopChild(ctx context.Context, hd handle, grace time.Duration, escaped []sh
 	return nil
 }
 
-// waitGone polls until id is no longer alive; false if it still is after d
-// (or when ctx ends first).
+// waitGone waits until id is no longer alive (procinfo.WaitGone: told of
+// the exit, not polling); false if it still is after d (or when ctx ends
+// first).
 func waitGone(ctx context.Context, boot string, id procinfo.Identity, d time.Duration) bool {
-	deadline := time.Now().Add(d)
-	step := 5 * time.Millisecond
-	for {
-		if !alive(boot, id) {
-			return true
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return false
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(step):
-		}
-		step = min(step*2, 50*time.Millisecond)
+	if !alive(boot, id) {
+		return true
 	}
+	return procinfo.WaitGone(ctx, id, d)
 }

@@ -43,52 +43,55 @@ func becomeSubreaper() error {
 	return unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 }
 
-// Descendants lists the live processes below pid: its children, theirs,
-// and so on (zombies left out), from /proc.
-func Descendants(pid int) []Descendant { return ScanTree().Descendants(pid) }
-
-// Tree is the process tree as /proc showed it at one moment: the processes
-// of each parent. Reading it costs a read of every process's stat, so a
-// caller that needs the descendants of many processes at once (a destroy
-// stopping hundreds of components) shares one scan.
-type Tree struct {
-	children map[int][]procinfo.Stat
-}
-
-// ScanTree reads the process tree from /proc.
-func ScanTree() Tree {
-	children := map[int][]procinfo.Stat{}
-	pids, err := procinfo.PIDs()
-	if err != nil {
-		return Tree{children: children}
-	}
-	for _, p := range pids {
-		st, err := procinfo.ReadStat(p)
-		if err != nil {
-			continue
-		}
-		children[st.PPID] = append(children[st.PPID], st)
-	}
-	return Tree{children: children}
-}
-
-// Descendants lists the live processes below pid in t (zombies left out).
-func (t Tree) Descendants(pid int) []Descendant {
-	children := t.children
+// Descendants lists the live processes below pid (zombies left out) by
+// following the kernel's lists of each thread's children
+// (/proc/PID/task/TID/children) down from pid, instead of reading every
+// process on the machine: a stop of one component among thousands reads
+// the few files of its own processes. Like a scan, it is a snapshot: a
+// process forked meanwhile may be missed (the shim, their subreaper, stops
+// it once the component has ended).
+func Descendants(pid int) []Descendant {
 	var out []Descendant
 	queue := []int{pid}
 	seen := map[int]bool{pid: true}
 	for len(queue) > 0 {
 		p := queue[0]
 		queue = queue[1:]
-		for _, st := range children[p] {
-			if seen[st.PID] {
+		for _, c := range childrenOf(p) {
+			if seen[c] {
 				continue
 			}
-			seen[st.PID] = true
-			queue = append(queue, st.PID)
+			seen[c] = true
+			st, err := procinfo.ReadStat(c)
+			if err != nil || st.PPID != p {
+				continue // gone, or its pid taken since
+			}
+			queue = append(queue, c)
 			if st.State != 'Z' && st.State != 'X' {
 				out = append(out, Descendant{Identity: procinfo.Identity{PID: st.PID, StartTicks: st.StartTicks}, PGID: st.PGID, Command: CommandLine(st.PID)})
+			}
+		}
+	}
+	return out
+}
+
+// childrenOf lists the children of every thread of pid (an orphan the
+// subreaper adopts may be given to any of its threads).
+func childrenOf(pid int) []int {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task/"
+	tids, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, t := range tids {
+		b, err := os.ReadFile(dir + t.Name() + "/children")
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if c, err := strconv.Atoi(f); err == nil {
+				out = append(out, c)
 			}
 		}
 	}
