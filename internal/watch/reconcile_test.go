@@ -2,8 +2,10 @@ package watch
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -431,4 +433,56 @@ func (l *loop) recordOf(addr string) *state.Record {
 		l.t.Fatalf("record of %s: %v", addr, err)
 	}
 	return rec
+}
+
+// savedInstance is the instance of a's tracker as saved in state ("" when
+// none is).
+func (l *loop) savedInstance() string {
+	l.t.Helper()
+	var inst string
+	if err := l.store.View(func(tx *state.Tx) error {
+		return tx.ForEachData(DataNamespace, func(k string, v []byte) error {
+			if k == "source.a" {
+				var st struct {
+					Instance string `json:"instance"`
+				}
+				if err := json.Unmarshal(v, &st); err != nil {
+					return err
+				}
+				inst = st.Instance
+			}
+			return nil
+		})
+	}); err != nil {
+		l.t.Fatal(err)
+	}
+	return inst
+}
+
+// TestTrackersWaitWhileAnotherProcessWritesTheState: a pass that has only
+// trackers to save does not write while another process is writing the
+// state file (an apply's run of writes, played here by touching the file
+// during the pass); the next pass that finds the file quiet saves them.
+func TestTrackersWaitWhileAnotherProcessWritesTheState(t *testing.T) {
+	l := newLoop(t, "")
+	instance := l.record().InstanceID
+	before := l.savedInstance()
+	if before == instance {
+		t.Fatalf("the tracker of the new instance %s is saved before the watcher looked", instance)
+	}
+	n := 0
+	l.fake.OnObserve(func(providers.Observed) {
+		n++
+		at := time.Now().Add(time.Duration(n) * time.Second)
+		_ = os.Chtimes(l.store.Path(), at, at)
+	})
+	l.look()
+	if got := l.savedInstance(); got != before {
+		t.Fatalf("saved tracker instance = %q during another process's writes, want it unchanged (%q)", got, before)
+	}
+	l.fake.OnObserve(nil)
+	l.look()
+	if got := l.savedInstance(); got != instance {
+		t.Fatalf("saved tracker instance = %q once the file is quiet, want %q", got, instance)
+	}
 }
