@@ -49,6 +49,6 @@ func gateEnds(ctx context.Context, st *state.Store, ends <-chan struct{}, wake f
 // another process's run of writes to end before they read: see
 // state.Store.Settled.
 const (
-	settleQuiet = 250 * time.Millisecond
+	settleQuiet = 100 * time.Millisecond
 	settleMax   = 3 * time.Second
 )

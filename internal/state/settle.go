@@ -28,7 +28,8 @@ func (s *Store) Settled(ctx context.Context, quiet, max time.Duration) {
 	if err != nil {
 		return
 	}
-	since := time.Now()
+	// Quiet since its last change, which may be long past.
+	since := time.Unix(0, last.mtime)
 	for {
 		s.file.checkedMu.Lock()
 		known := s.file.checked == last

@@ -23,16 +23,26 @@ func TestBusyAndSettledFollowWritesOfAnotherProcess(t *testing.T) {
 	// Known: returns without waiting (an hour of quiet would hang the test).
 	s.Settled(context.Background(), time.Hour, time.Hour)
 
-	later := time.Now().Add(time.Second)
-	if err := os.Chtimes(s.Path(), later, later); err != nil {
+	// Changed an hour ago: quiet for long enough already.
+	past := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(s.Path(), past, past); err != nil {
 		t.Fatal(err)
 	}
 	if !s.Busy() {
 		t.Fatal("not busy after the file changed under this process")
 	}
-	// Unknown but quiet: returns once quiet for 20 ms.
+	s.Settled(context.Background(), time.Minute, time.Hour)
+	// Changed just now: returns once quiet for 20 ms.
+	now := time.Now()
+	if err := os.Chtimes(s.Path(), now, now); err != nil {
+		t.Fatal(err)
+	}
 	s.Settled(context.Background(), 20*time.Millisecond, time.Hour)
-	// Unknown and never quiet long enough: returns at max.
+	// Changed just now and never quiet long enough: returns at max.
+	now = time.Now()
+	if err := os.Chtimes(s.Path(), now, now); err != nil {
+		t.Fatal(err)
+	}
 	s.Settled(context.Background(), time.Hour, 30*time.Millisecond)
 	// Unknown, with the context ended: returns.
 	ctx, cancel := context.WithCancel(context.Background())

@@ -38,10 +38,10 @@ const exitSettle = 50 * time.Millisecond
 // what happened meanwhile nobody watched.
 const gapAfter = 10 * DefaultPoll
 
-// A pass waits for another process's run of state writes to end
+// A poll waits for another process's run of state writes to end
 // (state.Store.Settled): quiet for settleQuiet, at most settleMax.
 const (
-	settleQuiet = 250 * time.Millisecond
+	settleQuiet = 100 * time.Millisecond
 	settleMax   = 3 * time.Second
 )
 
@@ -163,8 +163,13 @@ func (r *Reconciler) Run(ctx context.Context) error {
 			t.Stop()
 			return nil
 		case <-r.opts.Wake:
+			// Something ended: look at once.
 			t.Stop()
 		case <-t.C:
+			// A poll lets another process's run of writes (an apply)
+			// finish first: each version it writes would be checked anew
+			// before this pass's read.
+			r.opts.Store.Settled(ctx, settleQuiet, settleMax)
 		}
 	}
 }
@@ -188,9 +193,6 @@ func (r *Reconciler) reconcile(ctx context.Context) time.Time {
 		r.since = now
 	}
 	defer func() { r.lastPass = r.opts.Clock.Now() }()
-	// Another process's run of writes (an apply) is let finish: each
-	// version it writes would be checked anew before this read.
-	r.opts.Store.Settled(ctx, settleQuiet, settleMax)
 	var recs []*state.Record
 	saved := map[string][]byte{}
 	err := r.opts.Store.View(func(tx *state.Tx) error {
