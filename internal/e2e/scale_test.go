@@ -5,16 +5,16 @@ import (
 	"testing"
 )
 
-// TestKillDashNineMidApplyOfHundredsConverges is the kill -9 test at the
-// scale of issue #18: an apply of 300 process components (ten layers of
-// 30, each reading two of the layer before, no health block) is killed
+// TestKillDashNineMidApplyOfAThousandConverges is the kill -9 test at the
+// scale of issue #18: an apply of 1,000 process components (ten layers of
+// 100, each reading two of the layer before, no health block) is killed
 // once half of them have started; the plan that follows proposes only
 // what a crash may leave (adoptions, starts, orphans to delete, tainted
 // replacements), the next apply converges — every component recorded and
 // running once, no live process that state does not record — and a
 // destroy leaves nothing behind.
-func TestKillDashNineMidApplyOfHundredsConverges(t *testing.T) {
-	const layers, width = 10, 30
+func TestKillDashNineMidApplyOfAThousandConverges(t *testing.T) {
+	const layers, width = 10, 100
 	f := newFixture(t)
 	var cs []comp
 	addr := func(l, i int) string {
