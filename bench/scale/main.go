@@ -13,6 +13,11 @@
 //     shim, no state, no plan;
 //   - direct-stop: the floor of destroy — SIGTERM to those N processes and
 //     a wait for each, -parallelism at a time;
+//   - supervised (with "direct"): the floor of any design that keeps one Go
+//     process per component, as flowctl's shim does — the same N commands,
+//     each started by a minimal Go supervisor (this program, re-executed:
+//     it starts the command, says so on a pipe, forwards SIGTERM and waits;
+//     no log, no record, no state), and stopped through it;
 //   - apply: `flowctl apply -auto-approve -parallelism P` from nothing;
 //   - plan: a no-change `flowctl plan` (refresh on) of the N running,
 //     -repeat times (median), with the CLI's peak RSS (its rusage);
@@ -39,6 +44,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -49,6 +55,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 2 && os.Args[1] == superviseArg {
+		os.Exit(supervise(os.Args[2:]))
+	}
 	ns := flag.String("n", "100,1000", "pipeline sizes, comma-separated (multiples of 10)")
 	par := flag.Int("parallelism", 20, "apply's and destroy's -parallelism, and the floor's")
 	runs := flag.Int("runs", 1, "runs per size")
@@ -138,7 +147,7 @@ func (b *bench) once(dir string, n int) (err error) {
 			}
 		}
 	}()
-	var direct, directStop time.Duration
+	var direct, directStop, supervised, supervisedStop time.Duration
 	if b.want("direct") {
 		procs, d, err := Direct(n, b.par)
 		if err != nil {
@@ -147,6 +156,14 @@ func (b *bench) once(dir string, n int) (err error) {
 		direct = d
 		directStop = StopDirect(procs, b.par)
 		fmt.Printf("   direct start    %8.3f s\n   direct stop     %8.3f s\n", direct.Seconds(), directStop.Seconds())
+		sups, d, err := Supervised(n, b.par)
+		if err != nil {
+			return err
+		}
+		supStop := StopDirect(sups, b.par)
+		supervised, supervisedStop = d, supStop
+		fmt.Printf("   supervised start %7.3f s  = %.2f × direct (one Go process per component, doing nothing else)\n   supervised stop %8.3f s  = %.2f × direct\n",
+			d.Seconds(), d.Seconds()/direct.Seconds(), supStop.Seconds(), supStop.Seconds()/directStop.Seconds())
 	}
 	if !b.want("apply") {
 		return nil
@@ -155,7 +172,7 @@ func (b *bench) once(dir string, n int) (err error) {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("   apply           %8.3f s  max RSS %6.1f MiB%s\n", d.Seconds(), mib(rss), ratio(d, direct))
+	fmt.Printf("   apply           %8.3f s  max RSS %6.1f MiB%s%s\n", d.Seconds(), mib(rss), ratio(d, direct), ratioTo(d, supervised, "supervised"))
 	fmt.Printf("   CPU             apply %.2f s; so far serve %.2f s, shims %.2f s (user+system)\n", b.lastCPU.Seconds(), cpuOf(pidsOf(b.flowctl)), cpuOf(b.shims()))
 	for _, cmd := range []string{"plan", "status"} {
 		if !b.want(cmd) {
@@ -192,7 +209,7 @@ func (b *bench) once(dir string, n int) (err error) {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("   destroy         %8.3f s%s\n", d.Seconds(), ratio(d, directStop))
+		fmt.Printf("   destroy         %8.3f s%s%s\n", d.Seconds(), ratio(d, directStop), ratioTo(d, supervisedStop, "supervised"))
 	}
 	return nil
 }
@@ -202,6 +219,14 @@ func ratio(d, floor time.Duration) string {
 		return ""
 	}
 	return fmt.Sprintf("  = %.2f × the floor", d.Seconds()/floor.Seconds())
+}
+
+// ratioTo is d against another floor, named.
+func ratioTo(d, floor time.Duration, name string) string {
+	if floor == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %.2f × the %s floor", d.Seconds()/floor.Seconds(), name)
 }
 
 func mib(kib int64) float64 { return float64(kib) / 1024 }
@@ -299,6 +324,94 @@ func Direct(n, par int) ([]*exec.Cmd, time.Duration, error) {
 		}
 	}
 	return procs, d, nil
+}
+
+// superviseArg runs this program as the minimal supervisor of Supervised.
+const superviseArg = "__supervise"
+
+// Supervised is Direct with each command started by a minimal Go
+// supervisor (this program re-executed with superviseArg), which reports on
+// its file descriptor 3 once the command runs: it returns the supervisors
+// once every one has reported, and the time that took.
+func Supervised(n, par int) ([]*exec.Cmd, time.Duration, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, 0, err
+	}
+	procs := make([]*exec.Cmd, n)
+	errs := make([]error, n)
+	sem := make(chan struct{}, par)
+	start := time.Now()
+	width := n / 10
+	for l := range 10 {
+		var wg sync.WaitGroup
+		for i := range width {
+			k := l*width + i
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				procs[k], errs[k] = startSupervised(self)
+			})
+		}
+		wg.Wait()
+	}
+	d := time.Since(start)
+	for k, err := range errs {
+		if err != nil {
+			StopDirect(procs, par)
+			return nil, 0, fmt.Errorf("supervised start %d: %w", k, err)
+		}
+	}
+	return procs, d, nil
+}
+
+// startSupervised starts one supervisor of `sleep 1000000` and waits for
+// its report.
+func startSupervised(self string) (*exec.Cmd, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	cmd := exec.Command(self, superviseArg, "sleep", "1000000")
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err = cmd.Start()
+	_ = w.Close()
+	if err != nil {
+		return nil, err
+	}
+	var b [1]byte
+	if _, err := r.Read(b[:]); err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return nil, fmt.Errorf("the supervisor did not report: %w", err)
+	}
+	return cmd, nil
+}
+
+// supervise is the minimal supervisor: it starts argv, reports on file
+// descriptor 3, forwards SIGTERM to the command and exits once it has.
+func supervise(argv []string) int {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM)
+	report := os.NewFile(3, "report")
+	_, _ = report.Write([]byte{1})
+	_ = report.Close()
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-sigs:
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		<-done
+	case <-done:
+	}
+	return 0
 }
 
 // StopDirect sends SIGTERM to each process and waits for it, par at a
