@@ -364,13 +364,8 @@ func stopProcess(rec *Record) error {
 	}
 	// A stopped process (SIGSTOP) handles the SIGTERM once continued.
 	_ = procinfo.Signal(rec.Process, syscall.SIGCONT)
-	deadline := time.Now().Add(stopTimeout)
-	for procinfo.Alive(rec.Process) {
-		if time.Now().After(deadline) {
-			_ = procinfo.Signal(rec.Process, syscall.SIGKILL)
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !procinfo.WaitGone(context.Background(), rec.Process, stopTimeout) {
+		_ = procinfo.Signal(rec.Process, syscall.SIGKILL)
 	}
 	return nil
 }
