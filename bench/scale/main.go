@@ -259,11 +259,14 @@ func (b *bench) flowctlRun(dir string, args ...string) (time.Duration, int64, er
 // Pipeline is the generated pipeline: ten layers of n/10, each component
 // reading two of the layer before; with backoff, each restarts after that
 // initial delay; with talk, each prints "line I" once a second (I = 1, 2,
-// …) instead of sleeping.
+// …) instead of sleeping: a bash loop that waits with read's timeout on a
+// pipe nothing writes to, so that it forks nothing per line (a `sleep 1`
+// per line is 1,000 process starts a second, more than two cores of some
+// machines can do, and the benchmark would measure that).
 func Pipeline(name string, n int, backoff string, talk bool) string {
 	command := `["sleep", "1000000"]`
 	if talk {
-		command = `["sh", "-c", "i=0; while :; do i=$((i+1)); echo line $i; sleep 1; done"]`
+		command = `["bash", "-c", "exec 3< <(exec sleep 1000000); i=0; while :; do i=$((i+1)); echo line $i; read -t 1 -u 3; done"]`
 	}
 	width := n / 10
 	var s strings.Builder
