@@ -300,33 +300,10 @@ func Pipeline(name string, n int, backoff string, talk bool) string {
 // Direct starts n `sleep 1000000` with os/exec, par at a time, layer by
 // layer, and returns them and the time it took.
 func Direct(n, par int) ([]*exec.Cmd, time.Duration, error) {
-	procs := make([]*exec.Cmd, n)
-	errs := make([]error, n)
-	sem := make(chan struct{}, par)
-	start := time.Now()
-	width := n / 10
-	for l := range 10 {
-		var wg sync.WaitGroup
-		for i := range width {
-			k := l*width + i
-			sem <- struct{}{}
-			wg.Go(func() {
-				defer func() { <-sem }()
-				cmd := exec.Command("sleep", "1000000")
-				errs[k] = cmd.Start()
-				procs[k] = cmd
-			})
-		}
-		wg.Wait()
-	}
-	d := time.Since(start)
-	for k, err := range errs {
-		if err != nil {
-			StopDirect(procs, par)
-			return nil, 0, fmt.Errorf("direct start %d: %w", k, err)
-		}
-	}
-	return procs, d, nil
+	return layered(n, par, "direct", func() (*exec.Cmd, error) {
+		cmd := exec.Command("sleep", "1000000")
+		return cmd, cmd.Start()
+	})
 }
 
 // superviseArg runs this program as the minimal supervisor of Supervised.
@@ -341,10 +318,17 @@ func Supervised(n, par int) ([]*exec.Cmd, time.Duration, error) {
 	if err != nil {
 		return nil, 0, err
 	}
+	return layered(n, par, "supervised", func() (*exec.Cmd, error) { return startSupervised(self) })
+}
+
+// layered runs start n times, par at a time, in ten layers (a layer
+// begins once the one before has started), and returns what was started
+// and the time it took; on any failure it stops everything started.
+func layered(n, par int, what string, start func() (*exec.Cmd, error)) ([]*exec.Cmd, time.Duration, error) {
 	procs := make([]*exec.Cmd, n)
 	errs := make([]error, n)
 	sem := make(chan struct{}, par)
-	start := time.Now()
+	began := time.Now()
 	width := n / 10
 	for l := range 10 {
 		var wg sync.WaitGroup
@@ -353,16 +337,16 @@ func Supervised(n, par int) ([]*exec.Cmd, time.Duration, error) {
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				procs[k], errs[k] = startSupervised(self)
+				procs[k], errs[k] = start()
 			})
 		}
 		wg.Wait()
 	}
-	d := time.Since(start)
+	d := time.Since(began)
 	for k, err := range errs {
 		if err != nil {
 			StopDirect(procs, par)
-			return nil, 0, fmt.Errorf("supervised start %d: %w", k, err)
+			return nil, 0, fmt.Errorf("%s start %d: %w", what, k, err)
 		}
 	}
 	return procs, d, nil
