@@ -68,8 +68,12 @@ func main() {
 	logsFor := flag.Duration("logs", 0, "follow `flowctl logs -f` for this long, each component printing a numbered line a second instead of sleeping (0: skip)")
 	backoff := flag.String("backoff", "", "each component's restart backoff initial delay (default: the policy's own)")
 	only := flag.String("only", "", "comma-separated subset of direct,apply,plan,status,memory,crash,destroy (default: all)")
+	group := flag.Int("group", 1, "commands per minimal Go supervisor in the supervised floor (1: one each, as flowctl's shim; more: what a supervisor of several would cost)")
 	flag.Parse()
-	if err := run(*ns, *par, *runs, *repeat, *crash, *bin, *keep, *only, *backoff, *logsFor); err != nil {
+	if *group < 1 {
+		*group = 1
+	}
+	if err := run(*ns, *par, *runs, *repeat, *crash, *bin, *keep, *only, *backoff, *logsFor, *group); err != nil {
 		fmt.Fprintln(os.Stderr, "scale:", err)
 		os.Exit(1)
 	}
@@ -81,11 +85,12 @@ type bench struct {
 	crash         int
 	backoff       string
 	logsFor       time.Duration
+	group         int // commands per supervisor in the supervised floor
 	want          func(string) bool
 	lastCPU       time.Duration // CPU time of the last flowctl command run
 }
 
-func run(ns string, par, runs, repeat, crash int, bin string, keep bool, only, backoff string, logsFor time.Duration) error {
+func run(ns string, par, runs, repeat, crash int, bin string, keep bool, only, backoff string, logsFor time.Duration, group int) error {
 	work, err := os.MkdirTemp("", "flowctl-scale-")
 	if err != nil {
 		return err
@@ -103,7 +108,7 @@ func run(ns string, par, runs, repeat, crash int, bin string, keep bool, only, b
 			return fmt.Errorf("build: %w", err)
 		}
 	}
-	b := &bench{flowctl: filepath.Join(bin, "flowctl"), shim: filepath.Join(bin, "flowctl-shim"), par: par, repeat: repeat, crash: crash, backoff: backoff, logsFor: logsFor}
+	b := &bench{flowctl: filepath.Join(bin, "flowctl"), shim: filepath.Join(bin, "flowctl-shim"), par: par, repeat: repeat, crash: crash, backoff: backoff, logsFor: logsFor, group: group}
 	b.flowctl, _ = filepath.Abs(b.flowctl)
 	b.shim, _ = filepath.Abs(b.shim)
 	b.want = func(s string) bool { return only == "" || slices.Contains(strings.Split(only, ","), s) }
@@ -156,14 +161,14 @@ func (b *bench) once(dir string, n int) (err error) {
 		direct = d
 		directStop = StopDirect(procs, b.par)
 		fmt.Printf("   direct start    %8.3f s\n   direct stop     %8.3f s\n", direct.Seconds(), directStop.Seconds())
-		sups, d, err := Supervised(n, b.par)
+		sups, d, err := Supervised(n, b.par, b.group)
 		if err != nil {
 			return err
 		}
 		supStop := StopDirect(sups, b.par)
 		supervised, supervisedStop = d, supStop
-		fmt.Printf("   supervised start %7.3f s  = %.2f × direct (one Go process per component, doing nothing else)\n   supervised stop %8.3f s  = %.2f × direct\n",
-			d.Seconds(), d.Seconds()/direct.Seconds(), supStop.Seconds(), supStop.Seconds()/directStop.Seconds())
+		fmt.Printf("   supervised start %7.3f s  = %.2f × direct (one Go process per %d component(s), doing nothing else)\n   supervised stop %8.3f s  = %.2f × direct\n",
+			d.Seconds(), d.Seconds()/direct.Seconds(), b.group, supStop.Seconds(), supStop.Seconds()/directStop.Seconds())
 	}
 	if !b.want("apply") {
 		return nil
@@ -309,16 +314,20 @@ func Direct(n, par int) ([]*exec.Cmd, time.Duration, error) {
 // superviseArg runs this program as the minimal supervisor of Supervised.
 const superviseArg = "__supervise"
 
-// Supervised is Direct with each command started by a minimal Go
-// supervisor (this program re-executed with superviseArg), which reports on
-// its file descriptor 3 once the command runs: it returns the supervisors
-// once every one has reported, and the time that took.
-func Supervised(n, par int) ([]*exec.Cmd, time.Duration, error) {
+// Supervised is Direct with the commands started by minimal Go
+// supervisors (this program re-executed with superviseArg), group
+// commands each, which report on their file descriptor 3 once their
+// commands run: it returns the supervisors once every one has reported,
+// and the time that took.
+func Supervised(n, par, group int) ([]*exec.Cmd, time.Duration, error) {
+	if n%(10*group) != 0 {
+		return nil, 0, fmt.Errorf("-group %d: %d components are not ten layers of whole groups", group, n)
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return nil, 0, err
 	}
-	return layered(n, par, "supervised", func() (*exec.Cmd, error) { return startSupervised(self) })
+	return layered(n/group, par, "supervised", func() (*exec.Cmd, error) { return startSupervised(self, group) })
 }
 
 // layered runs start n times, par at a time, in ten layers (a layer
@@ -352,15 +361,15 @@ func layered(n, par int, what string, start func() (*exec.Cmd, error)) ([]*exec.
 	return procs, d, nil
 }
 
-// startSupervised starts one supervisor of `sleep 1000000` and waits for
-// its report.
-func startSupervised(self string) (*exec.Cmd, error) {
+// startSupervised starts one supervisor of group `sleep 1000000` and
+// waits for its report.
+func startSupervised(self string, group int) (*exec.Cmd, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
-	cmd := exec.Command(self, superviseArg, "sleep", "1000000")
+	cmd := exec.Command(self, superviseArg, strconv.Itoa(group), "sleep", "1000000")
 	cmd.ExtraFiles = []*os.File{w}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	err = cmd.Start()
@@ -377,24 +386,43 @@ func startSupervised(self string) (*exec.Cmd, error) {
 	return cmd, nil
 }
 
-// supervise is the minimal supervisor: it starts argv, reports on file
-// descriptor 3, forwards SIGTERM to the command and exits once it has.
+// supervise is the minimal supervisor: argv is a count and a command; it
+// starts that many copies of the command, reports on file descriptor 3,
+// forwards SIGTERM to them and exits once they have.
 func supervise(argv []string) int {
-	cmd := exec.Command(argv[0], argv[1:]...)
-	if err := cmd.Start(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+	k, err := strconv.Atoi(argv[0])
+	if err != nil || k < 1 || len(argv) < 2 {
+		fmt.Fprintln(os.Stderr, "supervise: COUNT COMMAND [ARG...]")
+		return 2
 	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM)
+	cmds := make([]*exec.Cmd, k)
+	for i := range cmds {
+		cmds[i] = exec.Command(argv[1], argv[2:]...)
+		if err := cmds[i].Start(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			for _, c := range cmds[:i] {
+				_ = c.Process.Kill()
+				_ = c.Wait()
+			}
+			return 1
+		}
+	}
 	report := os.NewFile(3, "report")
 	_, _ = report.Write([]byte{1})
 	_ = report.Close()
+	var wg sync.WaitGroup
+	for _, c := range cmds {
+		wg.Go(func() { _ = c.Wait() })
+	}
 	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
+	go func() { wg.Wait(); close(done) }()
 	select {
 	case <-sigs:
-		_ = cmd.Process.Signal(syscall.SIGTERM)
+		for _, c := range cmds {
+			_ = c.Process.Signal(syscall.SIGTERM)
+		}
 		<-done
 	case <-done:
 	}
