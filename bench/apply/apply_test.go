@@ -12,7 +12,6 @@
 package apply
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"net/http"
@@ -44,17 +43,7 @@ func BenchmarkApply(b *testing.B) {
 				if err := os.WriteFile(filepath.Join(dir, "pipeline.hcl"), []byte(pipeline(name, bins.TestComponent, deps)), 0o644); err != nil {
 					b.Fatal(err)
 				}
-				flowctl := func(args ...string) time.Duration {
-					cmd := exec.Command(bins.Flowctl, args...)
-					cmd.Dir = dir
-					var out bytes.Buffer
-					cmd.Stdout, cmd.Stderr = &out, &out
-					start := time.Now()
-					if err := cmd.Run(); err != nil {
-						b.Fatalf("flowctl %v: %v\n%s", args, err, out.String())
-					}
-					return time.Since(start)
-				}
+				flowctl := func(args ...string) time.Duration { return testutil.Timed(b, dir, nil, bins.Flowctl, args...) }
 				b.Cleanup(func() { flowctl("destroy", "-auto-approve") })
 				var total, direct time.Duration
 				for b.Loop() {

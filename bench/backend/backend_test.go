@@ -11,10 +11,8 @@
 package backend
 
 import (
-	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -34,18 +32,8 @@ func BenchmarkCommands(b *testing.B) {
 		if err := os.WriteFile(filepath.Join(dir, "pipeline.hcl"), []byte(pipeline(name, bins.TestComponent, backend)), 0o644); err != nil {
 			b.Fatal(err)
 		}
-		flowctl := func(args ...string) time.Duration {
-			cmd := exec.Command(bins.Flowctl, args...)
-			cmd.Dir = dir
-			cmd.Env = append(os.Environ(), "PG_CONN_STR="+srv.ConnStr)
-			var out bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &out
-			start := time.Now()
-			if err := cmd.Run(); err != nil {
-				b.Fatalf("flowctl %v: %v\n%s", args, err, out.String())
-			}
-			return time.Since(start)
-		}
+		env := append(os.Environ(), "PG_CONN_STR="+srv.ConnStr)
+		flowctl := func(args ...string) time.Duration { return testutil.Timed(b, dir, env, bins.Flowctl, args...) }
 		flowctl("apply", "-auto-approve")
 		b.Cleanup(func() { flowctl("destroy", "-auto-approve") })
 		for _, args := range [][]string{{"plan"}, {"apply", "-auto-approve"}} {

@@ -4,12 +4,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -310,12 +308,7 @@ func TestStatusSecurityListsListenersPortsAndWhereTheyAreBound(t *testing.T) {
 // host:port addr listens.
 func listenersOn(t *testing.T, addr string) []netip.Addr {
 	t.Helper()
-	_, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	port, _ := strconv.Atoi(p)
-	got, err := listeners.On(port)
+	got, err := listeners.OnAddress(addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package logs
 import (
 	"context"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -89,9 +88,7 @@ func TestFollowMarksARestartBeforeTheNewInstancesLinesInOneLog(t *testing.T) {
 		"source.a: new one",
 		"source.a: new two",
 	}
-	if got := c.texts(); !slices.Equal(got, want) {
-		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	sameLines(t, c.texts(), want)
 }
 
 func TestFollowMovesToTheReplacementsLogWhenTheOldOneEnds(t *testing.T) {
@@ -123,9 +120,7 @@ func TestFollowMovesToTheReplacementsLogWhenTheOldOneEnds(t *testing.T) {
 		"processor.p: --- replaced (spec changed) ---",
 		"processor.p: container two",
 	}
-	if got := c.texts(); !slices.Equal(got, want) {
-		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	sameLines(t, c.texts(), want)
 }
 
 func TestFollowMarksAComponentDestroyedAndAppliedAgain(t *testing.T) {
@@ -164,9 +159,7 @@ func TestFollowMarksAComponentDestroyedAndAppliedAgain(t *testing.T) {
 				"source.a: --- new instance ---",
 				"source.a: run two",
 			}
-			if got := c.texts(); !slices.Equal(got, want) {
-				t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-			}
+			sameLines(t, c.texts(), want)
 		})
 	}
 }

@@ -106,9 +106,7 @@ func TestBacklogMergesComponentsByTimeAndKeepsEachLogsOrder(t *testing.T) {
 		"source.a: a fourth",
 		"sink.b: b third",
 	}
-	if !slices.Equal(got, want) {
-		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	sameLines(t, got, want)
 }
 
 func TestBacklogOfNamedComponentsOnly(t *testing.T) {
@@ -176,9 +174,7 @@ func TestBacklogPutsReplacementMarkerBeforeTheNewInstancesFirstLine(t *testing.T
 		"source.a: new ready",
 		"source.a: new working",
 	}
-	if !slices.Equal(got, want) {
-		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	sameLines(t, got, want)
 }
 
 // eventMarker is the marker StateInventory makes of a history event.
@@ -230,9 +226,7 @@ func TestBacklogSeparatesTheRunsOfAComponentDestroyedAndAppliedAgain(t *testing.
 		"source.a: run 3 starting",
 		"source.a: run 3 ready",
 	}
-	if !slices.Equal(got, want) {
-		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	sameLines(t, got, want)
 }
 
 func TestBacklogDropsMarkersOfLinesNoLongerShown(t *testing.T) {
@@ -452,4 +446,12 @@ type brokenInventory struct{}
 
 func (brokenInventory) Snapshot(context.Context, uint64) (Snapshot, error) {
 	return Snapshot{}, errors.New("read state: disk on fire")
+}
+
+// sameLines fails t unless got is want, line for line.
+func sameLines(t *testing.T, got, want []string) {
+	t.Helper()
+	if !slices.Equal(got, want) {
+		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 }

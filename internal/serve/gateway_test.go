@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,12 +29,7 @@ func bridge(t *testing.T) netip.Addr {
 // address addr, as /proc/net/tcp shows it.
 func onBridge(t *testing.T, gw netip.Addr, addr string) bool {
 	t.Helper()
-	_, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	port, _ := strconv.Atoi(p)
-	got, err := listeners.On(port)
+	got, err := listeners.OnAddress(addr)
 	if err != nil {
 		t.Fatal(err)
 	}

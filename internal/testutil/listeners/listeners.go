@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/netip"
 	"os"
 	"strconv"
@@ -18,6 +19,20 @@ import (
 
 // stateListen is the st column of a listening socket.
 const stateListen = "0A"
+
+// OnAddress is On for the port of the host:port address addr (a gRPC
+// listen address, say).
+func OnAddress(addr string) ([]netip.Addr, error) {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return nil, fmt.Errorf("port of %s: %w", addr, err)
+	}
+	return On(port)
+}
 
 // On returns the local addresses of the sockets listening on port, IPv4
 // and IPv6.
