@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"math/bits"
 	"os"
 	"path/filepath"
@@ -41,7 +42,19 @@ func statVersion(path string) (fileVersion, error) {
 	if err := syscall.Stat(path, &st); err != nil {
 		return fileVersion{}, err
 	}
-	return fileVersion{size: st.Size, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(), ino: st.Ino}, nil
+	return versionOf(&st), nil
+}
+
+func versionOf(st *syscall.Stat_t) fileVersion {
+	return fileVersion{size: st.Size, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(), ino: st.Ino}
+}
+
+// isChecked says whether v is the version this process last wrote or
+// checked.
+func (s *Store) isChecked(v fileVersion) bool {
+	s.file.checkedMu.Lock()
+	defer s.file.checkedMu.Unlock()
+	return s.file.checked == v
 }
 
 // checkFile checks the file's structure unless this version already
@@ -52,10 +65,7 @@ func (s *Store) checkFile() (fileVersion, bool, error) {
 	if err != nil {
 		return v, false, fmt.Errorf("state file %s: %w", s.path, err)
 	}
-	s.file.checkedMu.Lock()
-	known := s.file.checked == v
-	s.file.checkedMu.Unlock()
-	if known {
+	if s.isChecked(v) {
 		return v, true, nil
 	}
 	data, v, unmap, err := readShared(s.path, s.openTimeout)
@@ -108,7 +118,7 @@ func readShared(path string, timeout time.Duration) (data []byte, v fileVersion,
 		_ = f.Close()
 		return nil, v, nil, err
 	}
-	v = fileVersion{size: st.Size, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(), ino: st.Ino}
+	v = versionOf(&st)
 	if st.Size == 0 {
 		return nil, v, func() { _ = f.Close() }, nil
 	}
@@ -392,16 +402,27 @@ func parseSum256(h string) (sum256, bool) {
 	return s, true
 }
 
+// framedHash is a SHA-256 fed length-prefixed fields (a 4-byte big-endian
+// length, then the bytes), so that no two sequences of fields hash alike.
+type framedHash struct {
+	hash.Hash
+	n [4]byte
+}
+
+func newFramedHash() *framedHash { return &framedHash{Hash: sha256.New()} }
+
+// field writes b, prefixed with its length.
+func (f *framedHash) field(b []byte) {
+	binary.BigEndian.PutUint32(f.n[:], uint32(len(b)))
+	f.Write(f.n[:])
+	f.Write(b)
+}
+
 // entryDigest is the hash of one entry: its bucket path, key, and value or
 // (value nil) the mark of a nested bucket, each length-prefixed.
 func entryDigest(path []string, k, v []byte) [32]byte {
-	h := sha256.New()
-	var n [4]byte
-	add := func(b []byte) {
-		binary.BigEndian.PutUint32(n[:], uint32(len(b)))
-		h.Write(n[:])
-		h.Write(b)
-	}
+	h := newFramedHash()
+	add := h.field
 	h.Write([]byte{byte(len(path))})
 	for _, p := range path {
 		add([]byte(p))
@@ -448,13 +469,8 @@ func recordsSum(tx *bolt.Tx) sum256 {
 
 // sealOf is the seal of the file whose components and data sum to records.
 func sealOf(tx *bolt.Tx, records sum256) string {
-	h := sha256.New()
-	var n [4]byte
-	add := func(b []byte) {
-		binary.BigEndian.PutUint32(n[:], uint32(len(b)))
-		h.Write(n[:])
-		h.Write(b)
-	}
+	h := newFramedHash()
+	add := h.field
 	rec := records.bytes()
 	add(rec)
 	for _, name := range [][]byte{bucketMeta, bucketLock} {
@@ -491,13 +507,8 @@ func computedSeal(tx *bolt.Tx, want []byte) string {
 // legacyChecksum is the seal of files written before the sum: the SHA-256
 // of every bucket but the history, the checksum itself left out.
 func legacyChecksum(tx *bolt.Tx) string {
-	h := sha256.New()
-	var n [4]byte
-	add := func(b []byte) {
-		binary.BigEndian.PutUint32(n[:], uint32(len(b)))
-		h.Write(n[:])
-		h.Write(b)
-	}
+	h := newFramedHash()
+	add := h.field
 	var walk func(b *bolt.Bucket)
 	walk = func(b *bolt.Bucket) {
 		_ = b.ForEach(func(k, v []byte) error {

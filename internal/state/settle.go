@@ -31,11 +31,8 @@ func (s *Store) Settled(ctx context.Context, quiet, max time.Duration) {
 	// Quiet since its last change, which may be long past.
 	since := time.Unix(0, last.mtime)
 	for {
-		s.file.checkedMu.Lock()
-		known := s.file.checked == last
-		s.file.checkedMu.Unlock()
 		now := time.Now()
-		if known || now.Sub(since) >= quiet || !now.Before(deadline) {
+		if s.isChecked(last) || now.Sub(since) >= quiet || !now.Before(deadline) {
 			return
 		}
 		select {
@@ -66,7 +63,5 @@ func (s *Store) Busy() bool {
 	if err != nil {
 		return false
 	}
-	s.file.checkedMu.Lock()
-	defer s.file.checkedMu.Unlock()
-	return s.file.checked != v
+	return !s.isChecked(v)
 }
