@@ -404,18 +404,8 @@ func (w *walker) run(ctx context.Context, n *node) {
 		return
 	}
 	w.sem <- struct{}{}
-	// The slot is given back once the change is done, before its state
-	// write (record): that write waits for the file, and the changes
-	// waiting for it commit together.
-	released := false
-	release := func() {
-		if !released {
-			released = true
-			<-w.sem
-		}
-	}
-	defer release()
 	if w.stopped() || ctx.Err() != nil {
+		<-w.sem
 		n.outcome.Skipped = "not started: the operation was interrupted"
 		n.outcome.Canceled = true
 		w.emitSkipped(n)
@@ -441,7 +431,10 @@ func (w *walker) run(ctx context.Context, n *node) {
 		}
 	}()
 	detail, err := w.execute(ctx, n)
-	release()
+	// The slot is given back once the change is done, before its state
+	// write (record): that write waits for the file, and the changes
+	// waiting for it commit together.
+	<-w.sem
 	close(finished)
 	tick.Stop()
 	n.outcome.Elapsed = w.now().Sub(start)
